@@ -1,0 +1,1 @@
+"""Neck compilation: specs -> nn.Module."""

@@ -1,0 +1,229 @@
+"""Typed topology specs: the data a neck is compiled from.
+
+A spec is a DAG over pyramid levels. Its inputs are named ``in<L>`` (the feature at level L:
+stride 2**L, from the backbone or from the extra-level stem); its nodes fuse resampled inputs
+and apply an op; ``outputs`` maps every level to the node (or input) that produces it. A spec
+with ``repeat: true`` is one cell, stacked D times by the compiler, cell k's ``in<L>`` being
+cell k-1's output at level L.
+
+These classes hold *validated* data. ``archbench.spec.loader`` turns YAML / dicts into them
+and reports every problem; ``NeckSpec.to_dict`` writes the exact form the loader reads, so
+``load(dump(spec)) == spec``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+FUSE_TYPES = ("sum", "weighted", "softmax", "concat", "attention")
+#: Fusions that combine inputs with learned or data-dependent weights and need >= 2 inputs.
+MULTI_INPUT_FUSES = ("weighted", "softmax", "concat", "attention")
+OP_TYPES = ("sepconv", "conv", "none")
+NORM_TYPES = ("bn", "gn", "none")
+ACT_TYPES = ("relu", "swish", "silu", "gelu", "none")
+OP_ORDERS = ("act_first", "conv_first")
+UP_MODES = ("nearest", "bilinear")
+DOWN_MODES = ("maxpool", "avgpool", "conv")
+EXTRA_LEVEL_TYPES = ("pool", "conv")
+PROJECTION_MODES = ("shared", "per_edge")
+ATTENTION_POOLS = ("max", "avg")
+ATTENTION_GATES = ("coarser", "second")
+
+_INPUT_ID = re.compile(r"^in(-?\d+)$")
+
+
+def input_level(ref: str) -> int | None:
+    """The level of an input reference ``in<L>``, or None if ``ref`` is not one."""
+    m = _INPUT_ID.match(ref)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What a node does after fusing its inputs.
+
+    type: ``sepconv`` (depthwise k x k + pointwise 1x1), ``conv`` (dense k x k) or ``none``.
+    order: ``act_first`` is EfficientDet's act -> conv -> norm; ``conv_first`` is the classic
+    conv -> norm -> act. bias: a conv bias even when a norm follows (the TF EfficientDet
+    models carry it, and so do their parameter counts); it also applies to the 1x1
+    projections and the extra-level stem.
+    """
+
+    type: str = "conv"
+    kernel: int = 3
+    norm: str = "bn"
+    act: str = "relu"
+    order: str = "conv_first"
+    bias: bool = False
+
+    def merged(self, partial: dict[str, Any] | None) -> OpSpec:
+        """This op with the fields of ``partial`` (a node-level override) replacing its own."""
+        return replace(self, **partial) if partial else self
+
+
+@dataclass(frozen=True)
+class ResampleSpec:
+    """How an edge crossing levels is resampled: up to the target's exact size, down by 2**k."""
+
+    up: str = "nearest"
+    down: str = "maxpool"
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """NAS-FPN's global-pooling attention fusion of a node's first two inputs a, b.
+
+    out = g + o * sigmoid(pool(g)) (+ any further inputs, summed), where ``g`` is the gating
+    input and ``o`` the other one. ``gate: coarser`` takes g = the input from the coarser level
+    and ``pool: max`` (the TensorFlow reference); ``gate: second`` with ``pool: avg`` is
+    mmdetection's GlobalPoolingCell.
+    """
+
+    pool: str = "max"
+    gate: str = "coarser"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One fusion node: resample + project each input to (level, width), fuse, apply the op.
+
+    ``fuse`` and ``op`` are None when the spec-wide default applies; ``op`` may name only the
+    fields it changes (e.g. ``{kernel: 1}``). ``residual`` adds the node's first input
+    (resampled and projected) to the op's output before the final activation.
+    """
+
+    id: str
+    level: int
+    inputs: tuple[str, ...]
+    fuse: str | None = None
+    op: dict[str, Any] | None = None
+    residual: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "level": self.level, "inputs": list(self.inputs)}
+        if self.fuse is not None:
+            out["fuse"] = self.fuse
+        if self.op:
+            out["op"] = dict(self.op)
+        if self.residual:
+            out["residual"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class NeckSpec:
+    """A whole topology: spec-wide defaults, the node DAG and the output map.
+
+    ``levels`` is a contiguous ascending range of pyramid levels (level L has stride 2**L).
+    ``extra_levels`` says how levels past the backbone's last one are made: ``pool``
+    (EfficientDet: 1x1 conv + norm when channels differ, then 3x3/2 max-pool) or ``conv``
+    (RetinaNet: 3x3 stride-2 convs, ReLU between them). ``input_projection`` is ``shared``
+    (one 1x1 projection per input feature, reused by all its consumers) or ``per_edge``
+    (EfficientDet: a separate projection on every edge out of a backbone feature).
+    ``family`` records the generator and arguments that produced a built-in spec.
+    """
+
+    name: str
+    levels: tuple[int, ...]
+    nodes: tuple[NodeSpec, ...]
+    outputs: dict[int, str]
+    description: str = ""
+    fuse: str = "sum"
+    op: OpSpec = field(default_factory=OpSpec)
+    resample: ResampleSpec = field(default_factory=ResampleSpec)
+    attention: AttentionSpec = field(default_factory=AttentionSpec)
+    extra_levels: str = "pool"
+    input_projection: str = "shared"
+    repeat: bool = True
+    family: dict[str, Any] | None = None
+
+    @property
+    def min_level(self) -> int:
+        return self.levels[0]
+
+    @property
+    def max_level(self) -> int:
+        return self.levels[-1]
+
+    def node(self, node_id: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def level_of(self, ref: str) -> int:
+        """Level of an input reference ``in<L>`` or of a node id."""
+        lvl = input_level(ref)
+        return lvl if lvl is not None else self.node(ref).level
+
+    def node_fuse(self, node: NodeSpec) -> str:
+        """The fusion a node actually uses; single-input nodes fuse nothing (``sum`` of one)."""
+        if len(node.inputs) < 2:
+            return "sum"
+        return node.fuse or self.fuse
+
+    def node_op(self, node: NodeSpec) -> OpSpec:
+        return self.op.merged(node.op)
+
+    def with_overrides(self, **defaults: Any) -> NeckSpec:
+        """A copy whose spec-wide defaults are replaced.
+
+        Keys: ``fuse``, ``extra_levels``, ``input_projection``, ``up``, ``down``, ``attention_pool``,
+        ``attention_gate`` and any ``OpSpec`` field (``op_type`` for ``type``, ``kernel``,
+        ``norm``, ``act``, ``order``, ``bias``). Values of None are ignored. Node-level
+        settings stay: they are part of the topology (NAS-FPN's sum vs attention cells).
+        """
+        d = {k: v for k, v in defaults.items() if v is not None}
+        op_fields = {f.name for f in fields(OpSpec)}
+        op_changes = {("type" if k == "op_type" else k): d.pop(k) for k in list(d) if k in op_fields | {"op_type"}}
+        res_changes = {k: d.pop(k) for k in ("up", "down") if k in d}
+        att_changes = {k.removeprefix("attention_"): d.pop(k) for k in ("attention_pool", "attention_gate") if k in d}
+        top = {k: d.pop(k) for k in ("fuse", "extra_levels", "input_projection", "repeat") if k in d}
+        if d:
+            raise TypeError(f"unknown spec override(s): {', '.join(sorted(d))}")
+        return replace(
+            self,
+            op=replace(self.op, **op_changes),
+            resample=replace(self.resample, **res_changes),
+            attention=replace(self.attention, **att_changes),
+            **top,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML-ready form; every field is written so a reload is exact."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.family is not None:
+            out["family"] = dict(self.family)
+        out.update(
+            {
+                "levels": list(self.levels),
+                "repeat": self.repeat,
+                "fuse": self.fuse,
+                "op": {f.name: getattr(self.op, f.name) for f in fields(OpSpec)},
+                "resample": {"up": self.resample.up, "down": self.resample.down},
+                "attention": {"pool": self.attention.pool, "gate": self.attention.gate},
+                "extra_levels": self.extra_levels,
+                "input_projection": self.input_projection,
+                "nodes": [n.to_dict() for n in self.nodes],
+                "outputs": {int(k): v for k, v in sorted(self.outputs.items())},
+            }
+        )
+        return out
+
+    def spec_hash(self) -> str:
+        """Stable 16-hex-digit hash of everything that changes the compiled network.
+
+        The name, description and family provenance are left out, so a renamed copy of a
+        topology hashes the same; node order is kept (it fixes the execution order).
+        """
+        d = self.to_dict()
+        for k in ("name", "description", "family"):
+            d.pop(k, None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
