@@ -6,8 +6,13 @@ file order wherever the edges allow it. Every rule violation is returned, not ra
 
 from __future__ import annotations
 
+import re
+
 from archbench.spec.loader import Problem
 from archbench.spec.model import MULTI_INPUT_FUSES, NeckSpec, NodeSpec, input_level
+
+
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def execution_order(spec: NeckSpec) -> list[NodeSpec]:
@@ -53,8 +58,12 @@ def live_nodes(spec: NeckSpec) -> set[str]:
     return live
 
 
-def graph_problems(spec: NeckSpec, source: str) -> list[Problem]:
-    """Every graph rule the spec breaks: ids, levels, inputs, cycles, fusion arity, outputs."""
+def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset[str] = frozenset()) -> list[Problem]:
+    """Every graph rule the spec breaks: ids, levels, inputs, cycles, fusion arity, outputs.
+
+    ``broken_ids`` are nodes that exist in the file but failed to parse (already reported):
+    references to them are not reported again as unknown.
+    """
     problems: list[Problem] = []
 
     def add(rule: str, message: str, node: str | None = None, field: str | None = None,
@@ -68,11 +77,14 @@ def graph_problems(spec: NeckSpec, source: str) -> list[Problem]:
         if n.id in seen:
             add("duplicate-id", "the id is used by more than one node", n.id, "id")
         seen.add(n.id)
-        if input_level(n.id) is not None:
+        if not _ID.match(n.id):
+            add("bad-id", "ids are letters, digits and underscores, starting with a letter or underscore", n.id, "id")
+        elif input_level(n.id) is not None:
             add("reserved-id", "ids of the form in<L> name the neck's inputs; rename the node", n.id, "id")
         if n.level not in levels:
             add("level-out-of-range", f"level {n.level} is outside the spec's levels {lo}..{hi}", n.id, "level")
     ids = {n.id for n in spec.nodes}
+    known = ids | set(broken_ids)
 
     for n in spec.nodes:
         for ref in n.inputs:
@@ -83,7 +95,7 @@ def graph_problems(spec: NeckSpec, source: str) -> list[Problem]:
                         n.id, "inputs")
             elif ref == n.id:
                 add("cycle", "the node takes its own output as input", n.id, "inputs")
-            elif ref not in ids:
+            elif ref not in known:
                 add("unknown-input", f"input {ref!r} is neither a node id nor an input in{lo}..in{hi}", n.id, "inputs")
         if len(set(n.inputs)) != len(n.inputs):
             add("duplicate-input", "the same input is listed twice", n.id, "inputs")
@@ -105,6 +117,8 @@ def graph_problems(spec: NeckSpec, source: str) -> list[Problem]:
             add("level-out-of-range", f"output level {lvl} is outside the spec's levels {lo}..{hi}", None, f"outputs.{lvl}")
             continue
         rl = input_level(ref)
+        if rl is None and ref in broken_ids:
+            continue
         if rl is None and ref not in ids:
             add("output-not-produced", f"output level {lvl} names {ref!r}, which no node produces", None, f"outputs.{lvl}")
             continue

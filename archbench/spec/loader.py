@@ -196,18 +196,19 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
         family = None
 
     levels = raw.get("levels", [])
+    levels_ok = "levels" in raw
     if c.typed(levels, list, "a list of integer levels like [3, 4, 5, 6, 7]", "levels"):
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in levels):
             c.add("wrong-type", f"levels must be integers, got {levels!r}", None, "levels")
-            buildable = False
+            buildable = levels_ok = False
         elif not levels or levels != list(range(levels[0], levels[0] + len(levels))):
             c.add("bad-levels", f"levels must be a non-empty contiguous ascending range, got {levels!r}", None, "levels")
-            buildable = False
+            buildable = levels_ok = False
         elif levels[0] < 1:
             c.add("bad-levels", f"levels start at 1 (stride 2) or above, got {levels[0]}", None, "levels")
-            buildable = False
+            buildable = levels_ok = False
     else:
-        buildable = False
+        buildable = levels_ok = False
 
     defaults = NeckSpec(name="", levels=(), nodes=(), outputs={})
     fuse = raw.get("fuse", defaults.fuse)
@@ -229,16 +230,20 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
         repeat = defaults.repeat
 
     nodes: list[NodeSpec] = []
+    broken_ids: set[str] = set()  # nodes that failed to parse: references to them are not "unknown"
     raw_nodes = raw.get("nodes", [])
     if c.typed(raw_nodes, list, "a list of nodes", "nodes"):
         for i, rn in enumerate(raw_nodes):
             node = _parse_node(rn, i, c)
             if node is None:
                 buildable = False
+                if isinstance(rn, dict) and isinstance(rn.get("id"), str):
+                    broken_ids.add(rn["id"])
             else:
                 nodes.append(node)
     else:
         buildable = False
+        levels_ok = False
 
     outputs: dict[int, str] = {}
     raw_out = raw.get("outputs", {})
@@ -257,15 +262,16 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     else:
         buildable = False
 
-    if not buildable:
+    if not levels_ok:
         return None, c.problems
     spec = NeckSpec(
         name=name, description=description, family=family, levels=tuple(levels), nodes=tuple(nodes),
         outputs=outputs, fuse=fuse, op=op, resample=resample, attention=attention, extra_levels=extra,
         input_projection=projection, repeat=repeat,
     )
-    problems = c.problems + graph_problems(spec, source)
-    return spec, problems
+    # Graph rules run on whatever parsed, so one pass reports type and graph problems together.
+    problems = c.problems + graph_problems(spec, source, broken_ids)
+    return (spec if buildable else None), problems
 
 
 def parse_yaml(text: str, source: str) -> tuple[NeckSpec | None, list[Problem]]:

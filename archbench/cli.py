@@ -1,0 +1,101 @@
+"""The ``archbench`` command line. Each sub-command is a thin shell over one module.
+
+User errors (``UserError``) print one paragraph on stderr and exit with their code (2 for bad
+input) and never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from archbench.cli_util import parse_levels
+from archbench.errors import UserError
+
+app = typer.Typer(help="Benchmark multi-scale feature-fusion necks on equal terms.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+specs_app = typer.Typer(help="List, show, validate and draw topology specs.", no_args_is_help=True)
+app.add_typer(specs_app, name="specs")
+
+# Pipes and CI logs get a wide console so tables and messages are not folded at 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@specs_app.command("list")
+def specs_list() -> None:
+    """List the built-in topologies."""
+    from archbench.spec import builtin_names, builtin_spec
+
+    table = Table("name", "family", "nodes", "fuse", "op", "extra levels", "hash")
+    for name in builtin_names():
+        spec = builtin_spec(name)
+        table.add_row(name, spec.family["name"] if spec.family else "", str(len(spec.nodes)), spec.fuse,
+                      f"{spec.op.type}{spec.op.kernel}", spec.extra_levels, spec.spec_hash())
+    out.print(table)
+    out.print("Any of these names, or the path of a spec .yaml file, is accepted wherever a neck is asked for.")
+
+
+@specs_app.command("show")
+def specs_show(
+    neck: str = typer.Argument(..., help="built-in name or spec file"),
+    levels: Optional[str] = typer.Option(None, "--levels", help="level range for a built-in family, e.g. 3-7"),
+) -> None:
+    """Print a spec as YAML (edit it and pass the file wherever a neck name is accepted)."""
+    from archbench.spec import dump_yaml, resolve_spec
+
+    sys.stdout.write(dump_yaml(resolve_spec(neck, parse_levels(levels))))
+
+
+@specs_app.command("validate")
+def specs_validate(files: list[Path] = typer.Argument(..., help="spec files to check")) -> None:
+    """Check spec files; every problem is listed. Exit 0 if all are valid, 2 otherwise."""
+    from archbench.spec import check_file
+
+    bad = 0
+    for f in files:
+        spec, problems = check_file(f)
+        errors = [p for p in problems if p.severity == "error"]
+        for p in problems:
+            (err if p.severity == "error" else out).print(f"{p.severity}: {p}", markup=False, highlight=False)
+        if errors or spec is None:
+            bad += 1
+            err.print(f"{f}: INVALID ({len(errors)} error(s))", markup=False, highlight=False)
+        else:
+            out.print(f"{f}: ok ({spec.name}, {len(spec.nodes)} nodes, levels {spec.min_level}..{spec.max_level}, "
+                      f"hash {spec.spec_hash()})", markup=False, highlight=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+@specs_app.command("draw")
+def specs_draw(
+    neck: str = typer.Argument(..., help="built-in name or spec file"),
+    output: Path = typer.Option(..., "-o", "--output", help="PNG file to write"),
+    levels: Optional[str] = typer.Option(None, "--levels", help="level range for a built-in family"),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="cell count to state in the title"),
+) -> None:
+    """Draw a topology: levels as rows, nodes in execution order, edges coloured by direction."""
+    from archbench.draw import draw_spec
+    from archbench.spec import resolve_spec
+
+    path = draw_spec(resolve_spec(neck, parse_levels(levels)), output, repeats)
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user errors into a message and exit code."""
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
