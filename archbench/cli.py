@@ -7,6 +7,7 @@ input) and never a traceback.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -14,13 +15,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from archbench.cli_util import parse_levels
+from archbench.cli_util import parse_int_range, parse_levels, split_list
+from archbench.data.cli import app as data_app
 from archbench.errors import UserError
 
 app = typer.Typer(help="Benchmark multi-scale feature-fusion necks on equal terms.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 specs_app = typer.Typer(help="List, show, validate and draw topology specs.", no_args_is_help=True)
 app.add_typer(specs_app, name="specs")
+app.add_typer(data_app, name="data", help="Make and inspect datasets (the built-in generated COCO-format set).")
 
 # Pipes and CI logs get a wide console so tables and messages are not folded at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -86,6 +89,66 @@ def specs_draw(
 
     path = draw_spec(resolve_spec(neck, parse_levels(levels)), output, repeats)
     out.print(f"wrote {path}")
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def neck_list(text: str) -> list[str]:
+    """'all' -> every built-in; otherwise a comma list of names / spec files."""
+    from archbench.spec import builtin_names
+
+    return builtin_names() if text.strip() == "all" else split_list(text)
+
+
+def equal_terms_overrides(op: str | None, fuse: str | None, act: str | None, norm: str | None) -> dict:
+    """Spec-wide defaults to impose on every neck (``None`` keeps each spec's own)."""
+    from archbench.spec import model as m
+
+    for value, allowed, flag in ((op, m.OP_TYPES, "--op"), (fuse, m.FUSE_TYPES, "--fuse"),
+                                 (act, m.ACT_TYPES, "--act"), (norm, m.NORM_TYPES, "--norm")):
+        if value is not None and value not in allowed:
+            raise UserError(f"{flag} {value!r}: choose one of {', '.join(allowed)}")
+    return {"op_type": op, "fuse": fuse, "act": act, "norm": norm}
+
+
+@app.command("profile")
+def profile_cmd(
+    neck: str = typer.Option("all", "--neck", help="'all', or comma list of built-in names / spec files"),
+    phi: str = typer.Option("0", "--phi", help="phi values: 0..3, 0,2,5 or 4"),
+    preset: str = typer.Option("efficientdet", "--preset", help="scaling rule: efficientdet | proxy"),
+    num_classes: int = typer.Option(90, "--num-classes", min=1),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+    latency: bool = typer.Option(False, "--latency", help="also time the CPU forward (median of --latency-runs)"),
+    latency_runs: int = typer.Option(10, "--latency-runs", min=1),
+    relative_to: Optional[str] = typer.Option(None, "--relative-to", help="add params/GFLOPs ratios to this neck"),
+    op: Optional[str] = typer.Option(None, "--op", help="impose this op type on every neck (sepconv|conv|none)"),
+    fuse: Optional[str] = typer.Option(None, "--fuse", help="impose this default fusion on every neck"),
+    act: Optional[str] = typer.Option(None, "--act", help="impose this activation on every neck"),
+    norm: Optional[str] = typer.Option(None, "--norm", help="impose this norm on every neck"),
+) -> None:
+    """Params, GFLOPs (fvcore convention: 1 multiply-add = 1 flop) and optional CPU latency per neck and phi."""
+    from rich.progress import Progress
+
+    from archbench.profile import profile
+    from archbench.report import render_profile
+
+    phis = parse_int_range(phi, "--phi")
+    necks = neck_list(neck)
+    overrides = equal_terms_overrides(op, fuse, act, norm)
+    total = len(phis) * len(set(necks + ([relative_to] if relative_to else [])))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("profiling", total=total)
+
+        def advance(label: str) -> None:
+            progress.update(task, advance=1, description=f"profiling {label}")
+
+        rows = profile(necks, phis, preset, num_classes, latency=latency, latency_runs=latency_runs,
+                       overrides=overrides, relative_to=relative_to, on_row=advance)
+    render_profile(rows, fmt.value, out)
 
 
 def main() -> None:

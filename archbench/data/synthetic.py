@@ -26,14 +26,16 @@ Category ids are deliberately non-contiguous (1, 3, 5, ...): code must map them 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import re
 import shutil
 import socket
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -343,6 +345,7 @@ class _Layer:
     win: _Window
     mask: np.ndarray  # bool, window-shaped: the full (unoccluded) extent
     rgb: np.ndarray  # float (h, w, 3) colours inside the window
+    painted: np.ndarray | None = None  # bool, window-shaped: pixels drawn; None = mask
 
 
 class _Scene:
@@ -378,8 +381,8 @@ class _Scene:
         return True
 
 
-def _make_object(rng: np.random.Generator, size: int, class_index: int) -> tuple[float, str]:
-    """Sample an object's half-extent s (px) from its target-area bucket; returns (s, bucket)."""
+def _sample_half_extent(rng: np.random.Generator, size: int, class_index: int) -> float:
+    """An object's half-extent s (px): a bucket from _BUCKET_P, a log-uniform area within it."""
     spec = CLASSES[class_index]
     k = _SHAPE_AREA[spec.shape]
     small_max, medium_max = area_thresholds(size)
@@ -393,14 +396,14 @@ def _make_object(rng: np.random.Generator, size: int, class_index: int) -> tuple
     bucket = ("small", "medium", "large")[int(rng.choice(3, p=_BUCKET_P))]
     low, high = bounds[bucket]
     area = math.exp(rng.uniform(math.log(low), math.log(max(high, low * 1.01))))
-    return float(np.clip(math.sqrt(area / k), s_min, s_max)), bucket
+    return float(np.clip(math.sqrt(area / k), s_min, s_max))
 
 
 def _place_object(rng: np.random.Generator, scene: _Scene, class_index: int, base: np.ndarray) -> bool:
     """Try a few random positions/rotations for one new object; True if one was accepted."""
     size = scene.size
     spec = CLASSES[class_index]
-    s, _ = _make_object(rng, size, class_index)
+    s = _sample_half_extent(rng, size, class_index)
     paint = _random_paint(rng, spec.texture, s, base)
     reach = 1.25 * s
     margin = 0.6 * s
@@ -448,7 +451,7 @@ def _place_crowd(rng: np.random.Generator, scene: _Scene, base: np.ndarray) -> N
     layer = _Layer(class_index, True, float(region.sum()), win, region, rgb)
     if scene.try_add(layer):
         # Only the tiny shapes are painted; the 1-px margin keeps the background.
-        layer.mask = shapes
+        layer.painted = shapes
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -581,11 +584,18 @@ def _crowd_rle(mask: np.ndarray) -> dict[str, Any]:
 @dataclass
 class RenderedImage:
     """One generated image: ``image`` uint8 (S, S, 3), ``semantic`` uint8 (S, S) and its
-    annotations (COCO dicts without ``id``/``image_id``; bbox/area/segmentation in px)."""
+    annotations (COCO dicts without ``id``/``image_id``; bbox/area/segmentation in px).
+
+    ``visible_fraction[i]`` is annotation i's visible area over its full (unoccluded,
+    untruncated) area, ``occluded[i]`` whether a later object hides part of it; neither is
+    written to the COCO files.
+    """
 
     image: np.ndarray
     semantic: np.ndarray
     annotations: list[dict[str, Any]]
+    visible_fraction: list[float]
+    occluded: list[bool]
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -604,10 +614,14 @@ def render_image(rng: np.random.Generator, size: int) -> RenderedImage:
         for _ in range(int(rng.integers(1, _MAX_OBJECTS + 1))):
             _place_object(rng, scene, int(rng.integers(len(CLASSES))), base)
     for layer in scene.layers:
-        canvas[layer.win.y0 : layer.win.y1, layer.win.x0 : layer.win.x1][layer.mask] = layer.rgb[layer.mask]
+        painted = layer.mask if layer.painted is None else layer.painted
+        canvas[layer.win.y0 : layer.win.y1, layer.win.x0 : layer.win.x1][painted] = layer.rgb[painted]
     canvas += _PIXEL_NOISE * rng.standard_normal(canvas.shape, dtype=np.float32)
     image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-    return RenderedImage(image, *_annotate(scene))
+    semantic, annotations = _annotate(scene)
+    fractions = [min(1.0, v / layer.full_area) for v, layer in zip(scene.visible, scene.layers)]
+    occluded = [v < int(layer.mask.sum()) for v, layer in zip(scene.visible, scene.layers)]
+    return RenderedImage(image, semantic, annotations, fractions, occluded)
 
 
 def _annotate(scene: _Scene) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -645,9 +659,9 @@ def validate_args(*, seed: int, n_train: int, n_val: int, size: int) -> None:
     if size < MIN_SIZE or size > MAX_SIZE:
         raise UserError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
     if n_train < 0 or n_val < 0:
-        raise UserError(f"image counts must be >= 0, got train={n_train} val={n_val}")
+        raise UserError(f"--train and --val (image counts) must be >= 0, got train={n_train} val={n_val}")
     if n_train + n_val == 0:
-        raise UserError("at least one image is needed: train and val are both 0")
+        raise UserError("at least one image is needed: --train and --val are both 0")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
 
@@ -692,28 +706,44 @@ def _default_workers(total: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return 1 if total < 4 * _CHUNK else max(1, min(cores, 8))
+    return 1 if total < 8 * _CHUNK else max(1, min(cores, 8))
 
 
 _CHUNK = 32
 
 
-def _write_split(root: Path, split: str, *, seed: int, count: int, size: int, workers: int, advance: Any) -> int:
-    """Render and write one split's images, masks and COCO json; returns its annotation count."""
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[Executor | None]:
+    """A process pool of ``workers`` processes, or None (render in-process) for <= 1.
+
+    Processes are spawned, not forked: a caller may already run torch threads, and forking
+    a multi-threaded process can deadlock.
+    """
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _write_split(root: Path, split: str, *, seed: int, count: int, size: int, pool: Executor | None, advance: Any) -> int:
+    """Render and write one split's images, masks and COCO json; returns its annotation count.
+
+    Chunks of images are rendered by ``pool`` when given, else in this process.
+    """
     (root / "images" / split).mkdir(parents=True)
     (root / "masks" / split).mkdir(parents=True)
     bounds = [(start, min(start + _CHUNK, count)) for start in range(0, count, _CHUNK)]
     per_image: list[list[dict[str, Any]]] = []
-    if workers <= 1:
+    if pool is None:
         for start, stop in bounds:
             per_image += _render_chunk(root, split, seed, size, start, stop)
             advance(stop - start)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_render_chunk, root, split, seed, size, start, stop) for start, stop in bounds]
-            for future, (start, stop) in zip(futures, bounds):
-                per_image += future.result()
-                advance(stop - start)
+        futures = [pool.submit(_render_chunk, root, split, seed, size, start, stop) for start, stop in bounds]
+        for future, (start, stop) in zip(futures, bounds):
+            per_image += future.result()
+            advance(stop - start)
     coco = _coco_json(split, size, per_image)
     (root / "annotations").mkdir(exist_ok=True)
     (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco, separators=(",", ":")))
@@ -838,9 +868,9 @@ def generate(
     try:
         counts = {"train": n_train, "val": n_val}
         workers = _default_workers(n_train + n_val) if workers is None else workers
-        with _progress_bar(progress, n_train + n_val, f"generating {out_dir.name}") as advance:
+        with _pool(workers) as pool, _progress_bar(progress, n_train + n_val, f"generating {out_dir.name}") as advance:
             n_ann = {
-                split: _write_split(tmp, split, seed=seed, count=counts[split], size=size, workers=workers, advance=advance)
+                split: _write_split(tmp, split, seed=seed, count=counts[split], size=size, pool=pool, advance=advance)
                 for split in SPLITS
             }
         meta = _metadata(tmp, seed=seed, n_train=n_train, n_val=n_val, size=size, n_ann=n_ann)

@@ -1,0 +1,1 @@
+"""Whole models: timm backbones, compiled necks and task heads."""

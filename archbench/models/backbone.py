@@ -1,0 +1,46 @@
+"""timm backbones that return the features of chosen pyramid levels, selected by stride.
+
+timm's ``out_indices`` are each model's own stage numbers (dla34's differ from efficientnet's),
+so levels are chosen from ``feature_info.reduction()``: level L is the feature of stride 2**L.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import timm
+import torch
+from torch import nn
+
+from archbench.errors import UserError
+
+
+class Backbone(nn.Module):
+    """image [B, 3, H, W] -> list of [B, C_l, ~H/2**l, ~W/2**l] for l in ``levels`` (ascending).
+
+    ``channels`` lists C_l; only the stages needed for the deepest requested level are built.
+    """
+
+    def __init__(self, name: str, levels: Sequence[int] = (3, 4, 5), pretrained: bool = False) -> None:
+        super().__init__()
+        self.name, self.levels = name, list(levels)
+        try:
+            probe = timm.create_model(name, features_only=True, pretrained=False)
+        except RuntimeError as exc:  # timm's "Unknown model" and features_only refusals
+            raise UserError(f"backbone {name!r}: timm cannot build it with features_only ({exc})") from None
+        reductions = probe.feature_info.reduction()
+        missing = [lvl for lvl in levels if 2**lvl not in reductions]
+        if missing:
+            raise UserError(f"backbone {name!r} has no features at level(s) {missing} "
+                            f"(its strides are {reductions}); choose levels among them")
+        # the last stage of each stride is the one to use when several share it
+        positions = [max(i for i, r in enumerate(reductions) if r == 2**lvl) for lvl in levels]
+        out_indices = tuple(probe.feature_info.out_indices[i] for i in positions)
+        if out_indices == tuple(probe.feature_info.out_indices) and not pretrained:
+            self.body = probe
+        else:
+            self.body = timm.create_model(name, features_only=True, pretrained=pretrained, out_indices=out_indices)
+        self.channels: list[int] = list(self.body.feature_info.channels())
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(images))

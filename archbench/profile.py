@@ -1,0 +1,128 @@
+"""``archbench profile``: params, FLOPs and latency of whole detectors per (neck, phi), no training.
+
+Costs are computed on meta tensors (shapes only), so even phi 7 costs seconds. The backbone
+and the heads do not depend on the neck, so they are costed once per phi and shared by every
+neck's row. Latency (optional) runs the real model on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from archbench.errors import UserError
+from archbench.costs import count_flops, cpu_latency_ms, param_count
+from archbench.models.backbone import Backbone
+from archbench.models.detector import Detector
+from archbench.models.heads import HeadNet
+from archbench.neck.compiler import compile_neck
+from archbench.scaling import ModelConfig, get_rule
+from archbench.spec import resolve_spec
+from archbench.spec.model import NeckSpec
+
+GIGA = 1e9
+
+
+@dataclass
+class _Shared:
+    """Costs of the parts every neck shares at one phi."""
+
+    features: list[torch.Tensor]  # meta backbone outputs
+    channels: list[int]
+    params_backbone: int
+    flops_backbone: Any
+    params_head: int
+    flops_head: Any
+
+
+def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int) -> _Shared:
+    with torch.device("meta"):
+        backbone = Backbone(cfg.backbone, cfg.backbone_levels).eval()
+        image = torch.empty(1, 3, cfg.resolution, cfg.resolution)
+        n_levels = len(cfg.levels)
+        heads = [HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, num_classes).eval(),
+                 HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, 4).eval()]
+    flops_bb, feats = count_flops(backbone, image)
+    # Head inputs: one [1, width, H_l, W_l] per level, sizes halving (ceil) from the last backbone level.
+    sizes = [tuple(f.shape[-2:]) for f in feats]
+    while len(sizes) < n_levels:
+        h, w = sizes[-1]
+        sizes.append((-(-h // 2), -(-w // 2)))
+    head_in = [torch.empty(1, cfg.width, h, w, device="meta") for h, w in sizes]
+    flops_head, _ = count_flops(lambda xs: [hd(xs) for hd in heads], head_in)
+    return _Shared(feats, backbone.channels, param_count(backbone), flops_bb,
+                   sum(param_count(h) for h in heads), flops_head)
+
+
+def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int,
+                overrides: dict[str, Any]) -> dict[str, Any]:
+    """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg``."""
+    if tuple(spec.levels) != tuple(cfg.levels):
+        raise UserError(f"neck {spec.name!r} is defined on levels {list(spec.levels)} but preset {cfg.preset!r} "
+                        f"builds levels {list(cfg.levels)}; generate the spec for those levels")
+    with torch.device("meta"):
+        neck = compile_neck(spec, shared.channels, cfg.width, cfg.repeats, **overrides).eval()
+    flops_neck, _ = count_flops(neck, shared.features)
+    params = {"backbone": shared.params_backbone, "neck": param_count(neck), "head": shared.params_head}
+    fv = {"backbone": shared.flops_backbone.fvcore, "neck": flops_neck.fvcore, "head": shared.flops_head.fvcore}
+    elementwise = shared.flops_backbone.elementwise + flops_neck.elementwise + shared.flops_head.elementwise
+    return {
+        "neck": spec.name, "spec_hash": spec.spec_hash(), "preset": cfg.preset, "phi": cfg.phi,
+        "resolution": cfg.resolution, "backbone": cfg.backbone, "width": cfg.width, "repeats": neck.repeats,
+        "head_depth": cfg.head_depth, "num_classes": num_classes,
+        "params_total": sum(params.values()), **{f"params_{k}": v for k, v in params.items()},
+        "gflops": sum(fv.values()) / GIGA, **{f"gflops_{k}": v / GIGA for k, v in fv.items()},
+        "gflops_elementwise": elementwise / GIGA,
+    }
+
+
+def measure_latency(spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any],
+                    runs: int) -> dict[str, float]:
+    """CPU latency of the whole detector's forward at batch 1 (random weights, eval mode)."""
+    model = Detector(spec, cfg, num_classes, neck_overrides=overrides).eval()
+    image = torch.randn(1, 3, cfg.resolution, cfg.resolution)
+    stats = cpu_latency_ms(lambda: model(image), runs=runs)
+    return {"latency_ms": stats["median"], "latency_min_ms": stats["min"], "latency_max_ms": stats["max"],
+            "latency_runs": runs, "threads": torch.get_num_threads()}
+
+
+def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
+    """Add EfficientDet-Table-5 style ratios to ``reference``'s row at the same phi (in place)."""
+    refs = {r["phi"]: r for r in rows if r["neck"] == reference}
+    for r in rows:
+        ref = refs.get(r["phi"])
+        if ref is None:
+            continue
+        r["neck_params_ratio"] = r["params_neck"] / ref["params_neck"]
+        r["neck_gflops_ratio"] = r["gflops_neck"] / ref["gflops_neck"]
+        r["params_ratio"] = r["params_total"] / ref["params_total"]
+        r["gflops_ratio"] = r["gflops"] / ref["gflops"]
+
+
+def profile(necks: Sequence[str], phis: Sequence[int], preset: str = "efficientdet", num_classes: int = 90,
+            num_anchors: int = 9, latency: bool = False, latency_runs: int = 10,
+            overrides: dict[str, Any] | None = None, relative_to: str | None = None,
+            on_row: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts."""
+    rule = get_rule(preset)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    wanted = list(dict.fromkeys(list(necks) + ([relative_to] if relative_to else [])))
+    specs = {name: resolve_spec(name) for name in wanted}
+    rows = []
+    for phi in phis:
+        cfg = rule.config(phi)
+        shared = _shared_costs(cfg, num_classes, num_anchors)
+        for name in wanted:
+            if on_row:
+                on_row(f"{name} phi={phi}")
+            row = profile_row(specs[name], cfg, shared, num_classes, overrides)
+            if latency:
+                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency_runs))
+            rows.append(row)
+    if relative_to:
+        add_ratios(rows, specs[relative_to].name)
+        rows = [r for r in rows if r["neck"] in {specs[n].name for n in necks}]
+    return rows

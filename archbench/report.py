@@ -1,0 +1,46 @@
+"""Rendering rows of results (profile rows for now) as a terminal table, JSON or CSV."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+#: Profile columns shown in the terminal table, with their headers and formats.
+PROFILE_COLUMNS: list[tuple[str, str, str]] = [
+    ("neck", "neck", "{}"), ("phi", "phi", "{}"), ("resolution", "res", "{}"), ("width", "W", "{}"),
+    ("repeats", "D", "{}"), ("params_total", "params M", "{:.3f}"), ("params_backbone", "backbone M", "{:.3f}"),
+    ("params_neck", "neck M", "{:.3f}"), ("params_head", "head M", "{:.3f}"), ("gflops", "GFLOPs", "{:.3f}"),
+    ("gflops_backbone", "backbone", "{:.3f}"), ("gflops_neck", "neck", "{:.3f}"), ("gflops_head", "head", "{:.3f}"),
+    ("gflops_elementwise", "elementwise*", "{:.3f}"), ("neck_params_ratio", "neck params x", "{:.2f}x"),
+    ("neck_gflops_ratio", "neck GFLOPs x", "{:.2f}x"), ("latency_ms", "latency ms", "{:.1f}"),
+]
+_MILLIONS = {"params_total", "params_backbone", "params_neck", "params_head"}
+
+
+def render_profile(rows: list[dict[str, Any]], fmt: str, console: Console) -> None:
+    """Print rows: ``json`` (an array, nothing else on stdout), ``csv`` or a rich ``table``."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if fmt == "csv":
+        sys.stdout.write(pd.DataFrame(rows).to_csv(index=False))
+        return
+    present = [c for c in PROFILE_COLUMNS if any(c[0] in r for r in rows)]
+    table = Table(*[h for _, h, _ in present], title="Costs per neck and phi (GFLOPs: fvcore, 1 multiply-add = 1)")
+    for r in rows:
+        cells = []
+        for key, _, fmt_str in present:
+            v = r.get(key)
+            if v is None:
+                cells.append("")
+            else:
+                cells.append(fmt_str.format(v / 1e6 if key in _MILLIONS else v))
+        table.add_row(*cells)
+    console.print(table)
+    console.print("* elementwise: adds, muls, activations, pooling and gates, which fvcore does not count; "
+                  "not included in GFLOPs.")

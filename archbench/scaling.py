@@ -1,0 +1,121 @@
+"""Scaling rules: phi -> the model configuration (backbone, neck width and repeats, head depth, resolution).
+
+``efficientdet`` is the paper's table (the official code hard-codes it: the widths are not a
+plain rounding of 64 * 1.35**phi). ``proxy`` applies the same growth laws — width x1.35 per
+phi, one more neck repeat per phi, one more head layer every 3 phi, a fixed resolution step —
+to a small backbone at a small resolution, so a phi sweep trains on a CPU. ``CompoundRule``
+is the parametric form the Optuna search varies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from archbench.errors import UserError
+
+DEFAULT_LEVELS = (3, 4, 5, 6, 7)
+BACKBONE_LEVELS = (3, 4, 5)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that sizes a detector or segmenter at one phi. Resolution is the square input side in px."""
+
+    preset: str
+    phi: int
+    backbone: str
+    width: int
+    repeats: int
+    head_depth: int
+    resolution: int
+    levels: tuple[int, ...] = DEFAULT_LEVELS
+    backbone_levels: tuple[int, ...] = BACKBONE_LEVELS
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["levels"], d["backbone_levels"] = list(self.levels), list(self.backbone_levels)
+        return d
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """A rule given as a per-phi table (EfficientDet D0..D7)."""
+
+    name: str
+    backbones: tuple[str, ...]
+    widths: tuple[int, ...]
+    repeats: tuple[int, ...]
+    head_depths: tuple[int, ...]
+    resolutions: tuple[int, ...]
+
+    @property
+    def max_phi(self) -> int:
+        return len(self.widths) - 1
+
+    def config(self, phi: int) -> ModelConfig:
+        if not 0 <= phi <= self.max_phi:
+            raise UserError(f"preset {self.name!r} defines phi 0..{self.max_phi}, got {phi}")
+        return ModelConfig(self.name, phi, self.backbones[phi], self.widths[phi], self.repeats[phi],
+                           self.head_depths[phi], self.resolutions[phi])
+
+
+@dataclass(frozen=True)
+class CompoundRule:
+    """EfficientDet's growth laws with free coefficients.
+
+    width = round8(width_base * width_growth**phi); repeats = min(repeats_max, repeats_base +
+    repeats_step * phi); head_depth = head_base + floor(phi / head_every); resolution =
+    round(resolution_base + resolution_step * phi) to a multiple of 32; backbone =
+    backbones[min(phi, len - 1)].
+    """
+
+    name: str
+    backbones: tuple[str, ...]
+    width_base: float
+    width_growth: float
+    repeats_base: int
+    repeats_step: float
+    repeats_max: int
+    head_base: int
+    head_every: int
+    resolution_base: int
+    resolution_step: int
+    max_phi: int = 7
+
+    def config(self, phi: int) -> ModelConfig:
+        if not 0 <= phi <= self.max_phi:
+            raise UserError(f"preset {self.name!r} defines phi 0..{self.max_phi}, got {phi}")
+        width = max(8, int(round(self.width_base * self.width_growth**phi / 8)) * 8)
+        repeats = max(1, min(self.repeats_max, int(math.floor(self.repeats_base + self.repeats_step * phi))))
+        head = self.head_base + phi // self.head_every
+        res = max(32, int(round((self.resolution_base + self.resolution_step * phi) / 32)) * 32)
+        return ModelConfig(self.name, phi, self.backbones[min(phi, len(self.backbones) - 1)], width, repeats, head, res)
+
+
+EFFICIENTDET = TableRule(
+    name="efficientdet",
+    backbones=tuple(f"efficientnet_b{b}" for b in (0, 1, 2, 3, 4, 5, 6, 6)),
+    widths=(64, 88, 112, 160, 224, 288, 384, 384),
+    repeats=(3, 4, 5, 6, 7, 7, 8, 8),
+    head_depths=(3, 3, 3, 4, 4, 4, 5, 5),
+    resolutions=(512, 640, 768, 896, 1024, 1280, 1280, 1536),
+)
+
+PROXY = CompoundRule(
+    name="proxy",
+    backbones=("lcnet_050", "lcnet_075", "lcnet_100"),
+    width_base=32, width_growth=1.35,
+    repeats_base=2, repeats_step=1, repeats_max=6,
+    head_base=2, head_every=3,
+    resolution_base=128, resolution_step=32,
+)
+
+PRESETS: dict[str, TableRule | CompoundRule] = {r.name: r for r in (EFFICIENTDET, PROXY)}
+
+
+def get_rule(name: str) -> TableRule | CompoundRule:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
