@@ -47,10 +47,11 @@ def draw_spec(spec: NeckSpec, out: str | Path, repeats: int | None = None) -> Pa
         for ref in node.inputs:
             x0, y0 = pos[ref]
             kind = "same" if y0 == y1 else ("up" if y0 > y1 else "down")
-            rad = 0.25 if x1 - x0 > 1 else 0.0  # bend long edges so collinear ones stay visible
+            # bend long edges so collinear ones stay visible, less the longer they are (stay in frame)
+            rad = min(0.25, 0.8 / (x1 - x0)) if x1 - x0 > 1 else 0.0
             ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=11,
                                          color=EDGE_COLOURS[kind], lw=1.4, shrinkA=12, shrinkB=12,
-                                         connectionstyle=f"arc3,rad={rad}", zorder=1))
+                                         connectionstyle=f"arc3,rad={rad}", zorder=1, clip_on=False))
     for ref, (x, y) in pos.items():
         is_input = input_level(ref) is not None
         face = "#f0f0f0" if is_input else "#fff7d6"

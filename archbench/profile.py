@@ -111,9 +111,10 @@ def profile(necks: Sequence[str], phis: Sequence[int], preset: str = "efficientd
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     wanted = list(dict.fromkeys(list(necks) + ([relative_to] if relative_to else [])))
     specs = {name: resolve_spec(name) for name in wanted}
+    configs = [rule.config(phi) for phi in phis]  # refuse a bad phi before any work
     rows = []
-    for phi in phis:
-        cfg = rule.config(phi)
+    for cfg in configs:
+        phi = cfg.phi
         shared = _shared_costs(cfg, num_classes, num_anchors)
         for name in wanted:
             if on_row:

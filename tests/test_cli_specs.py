@@ -10,11 +10,7 @@ import pytest
 
 from archbench.neck.compiler import compile_neck
 from archbench.spec import resolve_spec
-from conftest import pyramid
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "archbench", *args], capture_output=True, text=True, timeout=120)
+from conftest import pyramid, run_cli
 
 
 def test_list_names_every_builtin():
@@ -78,3 +74,14 @@ def test_traced_module_is_usable_by_fvcore():
     flops.unsupported_ops_warnings(False)
     flops.uncalled_modules_warnings(False)
     assert abs(flops.total() / 0.141e9 - 1) < 0.02  # effdet's D0 BiFPN: 0.141 GFLOPs
+
+
+def test_console_script_prints_no_traceback_for_user_errors(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("levels: [3, 4]\nnodes: []\noutputs: {3: a}\n")
+    res = subprocess.run([sys.executable, "-m", "archbench", "specs", "validate", str(bad)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and "output-not-produced" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "archbench", "profile", "--preset", "huge"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and "unknown preset" in res.stderr and "Traceback" not in res.stderr

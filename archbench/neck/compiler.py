@@ -95,7 +95,7 @@ class Cell(nn.Module):
             key = self._emit(_Step("up", f"{key}@{level}", (key, f"in{level}")))
         elif src_level < level:
             steps = level - src_level
-            down_key = f"down_{key.replace('>', '_')}_{level}"
+            down_key = f"down_{key}@{level}"  # ids cannot contain '>' or '@': names never collide
             module = (ConvDown(width, width, steps, spec.op) if spec.resample.down == "conv"
                       else PoolDown(steps, spec.resample.down))
             key = self._emit(_Step("down", f"{key}@{level}", (key, f"in{level}"), down_key), module)

@@ -114,8 +114,8 @@ class PoolDown(nn.Module):
 class ConvDown(nn.Module):
     """Learned down-sampling by 2**steps: 3x3 stride-2 conv + norm per step (act between steps).
 
-    [B, C_in, H, W] -> [B, C_out, H / 2**steps, W / 2**steps] cropped to ``ref``; the first conv
-    also changes the channels, so such an edge needs no separate projection.
+    [B, C_in, H, W] -> [B, C_out, H / 2**steps, W / 2**steps] cropped to ``ref``. The compiler
+    projects an edge to the neck width first, so in practice C_in == C_out.
     """
 
     def __init__(self, c_in: int, c_out: int, steps: int, op: OpSpec) -> None:

@@ -17,7 +17,7 @@ __all__ = [
 
 def is_spec_path(ref: str) -> bool:
     """True when a neck reference names a file rather than a built-in."""
-    return ref.endswith((".yaml", ".yml")) or "/" in ref or Path(ref).is_file()
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or (ref not in builtin_names() and Path(ref).is_file())
 
 
 def resolve_spec(ref: str, levels: tuple[int, ...] | None = None) -> NeckSpec:

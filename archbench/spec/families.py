@@ -160,9 +160,10 @@ def nasfpn(levels: tuple[int, ...] = DEFAULT_LEVELS, gate: str = "coarser", pool
             f"global-pooling attention cells. Attention uses {gate_text}, pool={pool} (the spec's attention "
             "section switches between the TF default and mmdetection's avg-pool-of-the-second-input). Inputs are "
             "listed in mmdetection's argument order. Output nodes at levels 5 and 7 also add the same-level "
-            "input that no cell consumed, inside the node (the TF reference); mmdetection does that in an "
-            "extra sum cell with its own conv. Each cell: ReLU -> 3x3 conv -> BN; max-pool down, nearest up; "
-            "P6/P7 by 1x1 conv + BN and max-pool. The paper stacks 7 cells at 256 channels."
+            "input that no cell consumed, inside the node, before the node's conv (as both the TF reference and "
+            "mmdetection do). Each cell: ReLU -> 3x3 conv -> BN; max-pool down, nearest up; P6/P7 by 1x1 conv "
+            "+ BN and 3x3/2 max-pools (mmdetection gives each extra level its own 1x1 conv and 2x2 pool). "
+            "The paper stacks 7 cells at 256 channels."
         ),
         levels=DEFAULT_LEVELS, nodes=tuple(nodes), outputs={3: "out3", 4: "out4", 5: "out5", 6: "out6", 7: "out7"},
         fuse="sum", op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="act_first"),
@@ -200,7 +201,8 @@ def ida(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
             "(no ReLU) before upsampling; upsampling is fixed bilinear interpolation to the exact target size "
             "instead of a bilinear-initialised learnable deconvolution (so any input size works); the top level "
             "gets a single 3x3 conv so every level has an output at the neck width (DLA-up only outputs the "
-            "finest level); the original applies the aggregation once (repeats = 1)."
+            "finest level). The original applies the aggregation once; this spec is marked repeat: true so the "
+            "scaling rule stacks it D times like every other neck (set repeat: false for the single pass)."
         ),
         levels=tuple(levels), nodes=tuple(nodes), outputs=outputs, fuse="concat",
         op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),

@@ -249,10 +249,13 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     raw_out = raw.get("outputs", {})
     if c.typed(raw_out, dict, "a mapping level -> node id, like {3: out3}", "outputs"):
         for k, v in raw_out.items():
-            try:
-                lvl = int(k)
-            except (TypeError, ValueError):
+            if isinstance(k, bool) or not (isinstance(k, int) or (isinstance(k, str) and k.isdigit())):
                 c.add("wrong-type", f"output keys are levels (integers), got {k!r}", None, "outputs")
+                buildable = False
+                continue
+            lvl = int(k)
+            if lvl in outputs:
+                c.add("duplicate-output", f"level {lvl} is mapped twice", None, f"outputs.{k}")
                 buildable = False
                 continue
             if c.typed(v, str, "a node id", f"outputs.{k}"):

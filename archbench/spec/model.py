@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from archbench.errors import UserError
+
 FUSE_TYPES = ("sum", "weighted", "softmax", "concat", "attention")
 #: Fusions that combine inputs with learned or data-dependent weights and need >= 2 inputs.
 MULTI_INPUT_FUSES = ("weighted", "softmax", "concat", "attention")
@@ -32,8 +34,13 @@ EXTRA_LEVEL_TYPES = ("pool", "conv")
 PROJECTION_MODES = ("shared", "per_edge")
 ATTENTION_POOLS = ("max", "avg")
 ATTENTION_GATES = ("coarser", "second")
+_OVERRIDE_CHOICES: dict[str, tuple[str, ...]] = {
+    "fuse": FUSE_TYPES, "op_type": OP_TYPES, "type": OP_TYPES, "norm": NORM_TYPES, "act": ACT_TYPES,
+    "order": OP_ORDERS, "up": UP_MODES, "down": DOWN_MODES, "extra_levels": EXTRA_LEVEL_TYPES,
+    "input_projection": PROJECTION_MODES, "attention_pool": ATTENTION_POOLS, "attention_gate": ATTENTION_GATES,
+}
 
-_INPUT_ID = re.compile(r"^in(-?\d+)$")
+_INPUT_ID = re.compile(r"^in([1-9][0-9]*)$")  # exactly in<L>: "in03" is not an input
 
 
 def input_level(ref: str) -> int | None:
@@ -50,7 +57,7 @@ class OpSpec:
     order: ``act_first`` is EfficientDet's act -> conv -> norm; ``conv_first`` is the classic
     conv -> norm -> act. bias: a conv bias even when a norm follows (the TF EfficientDet
     models carry it, and so do their parameter counts); it also applies to the 1x1
-    projections and the extra-level stem.
+    projections and to the ``pool`` extra-level stem (the ``conv`` stem always has a bias and no norm).
     """
 
     type: str = "conv"
@@ -93,7 +100,8 @@ class NodeSpec:
 
     ``fuse`` and ``op`` are None when the spec-wide default applies; ``op`` may name only the
     fields it changes (e.g. ``{kernel: 1}``). ``residual`` adds the node's first input
-    (resampled and projected) to the op's output before the final activation.
+    (resampled and projected) after the op's norm: before the activation in ``conv_first``
+    order, at the very end in ``act_first`` order.
     """
 
     id: str
@@ -172,12 +180,19 @@ class NeckSpec:
     def with_overrides(self, **defaults: Any) -> NeckSpec:
         """A copy whose spec-wide defaults are replaced.
 
-        Keys: ``fuse``, ``extra_levels``, ``input_projection``, ``up``, ``down``, ``attention_pool``,
-        ``attention_gate`` and any ``OpSpec`` field (``op_type`` for ``type``, ``kernel``,
-        ``norm``, ``act``, ``order``, ``bias``). Values of None are ignored. Node-level
-        settings stay: they are part of the topology (NAS-FPN's sum vs attention cells).
+        Keys: ``fuse``, ``extra_levels``, ``input_projection``, ``repeat``, ``up``, ``down``,
+        ``attention_pool``, ``attention_gate`` and any ``OpSpec`` field (``op_type`` or ``type``,
+        ``kernel``, ``norm``, ``act``, ``order``, ``bias``). Values of None are ignored; other
+        values are checked against the same choices as spec files (``UserError`` otherwise).
+        Node-level settings stay: they are part of the topology (NAS-FPN's sum vs attention cells).
         """
         d = {k: v for k, v in defaults.items() if v is not None}
+        for key, value in d.items():
+            allowed = _OVERRIDE_CHOICES.get(key)
+            if allowed is not None and value not in allowed:
+                raise UserError(f"override {key}={value!r}: choose one of {', '.join(allowed)}")
+        if "kernel" in d and (not isinstance(d["kernel"], int) or d["kernel"] < 1 or d["kernel"] % 2 == 0):
+            raise UserError(f"override kernel={d['kernel']!r}: kernels are odd positive integers")
         op_fields = {f.name for f in fields(OpSpec)}
         op_changes = {("type" if k == "op_type" else k): d.pop(k) for k in list(d) if k in op_fields | {"op_type"}}
         res_changes = {k: d.pop(k) for k in ("up", "down") if k in d}
@@ -217,10 +232,10 @@ class NeckSpec:
         return out
 
     def spec_hash(self) -> str:
-        """Stable 16-hex-digit hash of everything that changes the compiled network.
+        """Stable 16-hex-digit hash of the spec as written, minus its name, description and family.
 
-        The name, description and family provenance are left out, so a renamed copy of a
-        topology hashes the same; node order is kept (it fixes the execution order).
+        A renamed copy of a topology hashes the same. Everything else written counts, node order
+        included (it fixes the execution order), even settings the nodes happen not to use.
         """
         d = self.to_dict()
         for k in ("name", "description", "family"):

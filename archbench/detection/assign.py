@@ -1,0 +1,103 @@
+"""Anchor -> ground-truth assignment by IoU thresholds (RetinaNet / EfficientDet rule).
+
+Per anchor, with ``iou`` its best IoU over the image's GT boxes:
+
+- ``iou >= pos_iou``            positive, matched to that GT (label = its class)
+- ``neg_iou <= iou < pos_iou``  ignored (no classification or box loss)
+- ``iou < neg_iou``             background
+
+plus the *best-anchor rule*: every GT whose best anchor IoU is at least ``min_best_iou``
+makes that anchor positive (overriding ignore / background). Without it a small or oddly
+shaped object whose best anchor IoU is below ``pos_iou`` would never be a positive anywhere
+(with the default anchors the smallest side is 32 px: a 12 x 12 px object reaches IoU 0.14),
+so small objects would get no training signal. Only *one* anchor per GT is forced; ties in
+IoU (a tiny box lies fully inside several same-shaped anchors, all with the same IoU) are
+broken by the nearest anchor centre, so the forced positive is the well-centred one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torchvision.ops import box_iou
+
+#: Label of an anchor excluded from the classification loss.
+IGNORE = -1
+#: Label of a background (negative) anchor.
+BACKGROUND = -2
+
+
+class Assignment(NamedTuple):
+    """Per-anchor targets of one image.
+
+    labels: [N] int64; class index 0..K-1 for positives, :data:`BACKGROUND` (-2) for negatives,
+        :data:`IGNORE` (-1) for ignored anchors.
+    matched: [N] int64; index into the image's GT boxes for positives, -1 elsewhere.
+    """
+
+    labels: torch.Tensor
+    matched: torch.Tensor
+
+    @property
+    def positive(self) -> torch.Tensor:
+        """[N] bool, anchors with a class target."""
+        return self.labels >= 0
+
+
+def _centre(boxes: torch.Tensor) -> torch.Tensor:
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
+
+
+def _first_per_group(group: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each distinct ``group`` id, the ``value`` of its smallest ``key`` (first on ties).
+
+    group, key, value: [P]. Returns ``(value [G], group [G])``, one row per distinct group.
+    """
+    order = torch.argsort(key, stable=True)
+    order = order[torch.argsort(group[order], stable=True)]  # by group, then key
+    g = group[order]
+    first = torch.ones_like(g, dtype=torch.bool)
+    first[1:] = g[1:] != g[:-1]
+    return value[order[first]], g[first]
+
+
+def assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, pos_iou: float = 0.5,
+           neg_iou: float = 0.4, min_best_iou: float = 0.01) -> Assignment:
+    """Assign anchors [N, 4] to GT boxes [M, 4] (both xyxy px) with GT classes [M] in 0..K-1.
+
+    See the module docstring for the rule. ``M = 0`` gives all background. If two GTs share
+    the same best anchor, the one with the larger IoU to it keeps it.
+    """
+    if not 0.0 <= neg_iou <= pos_iou:
+        raise ValueError(f"need 0 <= neg_iou <= pos_iou, got {neg_iou}, {pos_iou}")
+    n, device = anchors.shape[0], anchors.device
+    labels = torch.full((n,), BACKGROUND, dtype=torch.int64, device=device)
+    matched = torch.full((n,), -1, dtype=torch.int64, device=device)
+    if gt_boxes.numel() == 0:
+        return Assignment(labels, matched)
+    gt_boxes = gt_boxes.to(device=device, dtype=anchors.dtype)
+    gt_labels = gt_labels.to(device=device, dtype=torch.int64)
+
+    iou = box_iou(anchors, gt_boxes)  # [N, M]
+    best_iou, best_gt = iou.max(dim=1)  # per anchor
+    labels[best_iou >= neg_iou] = IGNORE
+    positive = best_iou >= pos_iou
+
+    # best-anchor rule: the anchor of highest IoU per GT, ties -> nearest centre
+    gt_best_iou = iou.max(dim=0).values  # [M]
+    ok = gt_best_iou >= max(min_best_iou, 1e-12)  # a GT with IoU 0 everywhere (degenerate) forces nothing
+    ties = (iou >= gt_best_iou[None, :] * (1 - 1e-5)) & ok[None, :]  # [N, M], few True
+    tie_anchor, tie_gt = torch.nonzero(ties, as_tuple=True)
+    if tie_gt.numel():
+        dist = (_centre(anchors[tie_anchor]) - _centre(gt_boxes[tie_gt])).square().sum(dim=1)
+        forced_anchor, forced_gt = _first_per_group(tie_gt, dist, tie_anchor)  # one anchor per GT
+        # an anchor forced by several GTs goes to the one of larger IoU with it
+        forced_iou = iou[forced_anchor, forced_gt]
+        forced_gt, forced_anchor = _first_per_group(forced_anchor, -forced_iou, forced_gt)
+        best_gt[forced_anchor] = forced_gt
+        positive[forced_anchor] = True
+
+    labels[positive] = gt_labels[best_gt[positive]]
+    matched[positive] = best_gt[positive]
+    return Assignment(labels, matched)

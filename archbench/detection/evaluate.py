@@ -1,0 +1,106 @@
+"""COCO box AP / AR with pycocotools, with size buckets that can be re-defined.
+
+COCO's small / medium / large buckets (area < 32**2, < 96**2, rest; areas are the
+annotations' ``area`` field, in original-image px**2) are meaningless for 128 px images,
+so ``area_ranges=(small_max, medium_max)`` replaces the two thresholds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Sequence
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_convert
+
+#: Names of COCOeval.stats, in its order.
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+_MAX_AREA = 1e5 ** 2  # COCO's upper bound of the "all" and "large" ranges
+
+
+def to_dataset_frame(det: dict[str, torch.Tensor], scale: float, cat_ids: Sequence[int], *,
+                     image_id: int | None = None, orig_size: tuple[int, int] | None = None) -> dict:
+    """One image's detections from the network frame to the dataset's.
+
+    det: ``boxes`` [M, 4] xyxy px in the resized (letterboxed) frame, ``scores`` [M],
+    ``labels`` [M] contiguous class indices 0..K-1 (what :func:`~archbench.detection.postprocess.decode`
+    returns). scale: resized / original size factor used by the letterbox (the image sits at
+    the top-left, so there is no offset). cat_ids: dataset category id of each contiguous index.
+    orig_size: optional original ``(H, W)``; boxes are clipped to it (they may reach into padding).
+    Returns ``boxes`` (original px, xyxy), ``scores``, ``labels`` (category ids), plus
+    ``image_id`` when given; all tensors on CPU.
+    """
+    boxes = det["boxes"].detach().float().cpu() / scale
+    if orig_size is not None:
+        h, w = orig_size
+        boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
+                             boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
+    labels = torch.as_tensor(list(cat_ids), dtype=torch.int64)[det["labels"].detach().cpu().long()]
+    out = {"boxes": boxes, "scores": det["scores"].detach().float().cpu(), "labels": labels}
+    if image_id is not None:
+        out["image_id"] = int(image_id)
+    return out
+
+
+def _results(detections: Sequence[dict], image_ids: set[int] | None) -> list[dict]:
+    """Per-image detection dicts -> COCO result records (bbox xywh)."""
+    records = []
+    for det in detections:
+        image_id = int(det["image_id"])
+        if image_ids is not None and image_id not in image_ids:
+            continue
+        boxes = box_convert(torch.as_tensor(det["boxes"], dtype=torch.float64).reshape(-1, 4), "xyxy", "xywh")
+        scores = torch.as_tensor(det["scores"]).reshape(-1).tolist()
+        labels = torch.as_tensor(det["labels"]).reshape(-1).tolist()
+        for bb, s, c in zip(boxes.tolist(), scores, labels):
+            records.append({"image_id": image_id, "category_id": int(c), "bbox": bb, "score": float(s)})
+    return records
+
+
+def _empty_results(coco_gt: COCO) -> COCO:
+    """A result set with no detections (``loadRes`` indexes the first record, so can not)."""
+    dt = COCO()
+    dt.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),
+                  "annotations": []}
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt.createIndex()
+    return dt
+
+
+def coco_evaluate(coco_gt: COCO, detections: Sequence[dict], area_ranges: tuple[float, float] | None = None,
+                  image_ids: Sequence[int] | None = None) -> dict[str, float]:
+    """COCO bbox metrics of ``detections`` against ``coco_gt``.
+
+    detections: one dict per image: ``image_id``, ``boxes`` [M, 4] xyxy in ORIGINAL image px,
+    ``scores`` [M], ``labels`` [M] dataset category ids (tensors or array-likes).
+    area_ranges: ``(small_max, medium_max)`` in px**2 replacing COCO's 32**2 / 96**2.
+    image_ids: evaluate on these images only (default: every image of ``coco_gt``);
+    detections of other images are dropped.
+
+    Returns the 12 COCOeval stats as floats under :data:`STAT_NAMES` (AP = AP@[.5:.95], AR at
+    1 / 10 / 100 detections per image, s / m / l the size buckets). As in COCO, a value is -1
+    when nothing is evaluable for it (e.g. APs when no GT falls in the small bucket). With no
+    detections at all the stats are 0 (-1 for buckets without GT), computed by COCOeval on an
+    empty result set rather than special-cased. pycocotools' prints are silenced.
+    """
+    ids = None if image_ids is None else {int(i) for i in image_ids}
+    records = _results(detections, ids)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        coco_dt = coco_gt.loadRes(records) if records else _empty_results(coco_gt)
+        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        if ids is not None:
+            ev.params.imgIds = sorted(ids)
+        if area_ranges is not None:
+            small, medium = (float(a) for a in area_ranges)
+            if not 0 < small < medium:
+                raise ValueError(f"area_ranges must be 0 < small_max < medium_max, got {area_ranges}")
+            ev.params.areaRng = [[0.0, _MAX_AREA], [0.0, small], [small, medium], [medium, _MAX_AREA]]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: float(v) for name, v in zip(STAT_NAMES, np.asarray(ev.stats, dtype=float))}
