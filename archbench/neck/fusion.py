@@ -26,35 +26,37 @@ class SumFusion(nn.Module):
         return out
 
 
-class WeightedFusion(nn.Module):
-    """EfficientDet's fast normalized fusion: sum_i ReLU(w_i) x_i / (sum_j ReLU(w_j) + 1e-4), w init 1."""
+class _LearnedWeightFusion(nn.Module):
+    """sum_i w_i x_i with one learned scalar per input (init 1); subclasses say how w is normalised."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(n))
 
+    def normalized_weights(self) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        w = self.normalized_weights()
+        out = xs[0] * w[0]
+        for i in range(1, len(xs)):
+            out = out + xs[i] * w[i]
+        return out
+
+
+class WeightedFusion(_LearnedWeightFusion):
+    """EfficientDet's fast normalized fusion: w_i = ReLU(p_i) / (sum_j ReLU(p_j) + 1e-4)."""
+
+    def normalized_weights(self) -> torch.Tensor:
         w = F.relu(self.weight)
-        w = w / (w.sum() + FAST_FUSION_EPS)
-        out = xs[0] * w[0]
-        for i in range(1, len(xs)):
-            out = out + xs[i] * w[i]
-        return out
+        return w / (w.sum() + FAST_FUSION_EPS)
 
 
-class SoftmaxFusion(nn.Module):
-    """Softmax-weighted sum: sum_i softmax(w)_i x_i, w init 1 (EfficientDet's ablation)."""
+class SoftmaxFusion(_LearnedWeightFusion):
+    """Softmax-weighted sum, w = softmax(p) (EfficientDet's ablation)."""
 
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(n))
-
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        w = torch.softmax(self.weight, dim=0)
-        out = xs[0] * w[0]
-        for i in range(1, len(xs)):
-            out = out + xs[i] * w[i]
-        return out
+    def normalized_weights(self) -> torch.Tensor:
+        return torch.softmax(self.weight, dim=0)
 
 
 class ConcatFusion(nn.Module):
