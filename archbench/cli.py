@@ -151,6 +151,63 @@ def profile_cmd(
     render_profile(rows, fmt.value, out)
 
 
+@app.command("run")
+def run_cmd(
+    neck: str = typer.Option("bifpn", "--neck", help="comma list of built-in names / spec files, or 'all'"),
+    phi: str = typer.Option("0", "--phi", help="phi values: 0..3, 0,2 or 1"),
+    task: str = typer.Option("det", "--task", help="det"),
+    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH"),
+    preset: str = typer.Option("proxy", "--preset", help="scaling rule: proxy (CPU-sized) | efficientdet"),
+    seeds: str = typer.Option("0", "--seeds", help="comma list / range of seeds, e.g. 0,1,2"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="training epochs (default: TrainConfig)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | sgd"),
+    ema: bool = typer.Option(False, "--ema", help="evaluate an exponential moving average of the weights"),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA only)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="train on N images (deterministic)"),
+    categories: Optional[str] = typer.Option(None, "--categories", help="comma list of category names or ids"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="timm's pretrained backbone weights (needs network)"),
+    backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="local backbone state dict"),
+    results: Path = typer.Option(Path("results"), "--results", help="folder for runs/ records and checkpoints"),
+    force: bool = typer.Option(False, "--force", help="re-run configurations that already have an ok record"),
+    resume: bool = typer.Option(False, "--resume", help="continue interrupted runs from their last epoch checkpoint"),
+) -> None:
+    """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/."""
+    from dataclasses import replace
+
+    from archbench.runner import RunRequest, sweep
+    from archbench.train.trainer import TrainConfig
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: no CUDA device is available on this machine")
+    train_cfg = TrainConfig()
+    changes = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
+    if optimizer is not None and optimizer not in ("adamw", "sgd"):
+        raise UserError(f"--optimizer {optimizer!r}: choose adamw or sgd")
+    train_cfg = replace(train_cfg, **{k: v for k, v in changes.items() if v is not None}, ema=ema, amp=amp)
+    requests = [
+        RunRequest(neck=n, phi=p, seed=s, task=task, preset=preset, data=data, subset=subset,
+                   categories=tuple(split_list(categories)) if categories else None, train=train_cfg,
+                   pretrained=pretrained, backbone_weights=str(backbone_weights) if backbone_weights else None,
+                   device=device, threads=threads)
+        for p in parse_int_range(phi, "--phi") for n in neck_list(neck) for s in parse_int_range(seeds, "--seeds")
+    ]
+    from archbench.progress import RichObserver
+
+    with RichObserver(err) as observer:
+        records = sweep(requests, results, force=force, resume=resume, observer=observer)
+    failed = [r for r in records if r.get("status") != "ok"]
+    out.print(f"{len(records)} run(s) recorded under {results / 'runs'}; {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into a message and exit code."""
     try:

@@ -16,6 +16,8 @@ from typing import Any
 from archbench.errors import UserError
 
 DEFAULT_LEVELS = (3, 4, 5, 6, 7)
+#: Proxy images are ~128 px with 8..60 px objects: 16 px anchors at P3 instead of EfficientDet's 32 px.
+ANCHOR_SIZE_PROXY = 2.0
 BACKBONE_LEVELS = (3, 4, 5)
 
 
@@ -32,6 +34,8 @@ class ModelConfig:
     resolution: int
     levels: tuple[int, ...] = DEFAULT_LEVELS
     backbone_levels: tuple[int, ...] = BACKBONE_LEVELS
+    #: anchor side at scale 1 = anchor_size * stride (EfficientDet: 4, i.e. 32 px at P3)
+    anchor_size: float = 4.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -82,6 +86,7 @@ class CompoundRule:
     head_every: int
     resolution_base: int
     resolution_step: int
+    anchor_size: float = 4.0
     max_phi: int = 7
 
     def config(self, phi: int) -> ModelConfig:
@@ -91,7 +96,8 @@ class CompoundRule:
         repeats = max(1, min(self.repeats_max, int(math.floor(self.repeats_base + self.repeats_step * phi))))
         head = self.head_base + phi // self.head_every
         res = max(32, int(round((self.resolution_base + self.resolution_step * phi) / 32)) * 32)
-        return ModelConfig(self.name, phi, self.backbones[min(phi, len(self.backbones) - 1)], width, repeats, head, res)
+        return ModelConfig(self.name, phi, self.backbones[min(phi, len(self.backbones) - 1)], width, repeats, head, res,
+                           anchor_size=self.anchor_size)
 
 
 EFFICIENTDET = TableRule(
@@ -110,6 +116,7 @@ PROXY = CompoundRule(
     repeats_base=2, repeats_step=1, repeats_max=6,
     head_base=2, head_every=3,
     resolution_base=128, resolution_step=32,
+    anchor_size=ANCHOR_SIZE_PROXY,
 )
 
 PRESETS: dict[str, TableRule | CompoundRule] = {r.name: r for r in (EFFICIENTDET, PROXY)}

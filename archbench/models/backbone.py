@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from archbench.errors import UserError
+from archbench.models.weights import offline_error, prepare_pretrained_download
 
 
 class Backbone(nn.Module):
@@ -38,8 +39,14 @@ class Backbone(nn.Module):
         out_indices = tuple(probe.feature_info.out_indices[i] for i in positions)
         if out_indices == tuple(probe.feature_info.out_indices) and not pretrained:
             self.body = probe
+        elif pretrained:
+            prepare_pretrained_download(name)
+            try:
+                self.body = timm.create_model(name, features_only=True, pretrained=True, out_indices=out_indices)
+            except Exception as exc:  # noqa: BLE001 (hub, network and cache errors all mean the same here)
+                raise offline_error(name, exc) from None
         else:
-            self.body = timm.create_model(name, features_only=True, pretrained=pretrained, out_indices=out_indices)
+            self.body = timm.create_model(name, features_only=True, out_indices=out_indices)
         self.channels: list[int] = list(self.body.feature_info.channels())
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -1,5 +1,1 @@
-"""Training and evaluation of detectors (see :mod:`.loop`)."""
-
-from archbench.train.loop import TrainingDiverged, evaluate_detector, train_detector
-
-__all__ = ["TrainingDiverged", "evaluate_detector", "train_detector"]
+"""Training and evaluation of detectors: :mod:`.trainer` (epoch loop, checkpoints) and :mod:`.loop` (shared pieces)."""

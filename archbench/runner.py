@@ -1,0 +1,207 @@
+"""``archbench run``: train and evaluate each (neck, phi, seed) and write one record per run.
+
+A run's identity is its config hash: the neck's spec hash, the resolved model config, the data
+reference and fingerprint, the training settings and the seed. A sweep skips a configuration
+that already has an ``ok`` record unless forced; ``resume`` continues from the last epoch
+checkpoint of the same config hash. A diverged run (NaN/inf loss) or a crash inside a run is
+recorded as ``failed`` with its reason and the sweep moves on; a user error (bad data, bad
+spec) stops the sweep before anything is recorded for that configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archbench.costs import cpu_latency_ms
+from archbench.data.coco import open_detection_data
+from archbench.errors import UserError
+from archbench.models.detector import Detector
+from archbench.models.weights import load_backbone_weights
+from archbench.profile import profile
+from archbench.records import completed_hashes, config_hash, environment, python_command, write_record
+from archbench.scaling import get_rule
+from archbench.spec import resolve_spec
+from archbench.train.loop import TrainingDiverged
+from archbench.train.trainer import DetectionTrainer, StepInfo, TrainConfig
+
+
+def cache_root() -> Path:
+    """Where generated data sets are cached: ``$ARCHBENCH_CACHE`` or ``~/.cache/archbench``."""
+    return Path(os.environ.get("ARCHBENCH_CACHE", Path.home() / ".cache" / "archbench"))
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One configuration of a sweep, as the user asked for it."""
+
+    neck: str
+    phi: int
+    seed: int
+    task: str = "det"
+    preset: str = "proxy"
+    data: str = "synthetic"
+    subset: int | None = None
+    categories: tuple[str, ...] | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pretrained: bool = False
+    backbone_weights: str | None = None
+    device: str = "cpu"
+    threads: int | None = None
+
+
+class SweepObserver:
+    """Hooks for progress display; the default does nothing."""
+
+    def run_started(self, label: str, epochs: int, steps: int) -> None: ...
+
+    def step(self, info: StepInfo) -> None: ...
+
+    def run_finished(self, label: str, record: dict[str, Any]) -> None: ...
+
+    def skipped(self, label: str, reason: str) -> None: ...
+
+
+def _label(req: RunRequest) -> str:
+    return f"{req.task} {req.neck} phi={req.phi} seed={req.seed}"
+
+
+def _peak_memory_mb(device: torch.device) -> dict[str, float]:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    out = {"process_peak_rss_mb": rss_mb}
+    if device.type == "cuda":
+        out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+class Prepared:
+    """A request resolved into everything a run needs, and its config hash."""
+
+    def __init__(self, req: RunRequest) -> None:
+        if req.task != "det":
+            raise UserError(f"--task {req.task!r}: this archbench trains detection ('det'); segmentation is not "
+                            "built yet")
+        self.req = req
+        self.spec = resolve_spec(req.neck)
+        self.model_cfg = get_rule(req.preset).config(req.phi)
+        self.train, self.val, self.data_info = open_detection_data(
+            req.data, resolution=self.model_cfg.resolution, subset=req.subset,
+            categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root())
+        self.config = {
+            "task": req.task, "neck": self.spec.name, "spec_hash": self.spec.spec_hash(), "preset": req.preset,
+            "phi": req.phi, "model": self.model_cfg.to_dict(), "num_classes": self.data_info["num_classes"],
+            "data": {"ref": req.data, "fingerprint": self.data_info["fingerprint"], "subset": req.subset,
+                     "categories": list(req.categories) if req.categories else None},
+            "train": req.train.to_dict(), "seed": req.seed, "pretrained": req.pretrained,
+            "backbone_weights": req.backbone_weights, "device": torch.device(req.device).type,
+        }
+        self.hash = config_hash(self.config)
+
+    def base_record(self) -> dict[str, Any]:
+        d = self.data_info
+        return {
+            "task": self.req.task, "neck": self.spec.name, "neck_ref": self.req.neck, "phi": self.req.phi,
+            "preset": self.req.preset, "seed": self.req.seed, "epochs": self.req.train.epochs,
+            "config_hash": self.hash, "config": self.config, "spec_hash": self.spec.spec_hash(),
+            "spec": self.spec.to_dict(), "model_config": self.model_cfg.to_dict(),
+            "dataset": {"name": d["name"], "fingerprint": d["fingerprint"], "n_train": d["n_train"],
+                        "n_val": d["n_val"], "num_classes": d["num_classes"], "class_names": d["class_names"],
+                        "area_ranges": d["area_ranges"], "stats": d["stats"],
+                        "size_buckets": ("COCO's 32^2 / 96^2 px^2" if d["area_ranges"] is None
+                                         else "scaled to the image size (see area_ranges, px^2)")},
+            "command": python_command(),
+        }
+
+
+def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+    (row,) = profile([prep.req.neck], [prep.req.phi], prep.req.preset, num_classes=prep.data_info["num_classes"])
+    costs = {k: row[k] for k in row if k.startswith(("params_", "gflops"))}
+    res = prep.model_cfg.resolution
+    image = torch.randn(1, 3, res, res, device=device)
+    model.eval()
+    lat = cpu_latency_ms(lambda: model(image), runs=10, warmup=2)
+    costs.update({"latency_ms": lat["median"], "latency_min_ms": lat["min"], "latency_max_ms": lat["max"],
+                  "latency_batch": 1, "latency_device": device.type, "flop_convention": "fvcore: 1 multiply-add = 1"})
+    return costs
+
+
+def checkpoint_path(results: Path, config_hash_: str) -> Path:
+    return Path(results) / "checkpoints" / config_hash_ / "last.pt"
+
+
+def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver) -> dict[str, Any]:
+    """Train, evaluate and cost one prepared configuration; returns the record written."""
+    req = prep.req
+    device = torch.device(req.device)
+    if req.threads:
+        torch.set_num_threads(req.threads)
+    record = prep.base_record()
+    ckpt = checkpoint_path(results, prep.hash)
+    torch.manual_seed(req.seed)
+    model = Detector(prep.spec, prep.model_cfg, prep.data_info["num_classes"], pretrained_backbone=req.pretrained)
+    if req.backbone_weights:
+        record["backbone_weights_loaded"] = load_backbone_weights(model.backbone.body, req.backbone_weights)
+    trainer = DetectionTrainer(model, prep.train, req.train, seed=req.seed, device=device)
+    if resume and ckpt.is_file():
+        trainer.restore(ckpt)
+        record["resumed_from_epoch"] = trainer.epoch
+    observer.run_started(_label(req), req.train.epochs, trainer.total_steps)
+    try:
+        epoch_losses = []
+        while trainer.epoch < req.train.epochs:
+            epoch_losses.append(trainer.train_epoch(observer.step))
+            trainer.save(ckpt)
+        eval_start = time.perf_counter()
+        metrics = trainer.evaluate(prep.val, prep.data_info)
+        eval_seconds = time.perf_counter() - eval_start
+    except TrainingDiverged as exc:
+        record.update(status="failed", reason=str(exc), failed_at_step=exc.step)
+        record["environment"] = environment(device.type)
+        return record
+    record.update(
+        status="ok", metrics=metrics, epoch_losses=epoch_losses, steps=trainer.step,
+        timing={"train_seconds": trainer.train_seconds, "eval_seconds": eval_seconds,
+                "images_per_s": trainer.images_seen / trainer.train_seconds if trainer.train_seconds else None,
+                "eval_fraction": eval_seconds / (eval_seconds + trainer.train_seconds)},
+        costs=_costs(prep, trainer.eval_model(), device), memory=_peak_memory_mb(device),
+        environment=environment(device.type),
+    )
+    return record
+
+
+def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = True,
+          observer: SweepObserver | None = None, on_record: Callable[[Path, dict], None] | None = None) -> list[dict]:
+    """Run every request in order; returns the records written (skipped configurations are not)."""
+    observer = observer or SweepObserver()
+    done = set() if force else completed_hashes(results)
+    prepared = [Prepared(req) for req in requests]  # resolve specs and data before training anything
+    written = []
+    for prep in prepared:
+        label = _label(prep.req)
+        if prep.hash in done:
+            observer.skipped(label, "an ok record with the same config hash exists (use --force to re-run)")
+            continue
+        try:
+            record = execute(prep, results, resume=resume, observer=observer)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (a crash in one run is recorded; the sweep goes on)
+            record = prep.base_record()
+            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
+                          traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
+        path = write_record(results, record)
+        if record["status"] == "ok":
+            checkpoint_path(results, prep.hash).unlink(missing_ok=True)
+        observer.run_finished(label, record)
+        if on_record:
+            on_record(path, record)
+        written.append(record)
+    return written

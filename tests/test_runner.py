@@ -1,0 +1,158 @@
+"""The sweep runner end to end on a tiny generated set: records, skip-if-done, resume, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from archbench.data import synthetic
+from archbench.errors import UserError
+from archbench.models.backbone import Backbone
+from archbench.models.weights import load_backbone_weights
+from archbench.records import SCHEMA_VERSION, load_records, write_record
+from archbench.runner import RunRequest, checkpoint_path, sweep
+from archbench.train.trainer import DetectionTrainer, TrainConfig
+from conftest import run_cli
+
+TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    synthetic.generate(root, n_train=16, n_val=8, size=64, workers=1)
+    return f"coco:{root}"
+
+
+def request(data: str, neck: str = "bifpn", seed: int = 0, train: TrainConfig = TINY) -> RunRequest:
+    return RunRequest(neck=neck, phi=0, seed=seed, data=data, train=train, threads=2)
+
+
+def test_run_writes_one_complete_record(tiny_data, tmp_path):
+    (rec,) = sweep([request(tiny_data)], tmp_path)
+    files = list((tmp_path / "runs").iterdir())
+    assert len(files) == 1 and not files[0].name.startswith(".tmp-")
+    on_disk = json.loads(files[0].read_text())
+    assert on_disk["schema_version"] == SCHEMA_VERSION and on_disk["status"] == "ok"
+    assert set(on_disk["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
+                                       "ARs", "ARm", "ARl"}
+    assert all(isinstance(v, float) for v in on_disk["metrics"].values())
+    assert on_disk["spec"]["name"] == "bifpn" and len(on_disk["spec_hash"]) == 16
+    assert on_disk["dataset"]["fingerprint"] and on_disk["dataset"]["n_train"] == 16
+    costs = on_disk["costs"]
+    assert costs["params_total"] == costs["params_backbone"] + costs["params_neck"] + costs["params_head"]
+    assert costs["gflops"] > 0 and costs["latency_ms"] > 0
+    assert on_disk["timing"]["images_per_s"] > 0 and on_disk["steps"] == 4
+    assert on_disk["environment"]["torch"] == torch.__version__
+    assert on_disk["memory"]["process_peak_rss_mb"] > 0
+    assert not checkpoint_path(tmp_path, rec["config_hash"]).exists()  # removed once the record is written
+
+
+def test_sweep_skips_done_configs_unless_forced(tiny_data, tmp_path):
+    assert len(sweep([request(tiny_data)], tmp_path)) == 1
+    assert sweep([request(tiny_data)], tmp_path) == []
+    assert len(sweep([request(tiny_data, seed=1)], tmp_path)) == 1  # another seed is another config
+    assert len(sweep([request(tiny_data)], tmp_path, force=True)) == 1
+
+
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    (straight,) = sweep([request(tiny_data)], tmp_path / "a")
+
+    real_epoch = DetectionTrainer.train_epoch
+
+    def killed_after_first_epoch(self, on_step=None):
+        if self.epoch == 1:
+            raise KeyboardInterrupt  # as if the process were killed after the epoch-1 checkpoint
+        return real_epoch(self, on_step)
+
+    monkeypatch.setattr(DetectionTrainer, "train_epoch", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        sweep([request(tiny_data)], tmp_path / "b")
+    assert load_records(tmp_path / "b") == []  # nothing recorded for the interrupted run
+    assert checkpoint_path(tmp_path / "b", straight["config_hash"]).is_file()
+    monkeypatch.setattr(DetectionTrainer, "train_epoch", real_epoch)
+    (resumed,) = sweep([request(tiny_data)], tmp_path / "b", resume=True)
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["metrics"] == straight["metrics"]
+    assert resumed["epoch_losses"][-1] == straight["epoch_losses"][-1]
+
+
+def test_nan_loss_is_recorded_as_failed_and_the_sweep_goes_on(tiny_data, tmp_path, monkeypatch):
+    real_loss = DetectionTrainer._loss
+
+    def nan_for_fpn(self, images, targets):
+        out = real_loss(self, images, targets)
+        if self.model.neck.spec.name == "fpn":
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(DetectionTrainer, "_loss", nan_for_fpn)
+    records = sweep([request(tiny_data, neck="fpn"), request(tiny_data, neck="bifpn")], tmp_path)
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert "diverged at step 0" in records[0]["reason"]
+    stored = {r["neck"]: r["status"] for r in load_records(tmp_path)}
+    assert stored == {"fpn": "failed", "bifpn": "ok"}
+    assert len(sweep([request(tiny_data, neck="fpn")], tmp_path)) == 1  # failed configs are retried
+
+
+def test_bad_data_stops_before_anything_is_recorded(tmp_path):
+    with pytest.raises(UserError, match="nope"):
+        sweep([request(f"coco:{tmp_path / 'nope'}")], tmp_path)
+    assert load_records(tmp_path) == []
+
+
+def test_record_writes_are_atomic(tmp_path, monkeypatch):
+    record = {"task": "det", "neck": "x", "phi": 0, "seed": 0, "config_hash": "abc", "status": "ok"}
+    write_record(tmp_path, record)
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(OSError):
+        write_record(tmp_path, {**record, "status": "failed"})
+    monkeypatch.undo()
+    files = list((tmp_path / "runs").iterdir())
+    assert len(files) == 1 and json.loads(files[0].read_text())["status"] == "ok"  # old record intact
+
+
+def test_newer_schema_is_refused_clearly(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "future.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(UserError, match="schema version"):
+        load_records(tmp_path)
+
+
+def test_pretrained_offline_fails_fast_with_advice():
+    with pytest.raises(UserError, match="--backbone-weights"):
+        Backbone("lcnet_050", pretrained=True)
+
+
+def test_local_backbone_weights(tmp_path):
+    torch.manual_seed(1)
+    source = Backbone("lcnet_050")
+    path = tmp_path / "w.pt"
+    torch.save(source.body.state_dict(), path)
+    target = Backbone("lcnet_050")
+    stats = load_backbone_weights(target.body, path)
+    assert stats["loaded"] > 0 and stats["missing"] == 0
+    key = next(iter(source.body.state_dict()))
+    assert torch.equal(target.body.state_dict()[key], source.body.state_dict()[key])
+    torch.save({"unrelated": torch.zeros(3)}, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="no parameter names match"):
+        load_backbone_weights(target.body, tmp_path / "bad.pt")
+
+
+def test_cli_run_end_to_end(tiny_data, tmp_path):
+    res = run_cli("run", "--neck", "bifpn,fpn", "--phi", "0", "--data", tiny_data, "--epochs", "1",
+                  "--batch-size", "8", "--results", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert sorted(r["neck"] for r in load_records(tmp_path)) == ["bifpn", "fpn"]
+    again = run_cli("run", "--neck", "bifpn", "--data", tiny_data, "--epochs", "1", "--batch-size", "8",
+                    "--results", str(tmp_path))
+    assert again.returncode == 0 and "skip" in again.stderr
+    bad = run_cli("run", "--data", "imagenet", "--results", str(tmp_path))
+    assert bad.returncode == 2 and "unknown data reference" in bad.stderr
