@@ -85,16 +85,20 @@ def _peak_memory_mb(device: torch.device) -> dict[str, float]:
 class Prepared:
     """A request resolved into everything a run needs, and its config hash."""
 
-    def __init__(self, req: RunRequest) -> None:
+    def __init__(self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None) -> None:
         if req.task != "det":
             raise UserError(f"--task {req.task!r}: this archbench trains detection ('det'); segmentation is not "
                             "built yet")
         self.req = req
         self.spec = resolve_spec(req.neck)
         self.model_cfg = get_rule(req.preset).config(req.phi)
-        self.train, self.val, self.data_info = open_detection_data(
-            req.data, resolution=self.model_cfg.resolution, subset=req.subset,
-            categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root())
+        key = (req.data, self.model_cfg.resolution, req.subset, req.categories)
+        cache = data_cache if data_cache is not None else {}
+        if key not in cache:  # a sweep opens each (data, resolution, selection) once
+            cache[key] = open_detection_data(
+                req.data, resolution=self.model_cfg.resolution, subset=req.subset,
+                categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root())
+        self.train, self.val, self.data_info = cache[key]
         self.config = {
             "task": req.task, "neck": self.spec.name, "spec_hash": self.spec.spec_hash(), "preset": req.preset,
             "phi": req.phi, "model": self.model_cfg.to_dict(), "num_classes": self.data_info["num_classes"],
@@ -182,7 +186,8 @@ def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False,
     """Run every request in order; returns the records written (skipped configurations are not)."""
     observer = observer or SweepObserver()
     done = set() if force else completed_hashes(results)
-    prepared = [Prepared(req) for req in requests]  # resolve specs and data before training anything
+    data_cache: dict[tuple, tuple] = {}
+    prepared = [Prepared(req, data_cache) for req in requests]  # resolve specs and data before training
     written = []
     for prep in prepared:
         label = _label(prep.req)
