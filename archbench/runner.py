@@ -181,7 +181,7 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
     return record
 
 
-def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = True,
+def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = False,
           observer: SweepObserver | None = None, on_record: Callable[[Path, dict], None] | None = None) -> list[dict]:
     """Run every request in order; returns the records written (skipped configurations are not)."""
     observer = observer or SweepObserver()
