@@ -1,0 +1,130 @@
+"""Figures from a leaderboard table (``archbench.leaderboard.build_table``), in EfficientDet's style.
+
+``accuracy_vs`` draws one line per neck across phi (markers, error bars = std over seeds, log x);
+``size_ap_bars`` shows APs / APm / APl per neck at each phi; ``write_all`` writes every figure
+that the table has data for. Each (task, dataset, preset) group gets its own panel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+#: Plain numbers (2, 3, 0.5) on log axes instead of 2x10^0.
+_PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
+
+GROUP_KEYS = ["task", "dataset", "preset"]
+#: x axes: column -> (axis label, scale applied to the column, file stem).
+X_AXES: dict[str, tuple[str, float, str]] = {
+    "gflops": ("GFLOPs (1 multiply-add = 1)", 1.0, "gflops"),
+    "params_total": ("Parameters (M)", 1e-6, "params"),
+    "latency_ms": ("CPU latency at batch 1 (ms)", 1.0, "latency"),
+}
+SIZE_METRICS = ["APs", "APm", "APl"]
+
+
+def _groups(table: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    return list(table.groupby(GROUP_KEYS, sort=True, dropna=False))
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _curve(ax: plt.Axes, sub: pd.DataFrame, x: str, scale: float, label: str) -> None:
+    """One neck's line across phi, annotated with D<phi> at each point."""
+    sub = sub.dropna(subset=[x, "score"]).sort_values(x)
+    if sub.empty:
+        return
+    xs = sub[x].to_numpy(dtype=float) * scale
+    ys = sub["score"].to_numpy(dtype=float)
+    err = np.nan_to_num(sub["score_std"].to_numpy(dtype=float))
+    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, linewidth=1.5, label=label)
+    for xv, yv, phi in zip(xs, ys, sub["phi"]):
+        ax.annotate(f"D{phi}", (xv, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+
+
+def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accuracy_vs_gflops.png")) -> Path:
+    """Main metric vs ``x`` (gflops, params_total or latency_ms): a line per neck across phi."""
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
+    label, scale, _ = X_AXES[x]
+    groups = _groups(table)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6.5, 4.5 * len(groups)), squeeze=False)
+    for ax, (key, group) in zip(axes[:, 0], groups):
+        for neck, sub in group.groupby("neck", sort=True):
+            _curve(ax, sub, x, scale, str(neck))
+        if (group[x] > 0).any():
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(_PLAIN)
+            positive = group.loc[group[x] > 0, x]
+            if positive.max() / positive.min() < 10:  # within a decade: label the minor ticks too
+                ax.xaxis.set_minor_formatter(_PLAIN)
+        metric = group["metric"].iloc[0]
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"{metric} (mean ± std over seeds)")
+        ax.set_title(f"{metric} vs {label.split(' (')[0]} — {key[0]} / {key[1]} / {key[2]}")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(title="neck")
+    return _save(fig, path)
+
+
+def _bars(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    """Grouped APs / APm / APl bars for one phi: a group per neck."""
+    necks = list(rows["neck"])
+    pos = np.arange(len(necks))
+    width = 0.8 / len(SIZE_METRICS)
+    for i, m in enumerate(SIZE_METRICS):
+        means = rows[f"{m}_mean"].to_numpy(dtype=float)
+        stds = np.nan_to_num(rows[f"{m}_std"].to_numpy(dtype=float))
+        ax.bar(pos + (i - 1) * width, np.nan_to_num(means), width, yerr=stds, capsize=2, label=m)
+    ax.set_xticks(pos, necks, rotation=30, ha="right")
+
+
+def size_ap_bars(table: pd.DataFrame, path: Path = Path("size_ap.png")) -> Path:
+    """APs / APm / APl bars per neck, one panel per phi (and per det group); error bars = std."""
+    det = table[table["task"] == "det"] if "task" in table.columns else table
+    if det.empty or not all(f"{m}_mean" in det.columns for m in SIZE_METRICS):
+        raise ValueError("size_ap_bars needs detection rows with APs / APm / APl")
+    groups = _groups(det)
+    phis = sorted(det["phi"].unique())
+    fig, axes = plt.subplots(len(groups), len(phis), figsize=(3.5 * len(phis) + 1, 3.8 * len(groups)),
+                             squeeze=False, sharey=True)
+    for r, (key, group) in enumerate(groups):
+        for c, phi in enumerate(phis):
+            ax = axes[r, c]
+            rows = group[group["phi"] == phi].sort_values("neck")
+            if not rows.empty:
+                _bars(ax, rows)
+            ax.set_title(f"phi {phi} — {key[1]} / {key[2]}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("AP by object size")
+    axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, path)
+
+
+def write_all(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Every figure the table has data for, as PNG files under ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    written = []
+    if table.empty:
+        return written
+    for x, (_, _, stem) in X_AXES.items():
+        if x in table.columns and table[x].notna().any():
+            written.append(accuracy_vs(table, x, out_dir / f"accuracy_vs_{stem}.png"))
+    has_sizes = all(f"{m}_mean" in table.columns for m in SIZE_METRICS)
+    if has_sizes and (table["task"] == "det").any():
+        written.append(size_ap_bars(table, out_dir / "size_ap.png"))
+    return written

@@ -1,0 +1,244 @@
+"""Leaderboard, iso-FLOPs, rendering and plots on fabricated records (hand-checked numbers)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from archbench import plots
+from archbench.errors import UserError
+from archbench.leaderboard import (
+    build_table, failed_runs, iso_flops, pareto_mask, render, require_records,
+)
+from archbench.records import write_record
+
+#: (neck, phi) -> (gflops, mean AP). Seeds add -0.01 / +0.01, so mean = AP, sample std = 0.01 * sqrt(2).
+POINTS: dict[tuple[str, int], tuple[float, float]] = {
+    ("fpn", 0): (1.0, 0.30), ("fpn", 1): (2.0, 0.35), ("fpn", 2): (4.0, 0.40),
+    ("bifpn", 0): (1.5, 0.33), ("bifpn", 1): (3.0, 0.38), ("bifpn", 2): (6.0, 0.42),
+    ("pan", 0): (2.0, 0.29), ("pan", 1): (4.0, 0.36), ("pan", 2): (8.0, 0.39),
+}
+SEED_OFFSET = {0: -0.01, 1: 0.01}
+STD = 0.01 * math.sqrt(2)
+
+
+def make_record(neck: str, phi: int, seed: int, *, ap: float = 0.3, gflops: float = 1.0,
+                status: str = "ok", reason: str | None = None, task: str = "det",
+                **metric_overrides: float) -> dict[str, Any]:
+    """A realistic run record (the fields leaderboards read, plus some they do not)."""
+    metrics = {"AP": ap, "AP50": ap + 0.2, "AP75": ap - 0.05, "APs": ap - 0.1, "APm": ap, "APl": ap + 0.1,
+               "AR1": 0.2, "AR10": 0.4, "AR100": 0.5, "ARs": 0.3, "ARm": 0.5, "ARl": 0.6, **metric_overrides}
+    rec: dict[str, Any] = {
+        "schema_version": 1, "status": status, "task": task, "neck": neck, "neck_ref": neck, "phi": phi,
+        "preset": "proxy", "seed": seed, "epochs": 2,
+        "dataset": {"name": "synthetic", "fingerprint": "abc123", "sizes": {"train": 2048, "val": 512}},
+        "metrics": metrics if status == "ok" else {},
+        "costs": {"params_total": 3.0e6 + 1e6 * phi, "params_backbone": 2.0e6, "params_neck": 0.5e6,
+                  "params_head": 0.5e6, "gflops": gflops, "gflops_neck": gflops / 4, "latency_ms": 10.0 * gflops},
+        "timing": {"train_seconds": 60.0, "eval_seconds": 5.0, "images_per_s": 100.0 / gflops},
+        "config_hash": f"{neck}{phi}{seed}".ljust(16, "0")[:16], "spec_hash": f"spec-{neck}",
+    }
+    if status == "failed":
+        rec["reason"] = reason or "loss became nan at step 12"
+    return rec
+
+
+def sweep() -> list[dict[str, Any]]:
+    """3 necks x 3 phi x 2 seeds of ok records plus one failed run."""
+    recs = [make_record(neck, phi, seed, ap=ap + SEED_OFFSET[seed], gflops=g)
+            for (neck, phi), (g, ap) in POINTS.items() for seed in (0, 1)]
+    recs.append(make_record("fpn", 3, 0, gflops=8.0, status="failed", reason="loss became nan at step 12"))
+    return recs
+
+
+@pytest.fixture()
+def table() -> pd.DataFrame:
+    return build_table(sweep())
+
+
+def row(table: pd.DataFrame, neck: str, phi: int) -> pd.Series:
+    sel = table[(table["neck"] == neck) & (table["phi"] == phi)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_seed_statistics(table):
+    assert len(table) == 9
+    for (neck, phi), (g, ap) in POINTS.items():
+        r = row(table, neck, phi)
+        assert r["n_seeds"] == 2
+        assert r["AP_mean"] == pytest.approx(ap)
+        assert r["AP_std"] == pytest.approx(STD)
+        assert r["AP50_mean"] == pytest.approx(ap + 0.2)
+        assert r["gflops"] == pytest.approx(g)
+        assert r["params_total"] == pytest.approx(3.0e6 + 1e6 * phi)
+        assert r["score"] == pytest.approx(ap) and r["metric"] == "AP"
+
+
+def test_single_seed_std_is_nan_and_sentinel_ignored():
+    recs = [make_record("fpn", 0, 0, ap=0.3, APl=-1.0), make_record("fpn", 0, 1, ap=0.5, APl=0.6),
+            make_record("pan", 0, 0, ap=0.4)]
+    t = build_table(recs)
+    assert row(t, "pan", 0)["n_seeds"] == 1 and math.isnan(row(t, "pan", 0)["AP_std"])
+    assert row(t, "fpn", 0)["APl_mean"] == pytest.approx(0.6)  # -1 (no ground truth) is missing, not 0
+
+
+def test_ranks(table):
+    order = [("bifpn", 2), ("fpn", 2), ("pan", 2), ("bifpn", 1), ("pan", 1), ("fpn", 1),
+             ("bifpn", 0), ("fpn", 0), ("pan", 0)]
+    for rank, (neck, phi) in enumerate(order, start=1):
+        assert row(table, neck, phi)["rank"] == rank
+    assert list(table["rank"]) == list(range(1, 10))  # sorted by rank
+
+
+def test_pareto_flags(table):
+    # Hand-checked: every pan point is dominated (pan@2 by fpn@2 at equal cost, pan@4 by fpn@4,
+    # pan@8 by bifpn@6); fpn and bifpn points alternate along the front.
+    for (neck, phi) in POINTS:
+        assert bool(row(table, neck, phi)["pareto"]) is (neck != "pan"), (neck, phi)
+
+
+def test_pareto_mask_ties_and_missing():
+    assert pareto_mask([0.5, 0.5, 0.4, math.nan], [1.0, 1.0, 1.0, 0.1]) == [True, True, False, False]
+    assert pareto_mask([0.5, 0.6], [1.0, 2.0]) == [True, True]
+
+
+def test_groups_are_separate():
+    recs = sweep() + [dict(make_record("fpn", 0, 0, ap=0.9, gflops=1.0), preset="effdet")]
+    t = build_table(recs)
+    eff = t[t["preset"] == "effdet"].iloc[0]
+    assert eff["rank"] == 1 and bool(eff["pareto"])
+    assert row(t[t["preset"] == "proxy"], "bifpn", 2)["rank"] == 1
+
+
+def test_task_filter_and_seg():
+    seg = make_record("fpn", 0, 0, task="seg")
+    seg["metrics"] = {"mIoU": 0.6, "pixel_accuracy": 0.9}
+    t = build_table(sweep() + [seg], task="seg")
+    assert len(t) == 1 and t.iloc[0]["metric"] == "mIoU" and t.iloc[0]["score"] == pytest.approx(0.6)
+    assert len(build_table(sweep() + [seg], task="det")) == 9
+
+
+def iso_value(iso: pd.DataFrame, neck: str, budget: float) -> float:
+    sel = iso[(iso["neck"] == neck) & (iso["gflops"] == budget)]
+    assert len(sel) == 1
+    return float(sel.iloc[0]["value"])
+
+
+def test_iso_flops_default_budgets(table):
+    iso = iso_flops(table)
+    # Ranges: fpn [1, 4], bifpn [1.5, 6], pan [2, 8] -> shared [2, 4]; row gflops inside: 2, 3, 4.
+    assert sorted(iso["gflops"].unique()) == [2.0, 3.0, 4.0]
+    expected = {
+        ("fpn", 2.0): 0.35, ("bifpn", 2.0): 0.33 + 0.05 * 0.5 / 1.5, ("pan", 2.0): 0.29,
+        ("fpn", 3.0): 0.375, ("bifpn", 3.0): 0.38, ("pan", 3.0): 0.325,
+        ("fpn", 4.0): 0.40, ("bifpn", 4.0): 0.38 + 0.04 / 3, ("pan", 4.0): 0.36,
+    }
+    for (neck, b), v in expected.items():
+        assert iso_value(iso, neck, b) == pytest.approx(v), (neck, b)
+    assert set(iso["metric"]) == {"AP"}
+
+
+def test_iso_flops_no_extrapolation(table):
+    iso = iso_flops(table, budgets=[0.5, 7.0])
+    assert all(math.isnan(iso_value(iso, n, 0.5)) for n in ("fpn", "bifpn", "pan"))
+    assert math.isnan(iso_value(iso, "fpn", 7.0)) and math.isnan(iso_value(iso, "bifpn", 7.0))
+    assert iso_value(iso, "pan", 7.0) == pytest.approx(0.36 + 0.03 * 3 / 4)
+
+
+def test_iso_flops_single_point_neck():
+    recs = [make_record("fpn", p, 0, ap=0.3 + 0.1 * p, gflops=1.0 + p) for p in range(3)]
+    recs.append(make_record("solo", 0, 0, ap=0.5, gflops=2.5))
+    iso = iso_flops(build_table(recs))
+    # The single-point neck does not narrow the budgets: fpn's 1, 2, 3 plus solo's 2.5.
+    assert sorted(iso["gflops"].unique()) == [1.0, 2.0, 2.5, 3.0]
+    assert iso_value(iso, "solo", 2.5) == pytest.approx(0.5)
+    assert math.isnan(iso_value(iso, "solo", 2.0))
+    assert iso_value(iso, "fpn", 2.5) == pytest.approx(0.45)
+
+
+def test_failed_runs_listed_apart(table):
+    failed = failed_runs(sweep())
+    assert list(failed.columns) == ["task", "neck", "phi", "seed", "reason"]
+    assert len(failed) == 1
+    assert failed.iloc[0].to_dict() == {"task": "det", "neck": "fpn", "phi": 3, "seed": 0,
+                                        "reason": "loss became nan at step 12"}
+    assert 3 not in set(table["phi"])
+
+
+@pytest.fixture()
+def parts(table):
+    return table, failed_runs(sweep()), iso_flops(table)
+
+
+def test_render_json(parts):
+    doc = json.loads(render(*parts, "json"))
+    assert set(doc) == {"leaderboard", "iso_flops", "failed"}
+    assert len(doc["leaderboard"]) == 9 and len(doc["failed"]) == 1 and len(doc["iso_flops"]) == 9
+    top = doc["leaderboard"][0]
+    assert top["neck"] == "bifpn" and top["rank"] == 1 and top["AP_mean"] == pytest.approx(0.42)
+
+
+def test_render_csv(parts, tmp_path):
+    text = render(*parts, "csv", path=tmp_path / "board.csv")
+    df = pd.read_csv(io.StringIO(text))
+    assert len(df) == 9 and {"AP_mean", "AP_std", "n_seeds", "rank", "pareto"} <= set(df.columns)
+    assert len(pd.read_csv(tmp_path / "board.failed.csv")) == 1
+    assert len(pd.read_csv(tmp_path / "board.iso_flops.csv")) == 9
+
+
+def test_render_markdown(parts):
+    text = render(*parts, "md")
+    lines = text.splitlines()
+    header = lines.index("## Leaderboard") + 2
+    assert lines[header].startswith("| rank | task |") and set(lines[header + 1]) <= set("|- ")
+    assert "0.420 ± 0.014" in text
+    assert "## Failed runs" in text and "loss became nan" in text
+
+
+def test_render_rich_table(parts):
+    text = render(*parts, "table")
+    assert "bifpn" in text and "Failed runs" in text and "±" in text
+
+
+def test_render_html_embeds_figures(parts, tmp_path):
+    path = tmp_path / "board.html"
+    text = render(*parts, "html", path=path)
+    assert path.read_text() == text
+    assert '<img src="data:image/png;base64,' in text
+    assert text.count("<table>") == 3 and "0.420 ± 0.014" in text
+
+
+def test_render_unknown_format(parts):
+    with pytest.raises(UserError):
+        render(*parts, "xlsx")
+
+
+def test_plots_written(table, tmp_path):
+    paths = plots.write_all(table, tmp_path / "figs")
+    names = sorted(p.name for p in paths)
+    assert names == ["accuracy_vs_gflops.png", "accuracy_vs_latency.png", "accuracy_vs_params.png", "size_ap.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_empty_results_folder(tmp_path):
+    with pytest.raises(UserError, match=r"no run records under .*runs; run `archbench run` first"):
+        require_records(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(UserError, match="no run records"):
+        require_records(tmp_path)
+
+
+def test_records_round_trip(tmp_path):
+    for rec in sweep():
+        write_record(tmp_path, {k: v for k, v in rec.items() if k != "schema_version"})
+    records = require_records(tmp_path)
+    assert len(build_table(records)) == 9 and len(failed_runs(records)) == 1
+    with pytest.raises(UserError, match="'seg' run records"):
+        require_records(tmp_path, task="seg")
