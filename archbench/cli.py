@@ -208,6 +208,38 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+class BoardFormat(str, Enum):
+    table = "table"
+    md = "md"
+    csv = "csv"
+    html = "html"
+    json = "json"
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("results"), "--results", help="folder holding runs/"),
+    task: Optional[str] = typer.Option(None, "--task", help="det | seg (default: all tasks)"),
+    fmt: BoardFormat = typer.Option(BoardFormat.table, "--format"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write here instead of stdout"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="folder to write the PNG figures into"),
+) -> None:
+    """Mean +- std over seeds per (task, data, preset, neck, phi), rank, Pareto front, iso-FLOPs comparison."""
+    from archbench.leaderboard import build_table, failed_runs, iso_flops, render, require_records
+    from archbench.plots import write_all
+
+    records = require_records(results, task)
+    table = build_table(records, task)
+    text = render(table, failed_runs(records), iso_flops(table), fmt.value, output)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        err.print(f"wrote {output}")
+    if plot is not None:
+        for path in write_all(table, plot):
+            err.print(f"wrote {path}")
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into a message and exit code."""
     try:

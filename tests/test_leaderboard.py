@@ -242,3 +242,22 @@ def test_records_round_trip(tmp_path):
     assert len(build_table(records)) == 9 and len(failed_runs(records)) == 1
     with pytest.raises(UserError, match="'seg' run records"):
         require_records(tmp_path, task="seg")
+
+
+def test_cli_leaderboard(tmp_path):
+    from archbench.records import write_record
+    from conftest import run_cli
+
+    for rec in sweep():
+        write_record(tmp_path, rec)
+    res = run_cli("leaderboard", "--results", str(tmp_path), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    board = json.loads(res.stdout)
+    assert len(board["leaderboard"]) == 9 and board["failed"]
+    html = tmp_path / "board.html"
+    res = run_cli("leaderboard", "--results", str(tmp_path), "--format", "html", "-o", str(html),
+                  "--plot", str(tmp_path / "fig"))
+    assert res.returncode == 0 and "data:image/png;base64," in html.read_text()
+    assert (tmp_path / "fig" / "accuracy_vs_gflops.png").is_file()
+    empty = run_cli("leaderboard", "--results", str(tmp_path / "none"))
+    assert empty.returncode == 2 and "no run records" in empty.stderr
