@@ -149,7 +149,10 @@ def param_count(module: nn.Module) -> int:
 
 
 def cpu_latency_ms(fn: Callable[[], Any], *, runs: int = 10, warmup: int = 2) -> dict[str, float]:
-    """Median and spread (min, max) of ``fn()`` wall time in ms after ``warmup`` calls, under no_grad."""
+    """Median and spread (min, max) of ``fn()`` wall time in ms after ``warmup`` calls, under inference mode.
+
+    On a GPU, ``fn`` must synchronise itself, or only the kernel launches are timed.
+    """
     with torch.inference_mode():
         for _ in range(warmup):
             fn()

@@ -131,7 +131,13 @@ def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict
     res = prep.model_cfg.resolution
     image = torch.randn(1, 3, res, res, device=device)
     model.eval()
-    lat = cpu_latency_ms(lambda: model(image), runs=10, warmup=2)
+
+    def forward() -> None:
+        model(image)
+        if device.type == "cuda":  # CUDA launches are asynchronous: time the finished work
+            torch.cuda.synchronize(device)
+
+    lat = cpu_latency_ms(forward, runs=10, warmup=2)
     costs.update({"latency_ms": lat["median"], "latency_min_ms": lat["min"], "latency_max_ms": lat["max"],
                   "latency_batch": 1, "latency_device": device.type, "flop_convention": "fvcore: 1 multiply-add = 1"})
     return costs
