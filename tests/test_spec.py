@@ -203,3 +203,22 @@ def test_resolve_spec_accepts_files_and_refuses_bad_ones(tmp_path):
         resolve_spec(str(bad))
     with pytest.raises(UserError, match="no such spec file"):
         resolve_spec(str(tmp_path / "missing.yaml"))
+
+
+def test_rule_bad_and_reserved_ids():
+    assert rules(edit("{id: td4, level: 4, inputs: [in4, in5]}", "{id: td.4, level: 4, inputs: [in4, in5]}")
+                 .replace("td4]", "td.4]").replace("td4, out3]", "td.4, out3]")) == ["bad-id"]
+    assert "reserved-id" in rules(edit("{id: out5, level: 5", "{id: in5, level: 5"))
+
+
+def test_rule_duplicate_input():
+    assert rules(edit("inputs: [in5, out4]", "inputs: [in5, out4, out4]")) == ["duplicate-input"]
+
+
+def test_rule_duplicate_output_level():
+    assert "duplicate-output" in rules(edit("5: out5}", "5: out5, '5': out5}"))
+
+
+def test_rule_missing_field_and_no_inputs():
+    assert "missing-field" in rules(edit("{id: out5, level: 5, inputs: [in5, out4]}", "{id: out5, inputs: [in5, out4]}"))
+    assert "no-inputs" in rules(edit("inputs: [in5, out4]", "inputs: []"))
