@@ -19,11 +19,12 @@ from archbench.models.backbone import Backbone
 from archbench.models.detector import Detector
 from archbench.models.heads import HeadNet
 from archbench.neck.compiler import compile_neck
-from archbench.scaling import ModelConfig, get_rule
+from archbench.scaling import ModelConfig, ParametricRule, TableRule, get_rule
 from archbench.spec import resolve_spec
 from archbench.spec.model import NeckSpec
 
 GIGA = 1e9
+Rule = TableRule | ParametricRule
 
 
 @dataclass
@@ -102,12 +103,15 @@ def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
         r["gflops_ratio"] = r["gflops"] / ref["gflops"]
 
 
-def profile(necks: Sequence[str], phis: Sequence[int], preset: str = "efficientdet", num_classes: int = 90,
+def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "efficientdet", num_classes: int = 90,
             num_anchors: int = 9, latency: bool = False, latency_runs: int = 10,
             overrides: dict[str, Any] | None = None, relative_to: str | None = None,
             on_row: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts."""
-    rule = get_rule(preset)
+    """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts.
+
+    ``preset`` is a preset name or a rule object (e.g. a search trial's coefficients).
+    """
+    rule = get_rule(preset) if isinstance(preset, str) else preset
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     wanted = list(dict.fromkeys(list(necks) + ([relative_to] if relative_to else [])))
     specs = {name: resolve_spec(name) for name in wanted}

@@ -44,8 +44,8 @@ class RichObserver(SweepObserver):
             m, t = record["metrics"], record["timing"]
             self.console.print(f"ok      {label}: AP {m['AP']:.3f} AP50 {m['AP50']:.3f} "
                                f"({t['train_seconds']:.0f}s train, {t['images_per_s']:.0f} img/s)", highlight=False)
-        else:
-            self.console.print(f"FAILED  {label}: {record.get('reason')}", highlight=False)
+        else:  # failed, or stopped on purpose (a pruned search trial)
+            self.console.print(f"{record['status'].upper():7} {label}: {record.get('reason')}", highlight=False)
 
     def skipped(self, label: str, reason: str) -> None:
         self.console.print(f"skip    {label}: {reason}", highlight=False)

@@ -28,7 +28,7 @@ from archbench.models.detector import Detector
 from archbench.models.weights import load_backbone_weights
 from archbench.profile import profile
 from archbench.records import completed_hashes, config_hash, environment, python_command, write_record
-from archbench.scaling import get_rule
+from archbench.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.spec import resolve_spec
 from archbench.train.loop import TrainingDiverged
 from archbench.train.trainer import DetectionTrainer, StepInfo, TrainConfig
@@ -56,6 +56,8 @@ class RunRequest:
     backbone_weights: str | None = None
     device: str = "cpu"
     threads: int | None = None
+    #: an explicit rule (e.g. a search trial's coefficients) instead of the named preset; its coefficients join the config
+    rule: ParametricRule | None = None
 
 
 class SweepObserver:
@@ -68,6 +70,13 @@ class SweepObserver:
     def run_finished(self, label: str, record: dict[str, Any]) -> None: ...
 
     def skipped(self, label: str, reason: str) -> None: ...
+
+    def epoch_finished(self, epoch: int, epochs: int, evaluate: Callable[[], dict[str, float]]) -> None:
+        """After each epoch's checkpoint; ``evaluate()`` scores the current weights. Raise ``RunStopped`` to stop."""
+
+
+class RunStopped(Exception):
+    """An observer stopped a run early on purpose (e.g. a search pruned it): nothing is recorded for it."""
 
 
 def _label(req: RunRequest) -> str:
@@ -91,7 +100,8 @@ class Prepared:
                             "built yet")
         self.req = req
         self.spec = resolve_spec(req.neck)
-        self.model_cfg = get_rule(req.preset).config(req.phi)
+        self.rule = req.rule if req.rule is not None else get_rule(req.preset)
+        self.model_cfg = self.rule.config(req.phi)
         key = (req.data, self.model_cfg.resolution, req.subset, req.categories)
         cache = data_cache if data_cache is not None else {}
         if key not in cache:  # a sweep opens each (data, resolution, selection) once
@@ -107,6 +117,8 @@ class Prepared:
             "train": req.train.to_dict(), "seed": req.seed, "pretrained": req.pretrained,
             "backbone_weights": req.backbone_weights, "device": torch.device(req.device).type,
         }
+        if req.rule is not None:
+            self.config["rule"] = rule_to_dict(req.rule)
         self.hash = config_hash(self.config)
 
     def base_record(self) -> dict[str, Any]:
@@ -126,7 +138,7 @@ class Prepared:
 
 
 def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
-    (row,) = profile([prep.req.neck], [prep.req.phi], prep.req.preset, num_classes=prep.data_info["num_classes"])
+    (row,) = profile([prep.req.neck], [prep.req.phi], prep.rule, num_classes=prep.data_info["num_classes"])
     costs = {k: row[k] for k in row if k.startswith(("params_", "gflops"))}
     res = prep.model_cfg.resolution
     image = torch.randn(1, 3, res, res, device=device)
@@ -169,6 +181,8 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
         while trainer.epoch < req.train.epochs:
             epoch_losses.append(trainer.train_epoch(observer.step))
             trainer.save(ckpt)
+            observer.epoch_finished(trainer.epoch, req.train.epochs,
+                                    lambda: trainer.evaluate(prep.val, prep.data_info))
         eval_start = time.perf_counter()
         metrics = trainer.evaluate(prep.val, prep.data_info)
         eval_seconds = time.perf_counter() - eval_start
@@ -187,6 +201,34 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
     return record
 
 
+def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
+            extra: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Execute one configuration and write its record (``extra`` fields added, e.g. a search trial's tags).
+
+    A crash is recorded as ``failed``. A ``UserError`` propagates with nothing recorded, and so does
+    ``RunStopped``, after removing the run's checkpoint.
+    """
+    label = _label(prep.req)
+    try:
+        record = execute(prep, results, resume=resume, observer=observer)
+    except UserError:
+        raise
+    except RunStopped as exc:
+        checkpoint_path(results, prep.hash).unlink(missing_ok=True)
+        observer.run_finished(label, {"status": "stopped", "reason": str(exc)})
+        raise
+    except Exception as exc:  # noqa: BLE001 (a crash in one run is recorded; the sweep goes on)
+        record = prep.base_record()
+        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
+    record.update(extra or {})
+    path = write_record(results, record)
+    if record["status"] == "ok":
+        checkpoint_path(results, prep.hash).unlink(missing_ok=True)
+    observer.run_finished(label, record)
+    return path, record
+
+
 def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = False,
           observer: SweepObserver | None = None, on_record: Callable[[Path, dict], None] | None = None) -> list[dict]:
     """Run every request in order; returns the records written (skipped configurations are not)."""
@@ -200,18 +242,7 @@ def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False,
         if prep.hash in done:
             observer.skipped(label, "an ok record with the same config hash exists (use --force to re-run)")
             continue
-        try:
-            record = execute(prep, results, resume=resume, observer=observer)
-        except UserError:
-            raise
-        except Exception as exc:  # noqa: BLE001 (a crash in one run is recorded; the sweep goes on)
-            record = prep.base_record()
-            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
-                          traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
-        path = write_record(results, record)
-        if record["status"] == "ok":
-            checkpoint_path(results, prep.hash).unlink(missing_ok=True)
-        observer.run_finished(label, record)
+        path, record = run_one(prep, results, resume=resume, observer=observer)
         if on_record:
             on_record(path, record)
         written.append(record)

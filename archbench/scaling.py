@@ -126,3 +126,58 @@ def get_rule(name: str) -> TableRule | CompoundRule:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class EfficientNetRule:
+    """EfficientNet's compound scaling of a base model: depth x alpha**phi, width x beta**phi, resolution x gamma**phi.
+
+    width = round8(width_base * beta**phi); repeats = ceil(repeats_base * alpha**phi) and head depth =
+    ceil(head_base * alpha**phi) (EfficientNet rounds layer counts up); resolution = round8(resolution_base *
+    gamma**phi); backbone = backbones[min(phi, len - 1)]. ``alpha * beta**2 * gamma**2 ~= 2`` doubles the
+    FLOPs of what the coefficients scale (neck, head, input size) per phi step.
+    """
+
+    name: str
+    backbones: tuple[str, ...]
+    alpha: float
+    beta: float
+    gamma: float
+    width_base: int
+    repeats_base: int
+    head_base: int
+    resolution_base: int
+    anchor_size: float = 4.0
+    max_phi: int = 7
+
+    def config(self, phi: int) -> ModelConfig:
+        if not 0 <= phi <= self.max_phi:
+            raise UserError(f"preset {self.name!r} defines phi 0..{self.max_phi}, got {phi}")
+        width = max(8, int(round(self.width_base * self.beta**phi / 8)) * 8)
+        repeats = max(1, math.ceil(self.repeats_base * self.alpha**phi - 1e-9))
+        head = max(1, math.ceil(self.head_base * self.alpha**phi - 1e-9))
+        res = max(32, int(round(self.resolution_base * self.gamma**phi / 8)) * 8)
+        return ModelConfig(self.name, phi, self.backbones[min(phi, len(self.backbones) - 1)], width, repeats, head, res,
+                           anchor_size=self.anchor_size)
+
+
+ParametricRule = CompoundRule | EfficientNetRule
+_RULE_KINDS: dict[str, type] = {"compound": CompoundRule, "efficientnet": EfficientNetRule}
+
+
+def rule_to_dict(rule: ParametricRule) -> dict[str, Any]:
+    """A parametric rule as plain JSON data, with its ``kind``; :func:`rule_from_dict` reads it back."""
+    kind = next(k for k, cls in _RULE_KINDS.items() if isinstance(rule, cls))
+    d = asdict(rule)
+    d["backbones"] = list(rule.backbones)
+    return {"kind": kind, **d}
+
+
+def rule_from_dict(data: dict[str, Any]) -> ParametricRule:
+    """The rule that :func:`rule_to_dict` wrote (e.g. into a search trial's attributes)."""
+    fields = dict(data)
+    cls = _RULE_KINDS.get(fields.pop("kind", None))
+    if cls is None:
+        raise UserError(f"unknown scaling rule kind {data.get('kind')!r}: expected one of {', '.join(_RULE_KINDS)}")
+    fields["backbones"] = tuple(fields["backbones"])
+    return cls(**fields)

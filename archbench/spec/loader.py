@@ -277,26 +277,37 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     return (spec if buildable else None), problems
 
 
-def parse_yaml(text: str, source: str) -> tuple[NeckSpec | None, list[Problem]]:
-    """Parse YAML text; a syntax error is one problem naming the line and column."""
+def load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
+    """YAML text as data; a syntax error is one ``malformed-yaml`` problem naming the line and column."""
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text), []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         return None, [Problem(source, "malformed-yaml", f"not valid YAML{where}: {reason}")]
-    return parse_spec(raw, source)
 
 
-def check_file(path: str | Path) -> tuple[NeckSpec | None, list[Problem]]:
-    """Read and check a spec file; an unreadable file is one problem."""
+def read_yaml_file(path: str | Path) -> tuple[Any, list[Problem]]:
+    """A YAML file as data; an unreadable file or a syntax error is one problem (and the data is unusable)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(str(p), "unreadable", f"cannot read the file: {exc}")]
-    return parse_yaml(text, str(p))
+    return load_yaml_text(text, str(p))
+
+
+def parse_yaml(text: str, source: str) -> tuple[NeckSpec | None, list[Problem]]:
+    """Parse YAML text; a syntax error is one problem naming the line and column."""
+    raw, problems = load_yaml_text(text, source)
+    return (None, problems) if problems else parse_spec(raw, source)
+
+
+def check_file(path: str | Path) -> tuple[NeckSpec | None, list[Problem]]:
+    """Read and check a spec file; an unreadable file is one problem."""
+    raw, problems = read_yaml_file(path)
+    return (None, problems) if problems else parse_spec(raw, str(path))
 
 
 def require_valid(spec: NeckSpec | None, problems: list[Problem], source: str) -> NeckSpec:
