@@ -1,0 +1,146 @@
+"""``archbench search``: open (or join) a study, run trials until it has its total, report it.
+
+Also what ``archbench run --scaling study:NAME`` needs: the rule of a study's best (or chosen) trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from rich.console import Console
+
+from archbench.errors import UserError
+from archbench.progress import RichObserver
+from archbench.scaling import ParametricRule
+from archbench.search.display import SearchDisplay
+from archbench.search.objective import SearchObjective, TrialFailed
+from archbench.search.report import parse_study_ref, print_report, trial_rule
+from archbench.search.space import load_space
+from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
+from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, load_study, work
+from archbench.spec import resolve_spec
+from archbench.train.trainer import TrainConfig
+
+PRUNERS = ("median", "hyperband", "none")
+#: how often a worker with nothing to start checks on the trials other workers are running
+POLL_S = 2.0
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What one ``archbench search`` worker was asked for."""
+
+    neck: str
+    space: Path
+    trials: int
+    train: TrainConfig
+    study: str | None = None
+    storage: str | None = None
+    phis: tuple[int, ...] | None = None
+    objective: str = "single"
+    gflops_budget: float | None = None
+    data: str = "synthetic"
+    subset: int | None = None
+    seed: int = 0
+    sampler_seed: int | None = None
+    pruner: str | None = None  # None: median for a single objective, none for multi
+    population: int = 8
+    results: Path = Path("results")
+    device: str = "cpu"
+    threads: int | None = None
+    heartbeat: int = DEFAULT_HEARTBEAT_S
+
+
+def make_pruner(name: str | None, objective: str, steps: int) -> optuna.pruners.BasePruner:
+    """The pruner; multi-objective studies cannot prune (Optuna's ``should_prune`` does not support them)."""
+    if objective == "multi":
+        if name not in (None, "none"):
+            raise UserError(f"--pruner {name}: Optuna cannot prune multi-objective studies (Trial.should_prune does "
+                            "not support them); drop --pruner or use --objective single")
+        return optuna.pruners.NopPruner()
+    name = name or "median"
+    if name not in PRUNERS:
+        raise UserError(f"--pruner {name!r}: choose one of {', '.join(PRUNERS)}")
+    if name == "median":  # no decision before 3 trials have finished, nor at a trial's first epoch
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 1))
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(objective: str, seed: int | None, population: int) -> optuna.samplers.BaseSampler:
+    """TPE (multivariate, constant liar so parallel workers avoid each other's running points) or NSGA-II."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        if objective == "single":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+
+
+def _check(opts: SearchOptions) -> None:
+    if opts.objective not in OBJECTIVES:
+        raise UserError(f"--objective {opts.objective!r}: choose single or multi")
+    if opts.trials < 1:
+        raise UserError(f"--trials {opts.trials}: at least 1")
+    if opts.study is not None and not _STUDY_NAME.match(opts.study):
+        raise UserError(f"--study {opts.study!r}: use letters, digits, '_', '.' or '-'")
+    if opts.gflops_budget is not None and opts.gflops_budget <= 0:
+        raise UserError(f"--gflops-budget {opts.gflops_budget}: must be positive")
+    if opts.objective == "multi" and opts.population < 2:
+        raise UserError(f"--population {opts.population}: NSGA-II needs at least 2")
+
+
+def default_study_name(neck: str, space: Path) -> str:
+    """``NECK-SPACE``: the study a search of ``neck`` over ``space`` uses unless ``--study`` names one."""
+    return f"{resolve_spec(neck).name}-{load_space(space).name}"
+
+
+def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
+    """Work on the study until it has ``opts.trials`` finished trials in total; returns the study."""
+    _check(opts)
+    space = load_space(opts.space)
+    if opts.phis is not None:
+        space = space.at_phis(opts.phis)
+    spec = resolve_spec(opts.neck)
+    name = opts.study or default_study_name(opts.neck, opts.space)
+    settings = StudySettings(
+        neck=spec.name, spec_hash=spec.spec_hash(), space=space.to_dict(), space_digest=space.digest(),
+        phis=space.phis, objective=opts.objective, gflops_budget=opts.gflops_budget, data=opts.data,
+        subset=opts.subset, train=opts.train.to_dict(), seed=opts.seed,
+        population=opts.population if opts.objective == "multi" else None)
+    pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
+    url = opts.storage or default_storage_url(opts.results)
+    storage = open_storage(url, opts.heartbeat)
+    study = create_or_join(storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population),
+                           pruner)
+    display = SearchDisplay(console, opts.trials)
+    console.print(f"study {name} ({redact(url)}): {opts.trials} trial(s) in total across workers", highlight=False,
+                  markup=False)
+    optuna.logging.set_verbosity(logging.ERROR)  # each trial's outcome is printed by the display instead
+    with RichObserver(console) as observer, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        objective = SearchObjective(name, opts.neck, settings, space, opts.results / "search" / name, opts.trials,
+                                    observer, opts.device, opts.threads, tags={"space": space.name,
+                                                                               "storage": redact(url)})
+        work(study, objective, opts.trials, catch=(TrialFailed,), callbacks=[display], on_wait=display.waiting,
+             poll_s=min(POLL_S, opts.heartbeat))
+    return study
+
+
+def report(study_name: str, storage: str | None, results: Path, console: Console) -> None:
+    """Print what a study found (``archbench search --report``)."""
+    url = storage or default_storage_url(results)
+    print_report(load_study(open_storage(url, create=False), study_name), redact(url), console)
+
+
+def study_rule(ref: str, storage: str | None, results: Path) -> ParametricRule:
+    """The rule ``study:NAME[#TRIAL]`` stands for: the chosen trial's coefficients, named ``study:NAME#K``."""
+    name, number = parse_study_ref(ref)
+    return trial_rule(load_study(open_storage(storage or default_storage_url(results), create=False), name), number)

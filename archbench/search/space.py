@@ -1,0 +1,369 @@
+"""Search spaces: YAML files naming the scaling-rule coefficients a search varies, and their ranges.
+
+A space builds one parametric rule per trial (:mod:`archbench.scaling`): ``rule: compound`` is
+EfficientDet's family of growth laws (``CompoundRule``), ``rule: efficientnet`` is EfficientNet's
+alpha/beta/gamma scaling of a base model (``EfficientNetRule``). Every coefficient comes from,
+in order of precedence, the trial (``search``), the file (``fixed``) or the ``base`` preset.
+
+```yaml
+name: efficientnet_abg
+rule: efficientnet          # compound | efficientnet
+base: proxy                 # preset giving every coefficient not fixed or searched
+phis: [1]                   # each trial trains (and is scored at) these phi
+fixed: {anchor_size: 2.0}
+search:
+  alpha: {low: 1.0, high: 1.6}              # float; `step`, `log: true` optional
+  beta:  {low: 1.0, high: 1.6}
+  gamma: {low: 1.0, high: 1.6}
+constraint: {product: 2.0, solve: gamma}    # alpha * beta**2 * gamma**2 = product
+```
+
+The constraint is enforced exactly by solving: the two other coefficients are sampled and the
+``solve`` one is computed from them; a trial whose solved value falls outside its range is
+rejected before training. A bad file is refused with every problem listed (file, field, rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from archbench.errors import UserError
+from archbench.scaling import CompoundRule, EfficientNetRule, ParametricRule, TableRule, get_rule
+from archbench.spec.loader import Problem, read_yaml_file
+
+RULES: dict[str, type] = {"compound": CompoundRule, "efficientnet": EfficientNetRule}
+TOP_FIELDS = {"name", "description", "rule", "base", "phis", "fixed", "search", "constraint"}
+RANGE_FIELDS = {"low", "high", "step", "log"}
+#: exponent of each coefficient in EfficientNet's FLOPs constraint alpha * beta**2 * gamma**2
+EXPONENTS = {"alpha": 1, "beta": 2, "gamma": 2}
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class Infeasible(Exception):
+    """The sampled coefficients break the space's constraint; the trial is rejected before training."""
+
+
+class SpaceError(UserError):
+    """A search space file broke one or more rules; ``problems`` lists them all."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: the search space has {len(problems)} problem(s):\n{lines}")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Range:
+    """One searched coefficient: ``low..high`` (inclusive), optionally stepped or log-uniform."""
+
+    name: str
+    low: float
+    high: float
+    integer: bool
+    step: float | None = None
+    log: bool = False
+
+    def suggest(self, trial: optuna.Trial) -> float:
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``alpha * beta**2 * gamma**2 = product``; ``solve`` is computed from the two sampled coefficients."""
+
+    product: float
+    solve: str
+
+    def solved(self, values: dict[str, float]) -> float:
+        others = math.prod(values[k] ** e for k, e in EXPONENTS.items() if k != self.solve)
+        return (self.product / others) ** (1 / EXPONENTS[self.solve])
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space; :meth:`sample` draws a trial's coefficients, :meth:`rule` builds its rule."""
+
+    name: str
+    source: str
+    rule_kind: str
+    base: str
+    phis: tuple[int, ...]
+    fixed: dict[str, Any]
+    ranges: tuple[Range, ...]
+    constraint: Constraint | None = None
+    description: str = ""
+    _base_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as data (stored with a study, so every worker and report sees the same space)."""
+        return {
+            "name": self.name, "source": self.source, "rule": self.rule_kind, "base": self.base, "phis": list(self.phis),
+            "fixed": self.fixed, "search": {r.name: {"low": r.low, "high": r.high, "step": r.step, "log": r.log}
+                                            for r in self.ranges},
+            "constraint": {"product": self.constraint.product, "solve": self.constraint.solve} if self.constraint
+            else None,
+            "base_fields": {k: list(v) if isinstance(v, tuple) else v for k, v in self._base_fields.items()},
+        }
+
+    def digest(self) -> str:
+        """16-hex hash of what decides the trials (not the name, file or description)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "source")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def sample(self, trial: optuna.Trial) -> dict[str, float]:
+        """The trial's coefficients (the solved one included); raises ``Infeasible`` if the constraint can't hold."""
+        solve = self.constraint.solve if self.constraint else None
+        values = {r.name: r.suggest(trial) for r in self.ranges if r.name != solve}
+        if self.constraint is not None:
+            solved = self.constraint.solved(values)
+            bounds = next(r for r in self.ranges if r.name == solve)
+            if not bounds.contains(solved):
+                raise Infeasible(f"{solve} = {solved:.4f} solved from alpha * beta^2 * gamma^2 = "
+                                 f"{self.constraint.product:g} is outside its range {bounds.low:g}..{bounds.high:g}")
+            values[solve] = solved
+        return values
+
+    def rule(self, values: dict[str, float], name: str) -> ParametricRule:
+        """The scaling rule of one trial's coefficients."""
+        return RULES[self.rule_kind](name=name, **{**self._base_fields, **self.fixed, **values})
+
+    def at_phis(self, phis: tuple[int, ...]) -> SearchSpace:
+        """The space trained at other phis (``--phi``); ``SpaceError`` if its rules do not define them."""
+        space = replace(self, phis=phis)
+        c = _Checker(self.source)
+        _check_buildable(c, space)
+        if c.problems:
+            raise SpaceError(self.source, c.problems)
+        return space
+
+
+def _base_fields(kind: str, base: TableRule | CompoundRule) -> dict[str, Any]:
+    """Coefficients a rule of ``kind`` takes from the ``base`` preset."""
+    if kind == "compound":
+        return {f.name: getattr(base, f.name) for f in fields(CompoundRule) if f.name != "name"}
+    zero = base.config(0)
+    return {"backbones": tuple(base.backbones), "width_base": zero.width, "repeats_base": zero.repeats,
+            "head_base": zero.head_depth, "resolution_base": zero.resolution, "anchor_size": zero.anchor_size}
+
+
+class _Checker:
+    """Collects every problem of one file."""
+
+    def __init__(self, source: str) -> None:
+        self.source, self.problems = source, []
+
+    def add(self, rule: str, message: str, where: str | None = None) -> None:
+        self.problems.append(Problem(self.source, rule, message, field=where))
+
+    def mapping(self, value: Any, where: str) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add("wrong-type", f"expected a mapping, got {type(value).__name__}", where)
+            return {}
+        return value
+
+    def unknown(self, data: dict, allowed: set[str], where: str | None) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add("unknown-field", f"unknown field {key!r}; allowed: {', '.join(sorted(allowed))}",
+                         f"{where}.{key}" if where else str(key))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _field_types(kind: str) -> dict[str, Any]:
+    return {k: v for k, v in typing.get_type_hints(RULES[kind]).items() if k != "name"}
+
+
+def _check_value(c: _Checker, name: str, value: Any, typ: Any, where: str) -> Any:
+    """A fixed coefficient, converted to its field's type, or None when it is wrong."""
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        c.add("wrong-type", f"{name} is a whole number, got {value!r}", where)
+    elif typ is float:
+        if _is_number(value):
+            return float(value)
+        c.add("wrong-type", f"{name} is a number, got {value!r}", where)
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    else:
+        c.add("wrong-type", f"{name} is a list of timm model names, got {value!r}", where)
+    return None
+
+
+def _check_range(c: _Checker, name: str, spec: Any, typ: Any) -> Range | None:
+    where = f"search.{name}"
+    if typ not in (int, float):
+        c.add("not-searchable", f"{name} can be fixed but not searched", where)
+        return None
+    if not isinstance(spec, dict):
+        c.add("wrong-type", f"expected a mapping like {{low: 1, high: 2}}, got {spec!r}", where)
+        return None
+    c.unknown(spec, RANGE_FIELDS, where)
+    ok = True
+    for key in ("low", "high"):
+        if key not in spec:
+            c.add("missing-field", f"a range needs {key!r}", f"{where}.{key}")
+            ok = False
+    for key in ("low", "high", "step"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        if not _is_number(value) or (typ is int and not isinstance(value, int)):
+            kind = "a whole number" if typ is int else "a number"
+            c.add("wrong-type", f"{name} is {kind}; {key} = {value!r}", f"{where}.{key}")
+            ok = False
+    log, step = spec.get("log", False), spec.get("step")
+    if not isinstance(log, bool):
+        c.add("wrong-type", f"log is true or false, got {log!r}", f"{where}.log")
+        ok = False
+    if not ok:
+        return None
+    low, high = spec["low"], spec["high"]
+    if low >= high:
+        c.add("bad-range", f"low {low} must be below high {high}", where)
+    elif step is not None and step <= 0:
+        c.add("bad-range", f"step {step} must be positive", f"{where}.step")
+    elif step is not None and log:
+        c.add("bad-range", "a range is either stepped or log-uniform, not both", where)
+    elif log and low <= 0:
+        c.add("bad-range", f"a log-uniform range needs low > 0, got {low}", where)
+    else:
+        return Range(name, float(low) if typ is float else low, float(high) if typ is float else high,
+                     integer=typ is int, step=step, log=log)
+    return None
+
+
+def _check_constraint(c: _Checker, raw: Any, kind: str, searched: set[str]) -> Constraint | None:
+    if raw is None:
+        return None
+    if kind != "efficientnet":
+        c.add("constraint-rule", "alpha * beta^2 * gamma^2 applies to `rule: efficientnet` only", "constraint")
+        return None
+    data = c.mapping(raw, "constraint")
+    c.unknown(data, {"product", "solve"}, "constraint")
+    product, solve = data.get("product"), data.get("solve")
+    if not _is_number(product) or product <= 0:
+        c.add("wrong-type", f"product is a positive number (EfficientNet: 2), got {product!r}", "constraint.product")
+    if solve not in EXPONENTS:
+        c.add("wrong-type", f"solve is one of alpha, beta, gamma, got {solve!r}", "constraint.solve")
+    missing = [k for k in EXPONENTS if k not in searched]
+    if missing:
+        c.add("constraint-params", f"the constraint needs ranges for alpha, beta and gamma under `search`; "
+                                   f"missing: {', '.join(missing)}", "constraint")
+    if c.problems:
+        return None
+    return Constraint(float(product), solve)
+
+
+def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem]]:
+    """Check parsed YAML; returns the space (None if any problem) and every problem found."""
+    c = _Checker(source)
+    data = c.mapping(raw, "(top level)")
+    if raw is not None and not data:
+        return None, c.problems
+    c.unknown(data, TOP_FIELDS, None)
+    for key in ("name", "rule", "phis", "search"):
+        if key not in data:
+            c.add("missing-field", f"a search space needs {key!r}", key)
+    name = data.get("name")
+    if "name" in data and not (isinstance(name, str) and _NAME.match(name)):
+        c.add("bad-name", f"name is letters, digits, '_', '.' or '-', got {name!r}", "name")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        c.add("wrong-type", "description is text", "description")
+    kind = data.get("rule")
+    if "rule" in data and kind not in RULES:
+        c.add("unknown-rule", f"rule is one of {', '.join(RULES)}, got {kind!r}", "rule")
+        kind = None
+    base_name = data.get("base", "proxy")
+    base = None
+    try:
+        base = get_rule(base_name) if isinstance(base_name, str) else None
+    except UserError:
+        pass
+    if base is None:
+        c.add("unknown-preset", f"base is a preset name (proxy, efficientdet), got {base_name!r}", "base")
+    elif kind == "compound" and not isinstance(base, CompoundRule):
+        c.add("bad-base", f"rule compound takes its other coefficients from a compound preset (proxy); "
+                          f"{base_name!r} is a per-phi table", "base")
+        base = None
+    phis = data.get("phis")
+    if "phis" in data and not (isinstance(phis, list) and phis and len(set(map(str, phis))) == len(phis)
+                               and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in phis)):
+        c.add("bad-phis", f"phis is a list of distinct phi values >= 0, like [0, 1]; got {phis!r}", "phis")
+    if kind is None:
+        return None, c.problems
+    types = _field_types(kind)
+    fixed: dict[str, Any] = {}
+    for key, value in c.mapping(data.get("fixed"), "fixed").items():
+        if key not in types:
+            c.add("unknown-param", f"{kind} rules have no coefficient {key!r}; known: {', '.join(types)}",
+                  f"fixed.{key}")
+        else:
+            fixed[key] = _check_value(c, key, value, types[key], f"fixed.{key}")
+    search = c.mapping(data.get("search"), "search")
+    if "search" in data and not search:
+        c.add("nothing-to-search", "search names no coefficient to vary", "search")
+    ranges = []
+    for key, spec in search.items():
+        if key not in types:
+            c.add("unknown-param", f"{kind} rules have no coefficient {key!r}; known: {', '.join(types)}",
+                  f"search.{key}")
+        elif key in fixed:
+            c.add("duplicate-param", f"{key} is both fixed and searched", f"search.{key}")
+        else:
+            r = _check_range(c, key, spec, types[key])
+            ranges.append(r)
+    constraint = _check_constraint(c, data.get("constraint"), kind, set(search))
+    if c.problems or base is None:
+        return None, c.problems
+    space = SearchSpace(name, source, kind, base_name, tuple(phis), fixed, tuple(ranges), constraint,
+                        description.strip(), _base_fields(kind, base))
+    _check_buildable(c, space)
+    return (None if c.problems else space), c.problems
+
+
+def _check_buildable(c: _Checker, space: SearchSpace) -> None:
+    """Build the rule at both ends of every range and at every phi: catches phi > max_phi and the like."""
+    for corner in ("low", "high"):
+        values = {r.name: getattr(r, corner) for r in space.ranges}
+        try:
+            rule = space.rule(values, space.name)
+            for phi in space.phis:
+                rule.config(phi)
+        except UserError as exc:
+            c.add("bad-phis", exc.message, "phis")
+            return
+        except (TypeError, ValueError, ZeroDivisionError) as exc:
+            c.add("unbuildable", f"the rule cannot be built from the {corner} ends of the ranges: {exc}", "search")
+            return
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Load and validate a search space file; raises ``SpaceError`` listing every problem."""
+    source = str(path)
+    raw, problems = read_yaml_file(path)
+    if not problems:
+        space, problems = parse_space(raw, source)
+        if space is not None:
+            return space
+    raise SpaceError(source, problems)

@@ -1,0 +1,114 @@
+"""archbench search in one process on tiny data: records and report, run --scaling, failures, pruning, NSGA-II."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from archbench import runner
+from archbench.profile import profile
+from archbench.records import load_records
+from archbench.scaling import rule_from_dict
+from archbench.search import command
+from archbench.search.space import load_space
+from conftest import run_cli
+from searchkit import load, make_tiny_data, search_args, write_space
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> str:
+    return make_tiny_data(tmp_path_factory.mktemp("search") / "data")
+
+
+def test_search_records_trials_reports_and_run_applies_the_best(data, tmp_path):
+    results, space = tmp_path / "r", write_space(tmp_path)
+    res = run_cli(*search_args(data, results, space, "s1", 2))
+    assert res.returncode == 0, res.stderr
+    trials = load(results, "s1").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    records = load_records(results / "search" / "s1")
+    assert sorted(r["search"]["trial"] for r in records) == [0, 1]
+    for r in records:  # each trial's run is a normal record, tagged and carrying the trial's coefficients
+        trial = trials[r["search"]["trial"]]
+        assert r["status"] == "ok" and r["search"]["study"] == "s1" and r["preset"] == f"study:s1#{trial.number}"
+        assert r["config"]["rule"] == trial.user_attrs["rule"] and r["metrics"]["AP"] == trial.value
+        assert r["model_config"]["width"] == trial.params["width_base"]
+    assert "trial #1 ok" in res.stderr and "2/2 finished in the study" in res.stderr
+
+    best = max(trials, key=lambda t: t.value)
+    report = run_cli("search", "--report", "--study", "s1", "--results", str(results))
+    assert report.returncode == 0 and "best trials by AP" in report.stdout
+    assert f"#{best.number}" in report.stdout and "--scaling study:s1" in report.stdout
+
+    applied = run_cli("run", "--neck", "bifpn", "--scaling", "study:s1", "--phi", "0..1", "--epochs", "1",
+                      "--batch-size", "8", "--data", data, "--threads", "1", "--results", str(results))
+    assert applied.returncode == 0, applied.stderr
+    rule = rule_from_dict(best.user_attrs["rule"])
+    runs = sorted(load_records(results), key=lambda r: r["phi"])  # results/runs holds only these two
+    assert [r["phi"] for r in runs] == [0, 1]
+    for r in runs:
+        assert r["config"]["rule"] == best.user_attrs["rule"] and r["preset"] == f"study:s1#{best.number}"
+        assert r["model_config"] == rule.config(r["phi"]).to_dict()
+    bad = run_cli("run", "--scaling", "study:nope", "--results", str(results))
+    assert bad.returncode == 2 and "no study 'nope'" in bad.stderr and "s1" in bad.stderr
+
+
+def test_a_crashed_trial_is_recorded_with_its_reason_and_the_study_goes_on(data, tmp_path, monkeypatch):
+    real, calls = runner.execute, []
+
+    def crash_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "execute", crash_first)
+    results = tmp_path / "r"
+    res = run_cli(*search_args(data, results, write_space(tmp_path), "s2", 2))
+    assert res.returncode == 0, res.stderr
+    failed, ok = load(results, "s2").trials
+    assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "RuntimeError: boom"
+    assert ok.state == TrialState.COMPLETE
+    statuses = {r["search"]["trial"]: r["status"] for r in load_records(results / "search" / "s2")}
+    assert statuses == {0: "failed", 1: "ok"}
+    report = run_cli("search", "--report", "--study", "s2", "--results", str(results))
+    assert "failed  #0: RuntimeError: boom" in report.stdout
+
+
+def test_a_pruned_trial_stops_training_and_leaves_no_record(data, tmp_path, monkeypatch):
+    # A threshold no AP reaches: the pruner stops every trial at its first report (after epoch 1 of 2).
+    monkeypatch.setattr(command, "make_pruner", lambda *a: optuna.pruners.ThresholdPruner(lower=1.0))
+    results = tmp_path / "r"
+    res = run_cli(*search_args(data, results, write_space(tmp_path), "s3", 1, "--epochs", "2"))
+    assert res.returncode == 0, res.stderr
+    (trial,) = load(results, "s3").trials
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
+    assert trial.user_attrs["pruned_reason"].startswith("pruned by ThresholdPruner at step 0")
+    assert load_records(results / "search" / "s3") == []
+    assert not any((results / "search" / "s3" / "checkpoints").rglob("*.pt"))
+
+
+def test_multi_objective_gives_a_pareto_set_and_refuses_over_budget_configs_untrained(data, tmp_path):
+    space = write_space(tmp_path)
+    loaded = load_space(space)
+    costs = [profile(["bifpn"], [0], loaded.rule({"width_base": w, "width_growth": 1.1}, "t"), num_classes=6)[0]
+             ["gflops"] for w in (8, 16)]
+    budget = sum(costs) / 2  # width 8 fits, width 16 does not
+    results = tmp_path / "r"
+    res = run_cli(*search_args(data, results, space, "s4", 3, "--objective", "multi", "--population", "2",
+                               "--gflops-budget", f"{budget:.6f}", "--sampler-seed", "2"))
+    assert res.returncode == 0, res.stderr
+    trials = load(results, "s4").trials
+    assert len(trials) == 3 and {t.params["width_base"] for t in trials} == {8, 16}
+    for t in trials:
+        if t.params["width_base"] == 16:
+            assert t.state == TrialState.PRUNED and "over the GFLOPs budget" in t.user_attrs["pruned_reason"]
+        else:
+            assert t.state == TrialState.COMPLETE and t.values[1] == pytest.approx(costs[0])
+    trained = {r["search"]["trial"] for r in load_records(results / "search" / "s4")}
+    assert trained == {t.number for t in trials if t.state == TrialState.COMPLETE}
+    assert "Pareto set" in res.stdout and "over the GFLOPs budget" in res.stdout
+
+    refused = run_cli(*search_args(data, results, space, "s5", 1, "--objective", "multi", "--pruner", "median"))
+    assert refused.returncode == 2 and "cannot prune multi-objective" in refused.stderr
