@@ -174,6 +174,9 @@ def run_cmd(
     results: Path = typer.Option(Path("results"), "--results", help="folder for runs/ records and checkpoints"),
     force: bool = typer.Option(False, "--force", help="re-run configurations that already have an ok record"),
     resume: bool = typer.Option(False, "--resume", help="continue interrupted runs from their last epoch checkpoint"),
+    scaling: Optional[str] = typer.Option(None, "--scaling",
+                                          help="study:NAME[#TRIAL]: a search's coefficients instead of --preset"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="--scaling's study database (default: RESULTS/search.db)"),
 ) -> None:
     """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/."""
     from dataclasses import replace
@@ -191,11 +194,17 @@ def run_cmd(
     if optimizer is not None and optimizer not in ("adamw", "sgd"):
         raise UserError(f"--optimizer {optimizer!r}: choose adamw or sgd")
     train_cfg = replace(train_cfg, **{k: v for k, v in changes.items() if v is not None}, ema=ema, amp=amp)
+    rule = None
+    if scaling is not None:
+        from archbench.search.command import study_rule
+
+        rule = study_rule(scaling, storage, results)
+        preset = rule.name
     requests = [
         RunRequest(neck=n, phi=p, seed=s, task=task, preset=preset, data=data, subset=subset,
                    categories=tuple(split_list(categories)) if categories else None, train=train_cfg,
                    pretrained=pretrained, backbone_weights=str(backbone_weights) if backbone_weights else None,
-                   device=device, threads=threads)
+                   device=device, threads=threads, rule=rule)
         for p in parse_int_range(phi, "--phi") for n in neck_list(neck) for s in parse_int_range(seeds, "--seeds")
     ]
     from archbench.progress import RichObserver
@@ -238,6 +247,65 @@ def leaderboard_cmd(
     if plot is not None:
         for path in write_all(table, plot):
             err.print(f"wrote {path}")
+
+
+class Objective(str, Enum):
+    single = "single"
+    multi = "multi"
+
+
+@app.command("search")
+def search_cmd(
+    neck: Optional[str] = typer.Option(None, "--neck", help="built-in name or spec file"),
+    space: Optional[Path] = typer.Option(None, "--space", help="search space YAML, e.g. search_spaces/efficientnet_abg.yaml"),
+    trials: int = typer.Option(20, "--trials", min=1, help="the study's total number of trials, across all its workers"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL (default: sqlite:///RESULTS/search.db)"),
+    study: Optional[str] = typer.Option(None, "--study", help="study name (default: NECK-SPACE)"),
+    phi: Optional[str] = typer.Option(None, "--phi", help="phis each trial trains (default: the space's phis)"),
+    objective: Objective = typer.Option(Objective.single, "--objective",
+                                        help="single: max AP within --gflops-budget | multi: AP vs GFLOPs, NSGA-II"),
+    gflops_budget: Optional[float] = typer.Option(None, "--gflops-budget", help="refuse costlier configs untrained"),
+    pruner: Optional[str] = typer.Option(None, "--pruner", help="median (default) | hyperband | none (single only)"),
+    population: int = typer.Option(8, "--population", min=2, help="NSGA-II population size (multi)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="training epochs per run (default: TrainConfig)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH"),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="train on N images (deterministic)"),
+    seed: int = typer.Option(0, "--seed", help="training seed of every run"),
+    sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", help="sampler seed (give workers different ones)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    heartbeat: int = typer.Option(60, "--heartbeat", min=1,
+                                  help="seconds between a running trial's heartbeats; 3 missed = worker dead, retried"),
+    results: Path = typer.Option(Path("results"), "--results",
+                                 help="records go to RESULTS/search/STUDY/runs/; default database RESULTS/search.db"),
+    report_only: bool = typer.Option(False, "--report", help="print the study's best coefficients / Pareto set"),
+) -> None:
+    """Optuna search over a scaling rule's coefficients; each trial trains through the runner and writes records.
+
+    Start one worker per machine with the same --study and --storage: together they run --trials trials.
+    """
+    from dataclasses import replace
+
+    from archbench.search import command
+    from archbench.train.trainer import TrainConfig
+
+    name = study or (command.default_study_name(neck, space) if neck and space else None)
+    if not report_only:
+        if neck is None or space is None:
+            raise UserError("archbench search needs --neck and --space (or --report to print a study)")
+        train = replace(TrainConfig(), **{k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
+                                                             "lr": lr}.items() if v is not None})
+        opts = command.SearchOptions(
+            neck=neck, space=space, trials=trials, train=train, study=name, storage=storage,
+            phis=tuple(parse_int_range(phi, "--phi")) if phi else None, objective=objective.value,
+            gflops_budget=gflops_budget, data=data, subset=subset, seed=seed, sampler_seed=sampler_seed,
+            pruner=pruner, population=population, results=results, device=device, threads=threads, heartbeat=heartbeat)
+        command.run_search(opts, err)
+    elif name is None:
+        raise UserError("archbench search --report needs --study (or --neck and --space)")
+    command.report(name, storage, results, out)
 
 
 def main() -> None:
