@@ -1,4 +1,5 @@
-"""Several search workers on one SQLite study: exactly N trials between them, and a killed worker's trial resumes."""
+"""Search workers sharing a study (SQLite, and PostgreSQL on loopback): exactly N trials between them, and a
+killed worker's trial is retried and resumes from its checkpoint."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+import archbench.search.command  # noqa: F401 (imported up front: the in-process worker then starts at once)
 from archbench.records import load_records
 from archbench.search.study import SURPLUS_ATTR, counts, is_retry
 from conftest import run_cli
+from pgserver import postgres_url  # noqa: F401 (a fixture)
 from searchkit import load, make_tiny_data, search_args, write_space
 
 #: ``archbench`` whose search worker dies (SIGKILL, as from the OOM killer) right after a run's first epoch checkpoint
@@ -42,22 +45,29 @@ def trials_run_by(stderr: str) -> set[int]:
     return {int(n) for n in re.findall(r"^trial #(\d+) ", stderr, flags=re.M)}
 
 
-def test_two_workers_on_one_study_run_exactly_n_trials_between_them(data, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_workers_on_one_study_run_exactly_n_trials_between_them(backend, data, tmp_path, request):
+    storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     results = tmp_path / "r"
-    args = search_args(data, results, write_space(tmp_path), "shared", 4)
-    procs = [worker([*args, "--sampler-seed", str(i)]) for i in range(2)]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err
-    trials = load(results, "shared").trials
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+    args = search_args(data, results, write_space(tmp_path), "shared", 3, *(["--storage", storage] if storage else []))
+    other = worker([*args, "--sampler-seed", "1"])
+    while not other.stderr.readline().startswith("study shared"):  # that worker has joined: start this one
+        assert other.poll() is None, other.communicate()[1]
+    here = run_cli(*args, "--sampler-seed", "2")
+    _, other_err = other.communicate(timeout=600)
+    assert here.returncode == 0, here.stderr
+    assert other.returncode == 0, other_err
+    trials = load(results, "shared", storage).trials
+    assert [t.number for t in trials] == [0, 1, 2]
     assert all(t.state == TrialState.COMPLETE and not t.user_attrs.get(SURPLUS_ATTR) for t in trials)
-    ran = [trials_run_by(err) for _, err in outputs]
-    assert ran[0] and ran[1] and not ran[0] & ran[1] and ran[0] | ran[1] == {0, 1, 2, 3}  # both worked, none twice
-    assert sorted(r["search"]["trial"] for r in load_records(results / "search" / "shared")) == [0, 1, 2, 3]
+    ran = [trials_run_by(here.stderr), trials_run_by(other_err)]
+    assert ran[0] and ran[1] and not ran[0] & ran[1] and ran[0] | ran[1] == {0, 1, 2}  # both worked, none twice
+    assert sorted(r["search"]["trial"] for r in load_records(results / "search" / "shared")) == [0, 1, 2]
+    assert (results / "search.db").exists() == (storage is None)
 
-    again = run_cli(*search_args(data, results, write_space(tmp_path), "shared", 4))  # the study is complete
-    assert again.returncode == 0 and len(load(results, "shared").trials) == 4
+    again = run_cli(*args)  # the study is complete: a late worker adds nothing
+    assert again.returncode == 0 and len(load(results, "shared", storage).trials) == 3
+    assert "best trials by AP" in again.stdout
 
 
 def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data, tmp_path):
@@ -70,9 +80,8 @@ def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data,
     assert stale.state == TrialState.RUNNING
     assert list((results / "search" / "resume" / "checkpoints").rglob("last.pt"))
 
-    survivor = worker(args)
-    _, err = survivor.communicate(timeout=600)
-    assert survivor.returncode == 0, err
+    survivor = run_cli(*args)
+    assert survivor.returncode == 0, survivor.stderr
     trials = load(results, "resume").trials
     assert trials[0].state == TrialState.FAIL  # failed by the survivor once its heartbeat was 3 s old
     (retry,) = [t for t in trials if is_retry(t)]
@@ -80,5 +89,4 @@ def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data,
     assert sum(counts(t) for t in trials) == 2 and all(t.state.is_finished() for t in trials)
     (record,) = [r for r in load_records(results / "search" / "resume") if r["search"]["trial"] == retry.number]
     assert record["resumed_from_epoch"] == 1 and record["preset"] == "study:resume#0"
-    report = run_cli("search", "--report", "--study", "resume", "--results", str(results))
-    assert f"failed  #0: its worker stopped (no heartbeat); retried as #{retry.number}" in report.stdout
+    assert f"failed  #0: its worker stopped (no heartbeat); retried as #{retry.number}" in survivor.stdout
