@@ -46,8 +46,8 @@ def test_constraint_is_solved_exactly_and_infeasible_points_are_rejected():
     assert base == replace(PROXY.config(0), preset="t")  # phi 0 is the base model
     assert scaled.repeats == math.ceil(base.repeats * 1.2) and scaled.width == round(base.width * 1.1 / 8) * 8
     assert scaled.resolution == round(base.resolution * values["gamma"] / 8) * 8
-    with pytest.raises(Infeasible, match="gamma = 0.7698 .* outside its range 1..1.5"):
-        abg.sample(optuna.trial.FixedTrial({"alpha": 1.5, "beta": 1.5}))
+    with pytest.raises(Infeasible, match="gamma = 0.9960 .* outside its range 1..1.5"):  # alpha * beta^2 > 2
+        abg.sample(optuna.trial.FixedTrial({"alpha": 1.4, "beta": 1.2}))
 
 
 def test_rule_dict_round_trip():

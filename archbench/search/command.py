@@ -118,12 +118,12 @@ def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
     storage = open_storage(url, opts.heartbeat)
+    optuna.logging.set_verbosity(logging.ERROR)  # the study and each trial's outcome are printed by us instead
     study = create_or_join(storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population),
                            pruner)
     display = SearchDisplay(console, opts.trials)
-    console.print(f"study {name} ({redact(url)}): {opts.trials} trial(s) in total across workers", highlight=False,
-                  markup=False)
-    optuna.logging.set_verbosity(logging.ERROR)  # each trial's outcome is printed by the display instead
+    console.print(f"study {name} ({redact(url)}): {opts.trials} trial(s) in total across workers, "
+                  f"{len(study.trials)} there already", highlight=False, markup=False)
     with RichObserver(console) as observer, warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         objective = SearchObjective(name, opts.neck, settings, space, opts.results / "search" / name, opts.trials,

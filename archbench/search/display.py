@@ -22,7 +22,8 @@ class SearchDisplay:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        coefficients = ", ".join(f"{k}={v:.4g}" for k, v in trial.user_attrs.get("coefficients", {}).items())
+        sampled = trial.user_attrs.get("coefficients", trial.params)  # a rejected trial has only what it sampled
+        coefficients = ", ".join(f"{k}={v:.4g}" for k, v in sampled.items())
         if trial.state == TrialState.COMPLETE:
             outcome = f"ok      {METRIC} {trial.values[0]:.4f} at {trial.user_attrs['gflops']:.4f} GFLOPs"
         elif trial.state == TrialState.PRUNED:

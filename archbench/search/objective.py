@@ -99,6 +99,13 @@ class SearchObjective:
     data_cache: dict[tuple, tuple] = field(default_factory=dict)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:  # Optuna fails the trial and re-raises; say why in the report
+            trial.set_user_attr("fail_reason", "interrupted (KeyboardInterrupt)")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         trials = trial.study.get_trials(deepcopy=False)
         if is_surplus(trials, trial.number, self.target):
             trial.set_user_attr(SURPLUS_ATTR, True)
@@ -113,13 +120,14 @@ class SearchObjective:
         trial.set_user_attr("rule", rule_to_dict(rule))
         preps = [Prepared(self._request(rule, phi), self.data_cache) for phi in self.settings.phis]
         gflops = {p.req.phi: _gflops(p, rule) for p in preps}
+        cost = max(gflops.values())
         trial.set_user_attr("gflops_by_phi", {str(k): v for k, v in gflops.items()})
-        trial.set_user_attr("gflops", max(gflops.values()))
+        trial.set_user_attr("gflops", cost)
         budget = self.settings.gflops_budget
-        if budget is not None and max(gflops.values()) > budget:
-            reject(trial, f"over the GFLOPs budget: {max(gflops.values()):.4f} > {budget:g} (not trained)")
+        if budget is not None and cost > budget:
+            reject(trial, f"over the GFLOPs budget: {cost:.4f} > {budget:g} (not trained)")
         accuracy = statistics.fmean(self._train(trial, preps, resume=is_retry(me)))
-        return accuracy if self.settings.objective == "single" else (accuracy, max(gflops.values()))
+        return accuracy if self.settings.objective == "single" else (accuracy, cost)
 
     def _request(self, rule: ParametricRule, phi: int) -> RunRequest:
         s = self.settings
