@@ -7,13 +7,16 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
 import archbench.search.command  # noqa: F401 (imported up front: the in-process worker then starts at once)
 from archbench.records import load_records
+from archbench.search.storage import open_storage
 from archbench.search.study import SURPLUS_ATTR, counts, is_retry
 from conftest import run_cli
 from pgserver import postgres_url  # noqa: F401 (a fixture)
@@ -27,6 +30,18 @@ objective.TrialObserver.epoch_finished = lambda *args: os.kill(os.getpid(), sign
 from archbench.cli import main
 sys.argv[0] = "archbench"
 main()
+"""
+
+#: join study "x" in the SQLite file argv[1] at the clock time argv[2] (so that several processes race)
+JOIN_AT = """\
+import sys, time
+import optuna
+from archbench.search.storage import open_storage
+from archbench.search.study import StudySettings, create_or_join
+settings = StudySettings("bifpn", "h", {}, "d", (0,), "single", None, "synthetic", None, {}, 0)
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+storage = open_storage("sqlite:///" + sys.argv[1], 5)
+create_or_join(storage, "x", settings, optuna.samplers.RandomSampler(), optuna.pruners.NopPruner())
 """
 
 
@@ -90,3 +105,13 @@ def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data,
     (record,) = [r for r in load_records(results / "search" / "resume") if r["search"]["trial"] == retry.number]
     assert record["resumed_from_epoch"] == 1 and record["preset"] == "study:resume#0"
     assert f"failed  #0: its worker stopped (no heartbeat); retried as #{retry.number}" in survivor.stdout
+
+
+def test_workers_creating_a_new_database_at_once_all_join_one_study(tmp_path):
+    db, start = tmp_path / "new.db", time.time() + 4
+    procs = [subprocess.Popen([sys.executable, "-c", JOIN_AT, str(db), str(start)], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    summaries = optuna.get_all_study_summaries(open_storage(f"sqlite:///{db}", create=False))
+    assert [s.study_name for s in summaries] == ["x"]

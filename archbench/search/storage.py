@@ -58,7 +58,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
     With ``create=False`` a SQLite file that does not exist is an error instead of a new empty database.
     """
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
     try:
         parsed = _with_driver(make_url(url))
@@ -71,7 +71,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
         if not create and not Path(parsed.database).is_file():
             raise UserError(f"no search database at {parsed.database} (run archbench search first, or pass --storage)")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(3):  # two workers creating a new database at once may race on the schema
+    for attempt in range(3):  # workers creating a new database at once race on its schema: try again
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
@@ -82,7 +82,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
             driver = "psycopg2-binary" if parsed.get_backend_name() == "postgresql" else "its database driver"
             raise UserError(f"--storage {redact(url)}: the database driver is not installed ({exc}); "
                             f"pip install {driver}") from None
-        except (optuna.exceptions.StorageInternalError, OperationalError) as exc:
+        except (optuna.exceptions.StorageInternalError, DatabaseError) as exc:  # dead server, schema race
             if attempt == 2:
                 raise UserError(f"--storage {redact(url)}: cannot open the study database: {str(exc).splitlines()[0]}") from None
             time.sleep(0.5 + attempt)
