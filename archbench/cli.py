@@ -155,12 +155,13 @@ def profile_cmd(
 def run_cmd(
     neck: str = typer.Option("bifpn", "--neck", help="comma list of built-in names / spec files, or 'all'"),
     phi: str = typer.Option("0", "--phi", help="phi values: 0..3, 0,2 or 1"),
-    task: str = typer.Option("det", "--task", help="det"),
-    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH"),
+    task: str = typer.Option("det", "--task", help="det (detection) | seg (semantic segmentation)"),
+    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH | segfolder:PATH (seg only)"),
     preset: str = typer.Option("proxy", "--preset", help="scaling rule: proxy (CPU-sized) | efficientdet"),
     seeds: str = typer.Option("0", "--seeds", help="comma list / range of seeds, e.g. 0,1,2"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="training epochs (default: TrainConfig)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="training epochs (default: the task's)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                             help="global batch (split across torchrun's processes)"),
     lr: Optional[float] = typer.Option(None, "--lr"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | sgd"),
     ema: bool = typer.Option(False, "--ema", help="evaluate an exponential moving average of the weights"),
@@ -178,10 +179,16 @@ def run_cmd(
                                           help="study:NAME[#TRIAL]: a search's coefficients instead of --preset"),
     storage: Optional[str] = typer.Option(None, "--storage", help="--scaling's study database (default: RESULTS/search.db)"),
 ) -> None:
-    """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/."""
+    """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/.
+
+    Under `torchrun --nproc_per_node N -m archbench run ...` each run is trained by N processes with
+    DistributedDataParallel (gloo on the CPU, nccl on CUDA); rank 0 writes the records.
+    """
+    from contextlib import nullcontext
     from dataclasses import replace
 
-    from archbench.runner import RunRequest, sweep
+    from archbench.runner import RunRequest, SweepObserver, sweep
+    from archbench.train.distributed import DistContext
     from archbench.train.trainer import TrainConfig
 
     if device.startswith("cuda"):
@@ -189,7 +196,7 @@ def run_cmd(
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: no CUDA device is available on this machine")
-    train_cfg = TrainConfig()
+    train_cfg = TrainConfig.for_task(task)
     changes = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
     if optimizer is not None and optimizer not in ("adamw", "sgd"):
         raise UserError(f"--optimizer {optimizer!r}: choose adamw or sgd")
@@ -209,9 +216,15 @@ def run_cmd(
     ]
     from archbench.progress import RichObserver
 
-    with RichObserver(err) as observer:
-        records = sweep(requests, results, force=force, resume=resume, observer=observer)
+    dist = DistContext.from_env(device)
+    try:
+        with RichObserver(err) if dist.is_main else nullcontext(SweepObserver()) as observer:
+            records = sweep(requests, results, force=force, resume=resume, observer=observer, dist=dist)
+    finally:
+        dist.close()
     failed = [r for r in records if r.get("status") != "ok"]
+    if not dist.is_main:
+        raise typer.Exit(1 if failed else 0)
     out.print(f"{len(records)} run(s) recorded under {results / 'runs'}; {len(failed)} failed")
     if failed:
         raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""``archbench profile``: params, FLOPs and latency of whole detectors per (neck, phi), no training.
+"""``archbench profile``: params, FLOPs and latency of whole detectors (or segmenters) per (neck, phi), no training.
 
 Costs are computed on meta tensors (shapes only), so even phi 7 costs seconds. The backbone
 and the heads do not depend on the neck, so they are costed once per phi and shared by every
@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from archbench.errors import UserError
 from archbench.costs import count_flops, cpu_latency_ms, param_count
 from archbench.models.backbone import Backbone
-from archbench.models.detector import Detector
 from archbench.models.heads import HeadNet
+from archbench.models.seg_head import SemanticFPNHead
 from archbench.neck.compiler import compile_neck
 from archbench.scaling import ModelConfig, ParametricRule, TableRule, get_rule
 from archbench.spec import resolve_spec
 from archbench.spec.model import NeckSpec
+from archbench.tasks import get_task
 
 GIGA = 1e9
 Rule = TableRule | ParametricRule
@@ -39,13 +41,23 @@ class _Shared:
     flops_head: Any
 
 
-def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int) -> _Shared:
+def _head(task: str, cfg: ModelConfig, num_classes: int, num_anchors: int) -> tuple[nn.Module, Callable[..., Any]]:
+    """The task's head (on the current default device) and its forward on the neck's outputs."""
+    n_levels = len(cfg.levels)
+    if task == "seg":  # the semantic-FPN head, up to logits at the input size
+        seg = SemanticFPNHead(cfg.width, n_levels, num_classes).eval()
+        return seg, lambda xs: seg(xs, (cfg.resolution, cfg.resolution))
+    det = nn.ModuleList([HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, num_classes),
+                         HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, 4)]).eval()
+    return det, lambda xs: [h(xs) for h in det]
+
+
+def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int, task: str) -> _Shared:
     with torch.device("meta"):
         backbone = Backbone(cfg.backbone, cfg.backbone_levels).eval()
         image = torch.empty(1, 3, cfg.resolution, cfg.resolution)
         n_levels = len(cfg.levels)
-        heads = [HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, num_classes).eval(),
-                 HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, 4).eval()]
+        head, head_forward = _head(task, cfg, num_classes, num_anchors)
     flops_bb, feats = count_flops(backbone, image)
     # Head inputs: one [1, width, H_l, W_l] per level, sizes halving (ceil) from the last backbone level.
     sizes = [tuple(f.shape[-2:]) for f in feats]
@@ -53,9 +65,8 @@ def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int) -> _Shar
         h, w = sizes[-1]
         sizes.append((-(-h // 2), -(-w // 2)))
     head_in = [torch.empty(1, cfg.width, h, w, device="meta") for h, w in sizes]
-    flops_head, _ = count_flops(lambda xs: [hd(xs) for hd in heads], head_in)
-    return _Shared(feats, backbone.channels, param_count(backbone), flops_bb,
-                   sum(param_count(h) for h in heads), flops_head)
+    flops_head, _ = count_flops(head_forward, head_in)
+    return _Shared(feats, backbone.channels, param_count(backbone), flops_bb, param_count(head), flops_head)
 
 
 def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int,
@@ -81,9 +92,9 @@ def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: 
 
 
 def measure_latency(spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any],
-                    runs: int) -> dict[str, float]:
-    """CPU latency of the whole detector's forward at batch 1 (random weights, eval mode)."""
-    model = Detector(spec, cfg, num_classes, neck_overrides=overrides).eval()
+                    runs: int, task: str = "det") -> dict[str, float]:
+    """CPU latency of the whole model's forward at batch 1 (random weights, eval mode)."""
+    model = get_task(task).model(spec, cfg, num_classes, neck_overrides=overrides).eval()
     image = torch.randn(1, 3, cfg.resolution, cfg.resolution)
     stats = cpu_latency_ms(lambda: model(image), runs=runs)
     return {"latency_ms": stats["median"], "latency_min_ms": stats["min"], "latency_max_ms": stats["max"],
@@ -106,12 +117,16 @@ def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
 def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "efficientdet", num_classes: int = 90,
             num_anchors: int = 9, latency: bool = False, latency_runs: int = 10,
             overrides: dict[str, Any] | None = None, relative_to: str | None = None,
-            on_row: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+            on_row: Callable[[str], None] | None = None, task: str = "det") -> list[dict[str, Any]]:
     """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts.
+
+    ``task`` picks the head: ``det`` the class + box nets, ``seg`` the semantic-FPN head (its final
+    upsampling to the input size included).
 
     ``preset`` is a preset name or a rule object (e.g. a search trial's coefficients).
     """
     rule = get_rule(preset) if isinstance(preset, str) else preset
+    get_task(task)  # refuse an unknown task before any work
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     wanted = list(dict.fromkeys(list(necks) + ([relative_to] if relative_to else [])))
     specs = {name: resolve_spec(name) for name in wanted}
@@ -119,13 +134,13 @@ def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "eff
     rows = []
     for cfg in configs:
         phi = cfg.phi
-        shared = _shared_costs(cfg, num_classes, num_anchors)
+        shared = _shared_costs(cfg, num_classes, num_anchors, task)
         for name in wanted:
             if on_row:
                 on_row(f"{name} phi={phi}")
             row = profile_row(specs[name], cfg, shared, num_classes, overrides)
             if latency:
-                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency_runs))
+                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency_runs, task))
             rows.append(row)
     if relative_to:
         add_ratios(rows, specs[relative_to].name)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from archbench.runner import SweepObserver
+from archbench.tasks import get_task
 from archbench.train.trainer import StepInfo
 
 
@@ -42,7 +43,8 @@ class RichObserver(SweepObserver):
             self.task = None
         if record.get("status") == "ok":
             m, t = record["metrics"], record["timing"]
-            self.console.print(f"ok      {label}: AP {m['AP']:.3f} AP50 {m['AP50']:.3f} "
+            scores = " ".join(f"{name} {m[name]:.3f}" for name in get_task(record["task"]).headline)
+            self.console.print(f"ok      {label}: {scores} "
                                f"({t['train_seconds']:.0f}s train, {t['images_per_s']:.0f} img/s)", highlight=False)
         else:  # failed, or stopped on purpose (a pruned search trial)
             self.console.print(f"{record['status'].upper():7} {label}: {record.get('reason')}", highlight=False)

@@ -15,23 +15,23 @@ import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from archbench.costs import cpu_latency_ms
-from archbench.data.coco import open_detection_data
 from archbench.errors import UserError
-from archbench.models.detector import Detector
 from archbench.models.weights import load_backbone_weights
 from archbench.profile import profile
-from archbench.records import completed_hashes, config_hash, environment, python_command, write_record
+from archbench.records import completed_hashes, config_hash, environment, python_command, record_path, write_record
 from archbench.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.spec import resolve_spec
+from archbench.tasks import get_task
+from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.loop import TrainingDiverged
-from archbench.train.trainer import DetectionTrainer, StepInfo, TrainConfig
+from archbench.train.trainer import StepInfo, TrainConfig
 
 
 def cache_root() -> Path:
@@ -51,13 +51,17 @@ class RunRequest:
     data: str = "synthetic"
     subset: int | None = None
     categories: tuple[str, ...] | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig | None = None  # None: the task's defaults, TrainConfig.for_task(task)
     pretrained: bool = False
     backbone_weights: str | None = None
     device: str = "cpu"
     threads: int | None = None
     #: an explicit rule (e.g. a search trial's coefficients) instead of the named preset; its coefficients join the config
     rule: ParametricRule | None = None
+
+    def __post_init__(self) -> None:
+        if self.train is None:
+            object.__setattr__(self, "train", TrainConfig.for_task(self.task))
 
 
 class SweepObserver:
@@ -95,17 +99,14 @@ class Prepared:
     """A request resolved into everything a run needs, and its config hash."""
 
     def __init__(self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None) -> None:
-        if req.task != "det":
-            raise UserError(f"--task {req.task!r}: this archbench trains detection ('det'); segmentation is not "
-                            "built yet")
-        self.req = req
+        self.req, self.task = req, get_task(req.task)
         self.spec = resolve_spec(req.neck)
         self.rule = req.rule if req.rule is not None else get_rule(req.preset)
         self.model_cfg = self.rule.config(req.phi)
-        key = (req.data, self.model_cfg.resolution, req.subset, req.categories)
+        key = (req.task, req.data, self.model_cfg.resolution, req.subset, req.categories)
         cache = data_cache if data_cache is not None else {}
-        if key not in cache:  # a sweep opens each (data, resolution, selection) once
-            cache[key] = open_detection_data(
+        if key not in cache:  # a sweep opens each (task, data, resolution, selection) once
+            cache[key] = self.task.open_data(
                 req.data, resolution=self.model_cfg.resolution, subset=req.subset,
                 categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root())
         self.train, self.val, self.data_info = cache[key]
@@ -130,15 +131,14 @@ class Prepared:
             "spec": self.spec.to_dict(), "model_config": self.model_cfg.to_dict(),
             "dataset": {"name": d["name"], "fingerprint": d["fingerprint"], "n_train": d["n_train"],
                         "n_val": d["n_val"], "num_classes": d["num_classes"], "class_names": d["class_names"],
-                        "area_ranges": d["area_ranges"], "stats": d["stats"],
-                        "size_buckets": ("COCO's 32^2 / 96^2 px^2" if d["area_ranges"] is None
-                                         else "scaled to the image size (see area_ranges, px^2)")},
+                        "stats": d["stats"], **self.task.data_summary(d)},
             "command": python_command(),
         }
 
 
 def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
-    (row,) = profile([prep.req.neck], [prep.req.phi], prep.rule, num_classes=prep.data_info["num_classes"])
+    (row,) = profile([prep.req.neck], [prep.req.phi], prep.rule, num_classes=prep.data_info["num_classes"],
+                     task=prep.req.task)
     costs = {k: row[k] for k in row if k.startswith(("params_", "gflops"))}
     res = prep.model_cfg.resolution
     image = torch.randn(1, 3, res, res, device=device)
@@ -159,20 +159,29 @@ def checkpoint_path(results: Path, config_hash_: str) -> Path:
     return Path(results) / "checkpoints" / config_hash_ / "last.pt"
 
 
-def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver) -> dict[str, Any]:
-    """Train, evaluate and cost one prepared configuration; returns the record written."""
+def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
+            dist: DistContext = LOCAL) -> dict[str, Any]:
+    """Train, evaluate and cost one prepared configuration; returns the record to write.
+
+    Under torchrun every rank trains and evaluates; rank 0 alone measures the costs (its record is
+    the one written), and rank 0's view of the checkpoint decides whether all ranks resume.
+    """
     req = prep.req
-    device = torch.device(req.device)
+    device = torch.device(dist.device(req.device))
     if req.threads:
         torch.set_num_threads(req.threads)
     record = prep.base_record()
     ckpt = checkpoint_path(results, prep.hash)
     torch.manual_seed(req.seed)
-    model = Detector(prep.spec, prep.model_cfg, prep.data_info["num_classes"], pretrained_backbone=req.pretrained)
+    model = prep.task.model(prep.spec, prep.model_cfg, prep.data_info["num_classes"],
+                            pretrained_backbone=req.pretrained)
     if req.backbone_weights:
         record["backbone_weights_loaded"] = load_backbone_weights(model.backbone.body, req.backbone_weights)
-    trainer = DetectionTrainer(model, prep.train, req.train, seed=req.seed, device=device)
-    if resume and ckpt.is_file():
+    trainer = prep.task.trainer(model, prep.train, req.train, seed=req.seed, device=device, dist=dist)
+    if dist.enabled:
+        record["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
+                                 "per_rank_batch": trainer.rank_batch}
+    if dist.broadcast(resume and ckpt.is_file()):
         trainer.restore(ckpt)
         record["resumed_from_epoch"] = trainer.epoch
     observer.run_started(_label(req), req.train.epochs, trainer.total_steps)
@@ -195,22 +204,23 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
         timing={"train_seconds": trainer.train_seconds, "eval_seconds": eval_seconds,
                 "images_per_s": trainer.images_seen / trainer.train_seconds if trainer.train_seconds else None,
                 "eval_fraction": eval_seconds / (eval_seconds + trainer.train_seconds)},
-        costs=_costs(prep, trainer.eval_model(), device), memory=_peak_memory_mb(device),
+        costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None, memory=_peak_memory_mb(device),
         environment=environment(device.type),
     )
     return record
 
 
 def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
-            extra: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+            extra: dict[str, Any] | None = None, dist: DistContext = LOCAL) -> tuple[Path, dict[str, Any]]:
     """Execute one configuration and write its record (``extra`` fields added, e.g. a search trial's tags).
 
     A crash is recorded as ``failed``. A ``UserError`` propagates with nothing recorded, and so does
-    ``RunStopped``, after removing the run's checkpoint.
+    ``RunStopped``, after removing the run's checkpoint. Under torchrun only rank 0 writes; a crash on
+    any rank propagates there, since the others could not go on without it.
     """
     label = _label(prep.req)
     try:
-        record = execute(prep, results, resume=resume, observer=observer)
+        record = execute(prep, results, resume=resume, observer=observer, dist=dist)
     except UserError:
         raise
     except RunStopped as exc:
@@ -218,10 +228,14 @@ def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
         observer.run_finished(label, {"status": "stopped", "reason": str(exc)})
         raise
     except Exception as exc:  # noqa: BLE001 (a crash in one run is recorded; the sweep goes on)
+        if dist.enabled:
+            raise
         record = prep.base_record()
         record.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
     record.update(extra or {})
+    if not dist.is_main:
+        return record_path(results, record), record
     path = write_record(results, record)
     if record["status"] == "ok":
         checkpoint_path(results, prep.hash).unlink(missing_ok=True)
@@ -230,10 +244,15 @@ def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
 
 
 def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = False,
-          observer: SweepObserver | None = None, on_record: Callable[[Path, dict], None] | None = None) -> list[dict]:
-    """Run every request in order; returns the records written (skipped configurations are not)."""
+          observer: SweepObserver | None = None, on_record: Callable[[Path, dict], None] | None = None,
+          dist: DistContext = LOCAL) -> list[dict]:
+    """Run every request in order; returns the records written (skipped configurations are not).
+
+    Under torchrun every rank runs the same sweep (rank 0's view of the finished runs decides what
+    is skipped) and each run is trained by all ranks together.
+    """
     observer = observer or SweepObserver()
-    done = set() if force else completed_hashes(results)
+    done = dist.broadcast(set() if force else completed_hashes(results))
     data_cache: dict[tuple, tuple] = {}
     prepared = [Prepared(req, data_cache) for req in requests]  # resolve specs and data before training
     written = []
@@ -242,7 +261,7 @@ def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False,
         if prep.hash in done:
             observer.skipped(label, "an ok record with the same config hash exists (use --force to re-run)")
             continue
-        path, record = run_one(prep, results, resume=resume, observer=observer)
+        path, record = run_one(prep, results, resume=resume, observer=observer, dist=dist)
         if on_record:
             on_record(path, record)
         written.append(record)

@@ -14,7 +14,8 @@ from archbench.models.backbone import Backbone
 from archbench.models.weights import load_backbone_weights
 from archbench.records import SCHEMA_VERSION, load_records, write_record
 from archbench.runner import RunRequest, checkpoint_path, sweep
-from archbench.train.trainer import DetectionTrainer, TrainConfig
+from archbench.train.detection import DetectionTrainer
+from archbench.train.trainer import TrainConfig
 from conftest import run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)

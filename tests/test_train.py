@@ -14,8 +14,9 @@ from archbench.detection.evaluate import STAT_NAMES
 from archbench.models.detector import Detector
 from archbench.scaling import get_rule
 from archbench.spec import resolve_spec
+from archbench.train.detection import DetectionTrainer
 from archbench.train.loop import TrainingDiverged, warmup_cosine
-from archbench.train.trainer import DetectionTrainer, TrainConfig
+from archbench.train.trainer import TrainConfig
 
 
 def test_trainer_learns_evaluates_and_stops_on_nan(tmp_path: Path, monkeypatch) -> None:

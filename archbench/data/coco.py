@@ -112,7 +112,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """Whether ``value`` is a finite JSON number (bool excluded)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -170,9 +170,9 @@ def _check_annotations(ann_file: Path, annotations: list[Any], image_ids: set[in
         if not _is_int(ann.get("category_id")) or ann["category_id"] not in cat_ids:
             raise UserError(f"{ann_file}: {where}: category_id {ann.get('category_id')!r} is not an id in 'categories'")
         bbox = ann.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
             raise UserError(f"{ann_file}: {where}: 'bbox' must be 4 finite numbers [x, y, width, height], got {bbox!r}")
-        if "area" in ann and not _is_number(ann["area"]):
+        if "area" in ann and not is_number(ann["area"]):
             raise UserError(f"{ann_file}: {where}: 'area' must be a finite number, got {ann['area']!r}")
 
 
@@ -222,12 +222,19 @@ def select_images(images: list[dict[str, Any]], subset: int | None, seed: int) -
     part) over the id-sorted images; a subset at least as large as the set keeps all.
     """
     ordered = sorted(images, key=lambda img: img["id"])
-    if subset is None or subset >= len(ordered):
-        return ordered
+    return [ordered[i] for i in subset_indices(len(ordered), subset, seed)]
+
+
+def subset_indices(n: int, subset: int | None, seed: int) -> list[int]:
+    """Ascending indices of the ``subset`` of ``n`` ordered items kept (all when None or >= n).
+
+    The draw uses its own ``numpy.random.default_rng(seed)``, so it depends on nothing else.
+    """
+    if subset is None or subset >= n:
+        return list(range(n))
     if subset < 1:
         raise UserError(f"subset must be a positive number of images, got {subset}")
-    picks = np.random.default_rng(seed).choice(len(ordered), size=subset, replace=False)
-    return [ordered[i] for i in sorted(picks.tolist())]
+    return sorted(np.random.default_rng(seed).choice(n, size=subset, replace=False).tolist())
 
 
 # --------------------------------------------------------------------------------------
@@ -436,6 +443,11 @@ class CocoDetection(torch.utils.data.Dataset):
         digest.update(json.dumps(selection, sort_keys=True).encode())
         return digest.hexdigest()
 
+    def image_file(self, index: int) -> tuple[str, int, int]:
+        """(path, width px, height px) of item ``index``'s image file."""
+        record = self._records[index]
+        return record.path, record.width, record.height
+
     @property
     def num_classes(self) -> int:
         """K, the number of kept categories (labels are 0..K-1)."""
@@ -492,7 +504,7 @@ _ACCEPTED = (
 )
 
 
-def _coco_layout(root: Path) -> dict[str, tuple[Path, Path]]:
+def coco_layout(root: Path) -> dict[str, tuple[Path, Path]]:
     """{split: (ann_file, images_dir)} of a COCO-format folder; UserError naming what is missing."""
     if not root.is_dir():
         raise UserError(f"coco:{root}: no such folder; accepted data references: {_ACCEPTED}")
@@ -507,7 +519,7 @@ def _coco_layout(root: Path) -> dict[str, tuple[Path, Path]]:
     return layout
 
 
-def _pair_fingerprint(train: str, val: str) -> str:
+def pair_fingerprint(train: str, val: str) -> str:
     """One fingerprint for both splits: the shared one (full synthetic set), else sha256 of both."""
     return train if train == val else hashlib.sha256(f"{train}\n{val}".encode()).hexdigest()
 
@@ -535,7 +547,7 @@ def open_detection_data(
         name = "synthetic"
     elif ref.startswith("coco:") and ref[len("coco:") :].strip():
         root = Path(ref[len("coco:") :]).expanduser()
-        layout, name = _coco_layout(root), f"coco:{root}"
+        layout, name = coco_layout(root), f"coco:{root}"
     else:
         raise UserError(f"unknown data reference {ref!r}; accepted: {_ACCEPTED}")
     common = {"resolution": resolution, "categories": categories, "seed": seed}
@@ -543,7 +555,7 @@ def open_detection_data(
     val = CocoDetection(*layout["val"], train=False, subset=val_subset, **common)
     info = {
         "name": name,
-        "fingerprint": _pair_fingerprint(train.fingerprint, val.fingerprint),
+        "fingerprint": pair_fingerprint(train.fingerprint, val.fingerprint),
         "n_train": len(train),
         "n_val": len(val),
         "num_classes": train.num_classes,

@@ -135,15 +135,55 @@ def augment_image(
     if aug.flip:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
         out = np.stack([size[0] - out[:, 2], out[:, 1], size[0] - out[:, 0], out[:, 3]], axis=1)
-    x0 = int(math.floor(aug.crop_x * (max(0, size[0] - resolution) + 1)))
-    y0 = int(math.floor(aug.crop_y * (max(0, size[1] - resolution) + 1)))
-    x0, y0 = min(x0, max(0, size[0] - resolution)), min(y0, max(0, size[1] - resolution))
+    x0, y0 = crop_origin(size, aug, resolution)
     if size[0] > resolution or size[1] > resolution:
         image = image.crop((x0, y0, x0 + min(resolution, size[0]), y0 + min(resolution, size[1])))
     out = (out - np.array([x0, y0, x0, y0], dtype=np.float32)).astype(np.float32)
     clipped = clip_boxes(out, image.width, image.height)
     keep = _survives(out, clipped)
     return image, clipped[keep], keep
+
+
+def crop_origin(size: tuple[int, int], aug: Augment, resolution: int) -> tuple[int, int]:
+    """(x0, y0) px where the R x R training crop of an image of ``size`` (w, h) starts (0 if it fits)."""
+    excess_x, excess_y = max(0, size[0] - resolution), max(0, size[1] - resolution)
+    x0 = int(math.floor(aug.crop_x * (excess_x + 1)))
+    y0 = int(math.floor(aug.crop_y * (excess_y + 1)))
+    return min(x0, excess_x), min(y0, excess_y)
+
+
+def resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A label map ``[H, W]`` (any integer dtype) resized to ``size`` (w, h) by nearest neighbour.
+
+    Output pixel (i, j) takes input pixel (floor((i + 0.5) * H / h), floor((j + 0.5) * W / w)),
+    the pixel whose area holds the output pixel's centre (PIL's NEAREST rule); labels are never mixed.
+    """
+    h, w = labels.shape
+    if (w, h) == tuple(size):
+        return labels
+    rows = np.minimum(((np.arange(size[1]) + 0.5) * (h / size[1])).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(size[0]) + 0.5) * (w / size[0])).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def augment_labels(labels: np.ndarray, size: tuple[int, int], aug: Augment, resolution: int) -> np.ndarray:
+    """The label map ``[H, W]`` (original px) under the same flip + resize + crop as :func:`augment_image`.
+
+    ``size`` is the jittered (w, h) the image was resized to; the result is at most R x R, aligned
+    pixel for pixel with the augmented image.
+    """
+    out = resize_nearest(labels, size)
+    if aug.flip:
+        out = out[:, ::-1]
+    x0, y0 = crop_origin(size, aug, resolution)
+    return np.ascontiguousarray(out[y0 : y0 + resolution, x0 : x0 + resolution])
+
+
+def to_label_canvas(labels: np.ndarray, resolution: int, fill: int) -> torch.Tensor:
+    """An int64 ``[R, R]`` tensor with ``labels`` (at most R x R) at the top-left and ``fill`` elsewhere."""
+    canvas = np.full((resolution, resolution), fill, dtype=np.int64)
+    canvas[: labels.shape[0], : labels.shape[1]] = labels
+    return torch.from_numpy(canvas)
 
 
 def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:

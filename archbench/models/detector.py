@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archbench.models.backbone import Backbone
 from archbench.models.heads import HeadNet
-from archbench.neck.compiler import compile_neck
+from archbench.models.trunk import build_trunk
 from archbench.scaling import ModelConfig
 from archbench.spec.model import NeckSpec
 
@@ -25,12 +24,8 @@ class Detector(nn.Module):
     def __init__(self, spec: NeckSpec, config: ModelConfig, num_classes: int, num_anchors: int = 9,
                  pretrained_backbone: bool = False, neck_overrides: dict | None = None) -> None:
         super().__init__()
-        if tuple(spec.levels) != tuple(config.levels):
-            spec_levels = list(spec.levels)
-            raise ValueError(f"neck {spec.name!r} has levels {spec_levels}, the model config {list(config.levels)}")
         self.config, self.num_classes, self.num_anchors = config, num_classes, num_anchors
-        self.backbone = Backbone(config.backbone, config.backbone_levels, pretrained_backbone)
-        self.neck = compile_neck(spec, self.backbone.channels, config.width, config.repeats, **(neck_overrides or {}))
+        self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides)
         n_levels = len(config.levels)
         self.class_net = HeadNet(config.width, config.head_depth, n_levels, num_anchors, num_classes,
                                  prior_prob=FOCAL_PRIOR)

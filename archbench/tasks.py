@@ -1,0 +1,62 @@
+"""The tasks ``archbench run --task`` trains, each as its data opener, model, trainer and record summary.
+
+``det``: COCO-format boxes -> :class:`~archbench.models.detector.Detector` -> COCO's 12 AP/AR
+numbers. ``seg``: class-index maps -> :class:`~archbench.models.segmenter.Segmenter` -> mIoU,
+per-class IoU and pixel accuracy. Everything else (specs, scaling, the epoch loop, records,
+sweeps, DDP) is shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from archbench.data.coco import open_detection_data
+from archbench.data.segdata import open_segmentation_data
+from archbench.errors import UserError
+from archbench.models.detector import Detector
+from archbench.models.segmenter import Segmenter
+from archbench.train.detection import DetectionTrainer
+from archbench.train.segmentation import SegmentationTrainer
+from archbench.train.trainer import Trainer
+
+
+def _detection_summary(info: dict[str, Any]) -> dict[str, Any]:
+    buckets = ("COCO's 32^2 / 96^2 px^2" if info["area_ranges"] is None
+               else "scaled to the image size (see area_ranges, px^2)")
+    return {"area_ranges": info["area_ranges"], "size_buckets": buckets}
+
+
+def _segmentation_summary(info: dict[str, Any]) -> dict[str, Any]:
+    return {"ignore_index": info["ignore_index"]}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: ``open_data(ref, resolution=, subset=, categories=, seed=, cache_root=) -> (train, val, info)``,
+    ``model(spec, config, num_classes, pretrained_backbone=, neck_overrides=)``, its trainer class, the
+    task-specific fields of a record's ``dataset`` and the metrics a progress line shows."""
+
+    name: str
+    open_data: Callable[..., tuple[Any, Any, dict[str, Any]]]
+    model: Callable[..., nn.Module]
+    trainer: type[Trainer]
+    data_summary: Callable[[dict[str, Any]], dict[str, Any]]
+    headline: tuple[str, ...]
+
+
+TASKS: dict[str, Task] = {
+    "det": Task("det", open_detection_data, Detector, DetectionTrainer, _detection_summary, ("AP", "AP50")),
+    "seg": Task("seg", open_segmentation_data, Segmenter, SegmentationTrainer, _segmentation_summary,
+                ("mIoU", "pixel_accuracy")),
+}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``; UserError listing the tasks otherwise."""
+    if name not in TASKS:
+        raise UserError(f"--task {name!r}: choose one of {', '.join(TASKS)} (det: detection, seg: semantic segmentation)")
+    return TASKS[name]

@@ -1,0 +1,89 @@
+"""Detection training: focal + box loss on anchors, COCOeval on the decoded detections.
+
+The epoch loop, checkpoints and DDP are :class:`archbench.train.trainer.Trainer`'s; this module
+adds what is specific to detection: anchors of a model's outputs, the loss of a batch, the
+decoding of a validation shard to detections in the data set's frame and COCOeval with the
+data set's size buckets (the shards' detections are gathered before COCOeval runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from archbench.data.coco import collate_detection
+from archbench.detection import (AnchorConfig, DetectionLoss, anchors_for, coco_evaluate, decode,
+                                 flatten_head_outputs, to_dataset_frame)
+from archbench.detection.anchors import feature_sizes_of
+from archbench.train.distributed import LOCAL, DistContext
+from archbench.train.trainer import Trainer, TrainConfig
+
+#: Detections scoring below this are not kept for COCOeval.
+SCORE_THRESH = 0.05
+
+
+def anchors_of(model: nn.Module, outputs: Sequence[torch.Tensor], anchor_cfg: AnchorConfig) -> torch.Tensor:
+    """Anchors [N, 4] (xyxy px) matching the flattened head ``outputs`` of ``model``."""
+    strides = [2 ** int(level) for level in model.config.levels]
+    return anchors_for(feature_sizes_of(outputs), strides, anchor_cfg, device=outputs[0].device)
+
+
+def size_thresholds(area_ranges: Any) -> tuple[float, float] | None:
+    """``(small_max, medium_max)`` for :func:`coco_evaluate` from the data set's ``area_ranges``.
+
+    Accepts the COCOeval ``areaRng`` form the data sets give (``[[0, max], [0, s], [s, m], [m, max]]``)
+    or an already reduced ``(s, m)``; None stays None (COCO's default 32**2 / 96**2).
+    """
+    if area_ranges is None:
+        return None
+    rows = list(area_ranges)
+    if len(rows) == 2 and all(isinstance(v, (int, float)) for v in rows):
+        return float(rows[0]), float(rows[1])
+    if len(rows) == 4:
+        return float(rows[1][1]), float(rows[2][1])
+    raise ValueError(f"area_ranges must be (small_max, medium_max) or 4 COCOeval ranges, got {area_ranges!r}")
+
+
+class DetectionTrainer(Trainer):
+    """Trains a ``Detector`` on a ``CocoDetection`` split; metrics are COCO's 12 bbox stats."""
+
+    collate = staticmethod(collate_detection)
+
+    def __init__(self, model: nn.Module, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
+                 dist: DistContext = LOCAL) -> None:
+        super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
+        self.anchor_cfg = AnchorConfig(size=model.config.anchor_size)
+        self.loss_fn = DetectionLoss(model.num_classes)
+
+    def _to_device(self, targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+        return [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
+
+    def _loss(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            cls_outs, box_outs = self.net(images)
+        cls, box = flatten_head_outputs([c.float() for c in cls_outs], [b.float() for b in box_outs],
+                                        self.model.num_classes)
+        return self.loss_fn(cls, box, anchors_of(self.model, cls_outs, self.anchor_cfg), targets)
+
+    def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> list[dict[str, Any]]:
+        """COCO-format detections (original image frame) of the images in ``batches``."""
+        detections = []
+        for images, targets in batches:
+            images = images.to(self.device)
+            cls_outs, box_outs = model(images)
+            cls, box = flatten_head_outputs(cls_outs, box_outs, model.num_classes)
+            dets = decode(cls, box, anchors_of(model, cls_outs, self.anchor_cfg),
+                          image_size=(int(images.shape[-2]), int(images.shape[-1])), score_thresh=SCORE_THRESH)
+            for det, t in zip(dets, targets):
+                detections.append(to_dataset_frame(det, t["scale"], val_ds.cat_ids, image_id=t["image_id"],
+                                                   orig_size=t["orig_size"]))
+        return detections
+
+    def _score(self, partial: list[dict[str, Any]], val_ds: Any, info: dict[str, Any]) -> dict[str, float]:
+        """The 12 COCO bbox stats of every rank's detections (size buckets from ``info['area_ranges']``)."""
+        return coco_evaluate(val_ds.coco, self.dist.gather(partial),
+                             area_ranges=size_thresholds(info.get("area_ranges")), image_ids=list(val_ds.image_ids))

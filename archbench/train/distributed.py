@@ -1,0 +1,129 @@
+"""One run over several processes: ``torchrun --nproc_per_node N -m archbench run ...``.
+
+torchrun starts N copies of the command with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
+rendezvous address in the environment. :meth:`DistContext.from_env` joins the process group
+(``nccl`` for CUDA, ``gloo`` for the CPU) and every rank then runs the same sweep: the model is
+wrapped in ``DistributedDataParallel``, each rank trains on its slice of every global batch,
+evaluation is sharded and reduced, and only rank 0 writes checkpoints and records. Without
+torchrun (``WORLD_SIZE`` unset or 1) :data:`LOCAL` stands in and every method is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from archbench.errors import UserError
+
+T = TypeVar("T")
+#: How long a rank waits for the others (rank 0 alone measures costs and writes records meanwhile).
+TIMEOUT = timedelta(minutes=60)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the run: ``rank`` of ``world_size``, ``local_rank`` on its machine."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this rank writes checkpoints, records and progress (rank 0)."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: str) -> DistContext:
+        """Join torchrun's process group if ``WORLD_SIZE`` > 1 (``device``: cpu | cuda[:N]); else :data:`LOCAL`."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return LOCAL
+        cuda = torch.device(device).type == "cuda"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if cuda:
+            if local_rank >= torch.cuda.device_count():
+                raise UserError(f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); start at "
+                                "most one process per GPU (torchrun --nproc_per_node)")
+            torch.cuda.set_device(local_rank)
+        backend = "nccl" if cuda else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend, timeout=TIMEOUT)
+        return cls(dist.get_rank(), dist.get_world_size(), local_rank, backend)
+
+    def device(self, requested: str) -> str:
+        """The device of this rank: ``cuda:<local rank>`` for CUDA under torchrun, else ``requested``."""
+        return f"cuda:{self.local_rank}" if self.enabled and torch.device(requested).type == "cuda" else requested
+
+    def per_rank_batch(self, batch_size: int) -> int:
+        """This rank's share of a global batch; UserError unless the world size divides it."""
+        if batch_size % self.world_size:
+            raise UserError(f"--batch-size {batch_size} is the global batch and must be divisible by the "
+                            f"{self.world_size} processes")
+        return batch_size // self.world_size
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """``model`` in ``DistributedDataParallel`` (the training forward), or itself when not distributed."""
+        if not self.enabled:
+            return model
+        device_ids = [self.local_rank] if self.backend == "nccl" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def mean(self, value: torch.Tensor) -> float:
+        """The mean of a scalar tensor over the ranks (the same float on every rank)."""
+        if not self.enabled:
+            return float(value.detach())
+        total = value.detach().float().reshape(1).clone()
+        dist.all_reduce(total)
+        return float(total) / self.world_size
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the ranks (in place, also returned)."""
+        if self.enabled:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def gather(self, items: list[T]) -> list[T]:
+        """Every rank's ``items`` (picklable) concatenated in rank order, on every rank."""
+        if not self.enabled:
+            return items
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, items)
+        return [item for part in parts for item in part]
+
+    def broadcast(self, obj: T) -> T:
+        """Rank 0's ``obj`` (picklable) on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def sync_module(self, module: nn.Module) -> None:
+        """Copy rank 0's parameters and buffers (BatchNorm statistics) to every rank."""
+        if self.enabled:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+
+    def shard(self, n: int) -> list[int]:
+        """This rank's indices of ``n`` evaluation items: ``rank, rank + world, ...`` (no padding, no repeats)."""
+        return list(range(self.rank, n, self.world_size))
+
+    def close(self) -> None:
+        """Leave the process group (no-op when not distributed)."""
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+LOCAL = DistContext()

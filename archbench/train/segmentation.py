@@ -1,0 +1,70 @@
+"""Semantic-segmentation training: per-pixel cross-entropy, mIoU from a confusion matrix.
+
+The epoch loop, checkpoints and DDP are :class:`archbench.train.trainer.Trainer`'s. Predictions
+are scored in each image's original frame: the logits of the letterboxed region are cropped,
+upsampled bilinearly to the file's size and arg-maxed, then compared with the un-resized label
+map. Each rank's confusion matrix is summed over the ranks before the metrics are computed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from archbench.data.segmentation import collate_segmentation
+from archbench.data.transforms import resized_size
+from archbench.segmentation import confusion_matrix, segmentation_metrics
+from archbench.train.distributed import LOCAL, DistContext
+from archbench.train.trainer import Trainer, TrainConfig
+
+
+def original_frame_prediction(logits: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+    """Class indices ``[H, W]`` in the file's frame from one image's letterbox logits ``[K, R, R]``."""
+    height, width = meta["orig_size"]
+    w, h = resized_size(width, height, meta["scale"])
+    region = logits[None, :, :h, :w]
+    if (h, w) != (height, width):
+        region = F.interpolate(region, size=(height, width), mode="bilinear", align_corners=False)
+    return region[0].argmax(0)
+
+
+class SegmentationTrainer(Trainer):
+    """Trains a ``Segmenter`` on a ``SegmentationDataset`` split; metrics are mIoU, per-class IoU and pixel accuracy.
+
+    The loss is cross-entropy averaged over the pixels not labelled ``train_ds.ignore_index``
+    (a batch with none contributes 0).
+    """
+
+    collate = staticmethod(collate_segmentation)
+
+    def __init__(self, model: nn.Module, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
+                 dist: DistContext = LOCAL) -> None:
+        super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
+        self.ignore_index = train_ds.ignore_index
+
+    def _to_device(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.to(self.device)
+
+    def _loss(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            logits = self.net(images)
+        total = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index, reduction="sum")
+        return {"loss": total / (labels != self.ignore_index).sum().clamp(min=1)}
+
+    def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> torch.Tensor:
+        """int64 ``[K, K]`` confusion matrix (true, predicted) of the images in ``batches``."""
+        k = val_ds.num_classes
+        confusion = torch.zeros(k, k, dtype=torch.int64, device=self.device)
+        for images, _, metas in batches:
+            logits = model(images.to(self.device)).float()
+            for item, meta in zip(logits, metas):
+                truth = val_ds.label_map(meta["index"]).to(self.device)
+                confusion += confusion_matrix(original_frame_prediction(item, meta), truth, k, val_ds.ignore_index)
+        return confusion
+
+    def _score(self, partial: torch.Tensor, val_ds: Any, info: dict[str, Any]) -> dict[str, Any]:
+        return segmentation_metrics(self.dist.sum(partial).cpu(), val_ds.class_names)
