@@ -121,6 +121,7 @@ def profile_cmd(
     phi: str = typer.Option("0", "--phi", help="phi values: 0..3, 0,2,5 or 4"),
     preset: str = typer.Option("efficientdet", "--preset", help="scaling rule: efficientdet | proxy"),
     num_classes: int = typer.Option(90, "--num-classes", min=1),
+    task: str = typer.Option("det", "--task", help="det (class + box nets) | seg (semantic-FPN head)"),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
     latency: bool = typer.Option(False, "--latency", help="also time the CPU forward (median of --latency-runs)"),
     latency_runs: int = typer.Option(10, "--latency-runs", min=1),
@@ -141,13 +142,13 @@ def profile_cmd(
     overrides = equal_terms_overrides(op, fuse, act, norm)
     total = len(phis) * len(set(necks + ([relative_to] if relative_to else [])))
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("profiling", total=total)
+        bar = progress.add_task("profiling", total=total)
 
         def advance(label: str) -> None:
-            progress.update(task, advance=1, description=f"profiling {label}")
+            progress.update(bar, advance=1, description=f"profiling {label}")
 
         rows = profile(necks, phis, preset, num_classes, latency=latency, latency_runs=latency_runs,
-                       overrides=overrides, relative_to=relative_to, on_row=advance)
+                       overrides=overrides, relative_to=relative_to, on_row=advance, task=task)
     render_profile(rows, fmt.value, out)
 
 

@@ -39,3 +39,16 @@ def test_bad_arguments_are_clear_errors():
         res = run_cli("profile", *args)
         assert res.returncode == 2, (args, res.stderr)
         assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_seg_task_costs_the_segmentation_head():
+    rows = {}
+    for task in ("det", "seg"):
+        res = run_cli("profile", "--task", task, "--neck", "fpn", "--preset", "proxy", "--num-classes", "7",
+                      "--format", "json", "--latency", "--latency-runs", "1")
+        assert res.returncode == 0, res.stderr
+        (rows[task],) = json.loads(res.stdout)
+    assert rows["seg"]["params_neck"] == rows["det"]["params_neck"]  # same trunk, other head
+    assert rows["seg"]["params_head"] != rows["det"]["params_head"] and rows["seg"]["latency_ms"] > 0
+    bad = run_cli("profile", "--task", "depth")
+    assert bad.returncode == 2 and "choose one of det, seg" in bad.stderr
