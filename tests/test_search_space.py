@@ -113,11 +113,15 @@ def test_every_problem_is_listed_at_once(tmp_path):
     assert [p.rule for p in info.value.problems] == ["wrong-type", "bad-range", "unknown-param"]
 
 
-def test_cli_refuses_a_bad_space_cleanly(tmp_path):
+def test_cli_refuses_bad_input_before_any_study_or_record(tmp_path):
     path = write(tmp_path, "name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 16, high: 8}}\n")
     res = run_cli("search", "--neck", "bifpn", "--space", str(path), "--results", str(tmp_path / "r"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "[bad-range]" in res.stderr and str(path) in res.stderr
     assert not (tmp_path / "r").exists()  # refused before any study or record
+    no_data = run_cli("search", "--neck", "bifpn", "--space", str(SPACES / "efficientnet_abg.yaml"),
+                      "--data", f"coco:{tmp_path / 'nope'}", "--results", str(tmp_path / "r"))
+    assert no_data.returncode == 2 and "nope" in no_data.stderr
+    assert not (tmp_path / "r").exists()
     missing = run_cli("search", "--report", "--study", "nope", "--results", str(tmp_path / "r"))
     assert missing.returncode == 2 and "no search database" in missing.stderr

@@ -117,6 +117,10 @@ def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
         population=opts.population if opts.objective == "multi" else None)
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
+    observer = RichObserver(console)
+    objective = SearchObjective(name, opts.neck, settings, space, opts.results / "search" / name, opts.trials,
+                                observer, opts.device, opts.threads, tags={"space": space.name, "storage": redact(url)})
+    objective.preflight()
     storage = open_storage(url, opts.heartbeat)
     optuna.logging.set_verbosity(logging.ERROR)  # the study and each trial's outcome are printed by us instead
     study = create_or_join(storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population),
@@ -124,11 +128,8 @@ def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
     display = SearchDisplay(console, opts.trials)
     console.print(f"study {name} ({redact(url)}): {opts.trials} trial(s) in total across workers, "
                   f"{len(study.trials)} there already", highlight=False, markup=False)
-    with RichObserver(console) as observer, warnings.catch_warnings():
+    with observer, warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        objective = SearchObjective(name, opts.neck, settings, space, opts.results / "search" / name, opts.trials,
-                                    observer, opts.device, opts.threads, tags={"space": space.name,
-                                                                               "storage": redact(url)})
         work(study, objective, opts.trials, catch=(TrialFailed,), callbacks=[display], on_wait=display.waiting,
              poll_s=min(POLL_S, opts.heartbeat))
     return study

@@ -129,6 +129,13 @@ class SearchObjective:
         accuracy = statistics.fmean(self._train(trial, preps, resume=is_retry(me)))
         return accuracy if self.settings.objective == "single" else (accuracy, cost)
 
+    def preflight(self) -> None:
+        """Resolve the neck and open the data for the space's first corner at every phi, so that bad input
+        stops the worker before it touches the study (the opened data is kept for the trials)."""
+        rule = self.space.rule(self.space.corner("low"), rule_name(self.study, 0))
+        for phi in self.settings.phis:
+            Prepared(self._request(rule, phi), self.data_cache)
+
     def _request(self, rule: ParametricRule, phi: int) -> RunRequest:
         s = self.settings
         return RunRequest(neck=self.neck, phi=phi, seed=s.seed, preset=rule.name, rule=rule, data=s.data,

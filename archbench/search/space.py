@@ -141,6 +141,10 @@ class SearchSpace:
         """The scaling rule of one trial's coefficients."""
         return RULES[self.rule_kind](name=name, **{**self._base_fields, **self.fixed, **values})
 
+    def corner(self, end: str) -> dict[str, float]:
+        """Every searched coefficient at the ``low`` or ``high`` end of its range (the constraint ignored)."""
+        return {r.name: getattr(r, end) for r in self.ranges}
+
     def at_phis(self, phis: tuple[int, ...]) -> SearchSpace:
         """The space trained at other phis (``--phi``); ``SpaceError`` if its rules do not define them."""
         space = replace(self, phis=phis)
@@ -345,9 +349,8 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
 def _check_buildable(c: _Checker, space: SearchSpace) -> None:
     """Build the rule at both ends of every range and at every phi: catches phi > max_phi and the like."""
     for corner in ("low", "high"):
-        values = {r.name: getattr(r, corner) for r in space.ranges}
         try:
-            rule = space.rule(values, space.name)
+            rule = space.rule(space.corner(corner), space.name)
             for phi in space.phis:
                 rule.config(phi)
         except UserError as exc:
