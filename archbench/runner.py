@@ -6,6 +6,10 @@ that already has an ``ok`` record unless forced; ``resume`` continues from the l
 checkpoint of the same config hash. A diverged run (NaN/inf loss) or a crash inside a run is
 recorded as ``failed`` with its reason and the sweep moves on; a user error (bad data, bad
 spec) stops the sweep before anything is recorded for that configuration.
+
+The task (:mod:`archbench.tasks`: ``det`` or ``seg``) picks the data opener, model and trainer;
+everything here is shared. Under torchrun every rank runs the same sweep and trains each run
+together (:mod:`archbench.train.distributed`); rank 0 alone writes records and checkpoints.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Conventions: boxes are float32 numpy arrays ``[N, 4]`` in ``(x1, y1, x2, y2)`` pixel
 coordinates (pixel (row i, col j) covers ``[j, j+1) x [i, i+1)``). The letterbox resizes an
 image keeping its aspect ratio and places it at the *top-left* of an ``R x R`` canvas, so a
-box maps by a pure scale (``box * scale``) and padding only ever lies bottom/right.
+box maps by a pure scale (``box * scale``) and padding only ever lies bottom/right. Label maps
+(segmentation) take the same flip / resize / crop with nearest-neighbour resampling, so a
+class index is never blended with its neighbours.
 """
 
 from __future__ import annotations
