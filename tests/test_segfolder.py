@@ -144,3 +144,6 @@ def test_cli_reports_bad_segfolder_without_traceback(tmp_path):
     assert bad_task.returncode == 2 and "choose one of det, seg" in bad_task.stderr
     det_on_seg = run_cli("run", "--data", f"segfolder:{root}", "--results", str(tmp_path / "r"))
     assert det_on_seg.returncode == 2 and "unknown data reference" in det_on_seg.stderr
+    picked = run_cli("run", "--task", "seg", "--data", f"segfolder:{root}", "--categories", "a",
+                     "--results", str(tmp_path / "r"))
+    assert picked.returncode == 2 and "only coco:PATH data can select categories" in picked.stderr
