@@ -38,7 +38,7 @@ import socket
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -46,7 +46,7 @@ from pycocotools import mask as mask_utils
 
 from archbench.errors import UserError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DATASET_NAME = "synthetic"
 DEFAULT_SEED = 0
 #: 128 px keeps a small detector trainable on CPU in minutes while the three size buckets
@@ -240,23 +240,34 @@ def _texture(paint: _Paint, u: np.ndarray, v: np.ndarray, s: float) -> np.ndarra
     return np.where(on[..., None], paint.color_a[None, None, :], paint.color_b[None, None, :])
 
 
-def _contrasting_color(rng: np.random.Generator, other: np.ndarray, min_dist: float) -> np.ndarray:
-    """A random RGB colour (float, 0..255) at least ``min_dist`` (L2) away from ``other``."""
+def _contrasting_color(rng: np.random.Generator, others: Sequence[np.ndarray], min_dist: float) -> np.ndarray:
+    """A random RGB colour (float, 0..255) at least ``min_dist`` (L2) away from every colour of ``others``.
+
+    After 64 rejected draws, the draw farthest from its nearest ``other`` is returned.
+    """
+    best, best_dist = None, -1.0
     for _ in range(64):
         color = rng.uniform(0.0, 255.0, 3)
-        if np.linalg.norm(color - other) >= min_dist:
+        dist = min(float(np.linalg.norm(color - other)) for other in others)
+        if dist >= min_dist:
             return color
-    return 255.0 - other
+        if dist > best_dist:
+            best, best_dist = color, dist
+    return best
 
 
 def _random_paint(rng: np.random.Generator, texture: str, s: float, background: np.ndarray) -> _Paint:
     """Random colours and pattern parameters for an object of half-extent ``s`` px.
 
     The pattern period scales with the object (about 3.5 stripes / 4.5 checks across it)
-    but never drops below 3 px (stripes) / 2 px (checks), so textures stay visible.
+    but never drops below 3 px (stripes) / 2 px (checks), so textures stay visible. (A fixed
+    3..6 px period, fine texture on large objects, was tried: AP50 of the default run fell
+    from 0.28 to 0.18.)
     """
-    color_a = _contrasting_color(rng, background, _MIN_CONTRAST)
-    color_b = _contrasting_color(rng, color_a, _MIN_CONTRAST)
+    color_a = _contrasting_color(rng, [background], _MIN_CONTRAST)
+    # Both colours of a pattern stand out from the background: otherwise half of a striped
+    # object melts into it and the object reads as several separate bars.
+    color_b = _contrasting_color(rng, [background, color_a], _MIN_CONTRAST)
     period = max(3.0, 0.57 * s) if texture == "stripes" else max(2.0, 0.45 * s)
     return _Paint(
         texture=texture,
@@ -293,7 +304,7 @@ def _draw_distractors(rng: np.random.Generator, image: np.ndarray, base: np.ndar
     size = image.shape[0]
     scale = size / 128.0
     for _ in range(int(rng.integers(0, 4))):
-        color = _contrasting_color(rng, base, 60.0)
+        color = _contrasting_color(rng, [base], 60.0)
         if rng.uniform() < 0.6:
             _draw_stroke(rng, image, color, scale)
         else:
