@@ -8,8 +8,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from archbench.data import segdata, synthetic
+from archbench.data.coco import _make_coco
+from archbench.data.coco_semantic import semantic_map
 from archbench.data.segdata import open_segmentation_data
 from archbench.records import load_records
 from archbench.runner import Prepared, RunRequest, checkpoint_path, sweep
@@ -137,3 +140,24 @@ def test_cli_seg_run_and_failed_run(tmp_path, monkeypatch):
                      "--batch-size", "8", "--results", str(tmp_path / "r"))
     assert failed.returncode == 1 and "diverged at step 0" in failed.stderr
     assert sorted(r["status"] for r in load_records(tmp_path / "r")) == ["failed", "ok"]
+
+
+def test_semantic_map_paints_small_over_large_and_crowd_as_ignore():
+    square = lambda x0, y0, s: [[x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s]]  # noqa: E731
+    crowd = np.zeros((10, 12), np.uint8, order="F")
+    crowd[7:, 9:] = 1
+    rle = mask_utils.encode(crowd)
+    rle["counts"] = rle["counts"].decode()
+    coco = _make_coco({
+        "images": [{"id": 1, "width": 12, "height": 10, "file_name": "a.png"}],
+        "categories": [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 9, "segmentation": square(1, 1, 2), "area": 4.0, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 5, "segmentation": square(0, 0, 6), "area": 36.0, "iscrowd": 0},
+            {"id": 3, "image_id": 1, "category_id": 5, "segmentation": rle, "area": 9.0, "iscrowd": 1},
+        ]})
+    labels = semantic_map(coco, 1, {5: 1, 9: 2}, 255)
+    assert labels.shape == (10, 12)
+    assert (labels[1:3, 1:3] == 2).all()  # the small 'b' square stays on top of the large 'a' one
+    assert (labels[0, :6] == 1).all() and labels[6, 6] == 0
+    assert (labels[7:, 9:] == 255).all() and (labels == 255).sum() == 9  # the crowd region is ignored
