@@ -81,11 +81,21 @@ def test_scaling_rules():
     assert (d7.backbone, d7.width, d7.repeats, d7.head_depth, d7.resolution) == ("efficientnet_b6", 384, 8, 5, 1536)
     widths = [PROXY.config(p).width for p in range(4)]
     assert widths == sorted(widths) and widths[0] == 32 and all(w % 8 == 0 for w in widths)
-    assert [PROXY.config(p).repeats for p in range(4)] == [2, 3, 4, 5]
+    assert [PROXY.config(p).repeats for p in range(4)] == [2, 2, 3, 3]
+    assert [PROXY.config(p).resolution for p in range(4)] == [128, 144, 160, 176]  # multiples of 16, not 32
     with pytest.raises(UserError):
         EFFICIENTDET.config(8)
     with pytest.raises(UserError):
         get_rule("nope")
+
+
+def test_narrow_resnets_are_timm_models_without_pretrained_weights():
+    backbone = Backbone("resnet10t_c24")
+    assert backbone.channels == [48, 96, 192]  # stage widths (C, 2C, 4C, 8C) at strides 4..32
+    features = backbone(torch.zeros(1, 3, 72, 72))  # not a multiple of 32: sizes round up
+    assert [tuple(f.shape[-2:]) for f in features] == [(9, 9), (5, 5), (3, 3)]
+    with pytest.raises(UserError, match="no pretrained weights"):
+        Backbone("resnet10t_c16", pretrained=True)
 
 
 def test_backbone_levels_are_chosen_by_stride_not_index():

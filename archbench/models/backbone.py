@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from archbench.errors import UserError
+from archbench.models import small_resnets  # noqa: F401 (registers resnet10t_c* in timm)
 from archbench.models.weights import offline_error, prepare_pretrained_download
 
 
@@ -40,6 +41,9 @@ class Backbone(nn.Module):
         if out_indices == tuple(probe.feature_info.out_indices) and not pretrained:
             self.body = probe
         elif pretrained:
+            if not timm.is_model_pretrained(name):
+                raise UserError(f"backbone {name!r} has no pretrained weights in timm; train it from scratch "
+                                "(drop --pretrained) or pass --backbone-weights FILE")
             prepare_pretrained_download(name)
             try:
                 self.body = timm.create_model(name, features_only=True, pretrained=True, out_indices=out_indices)
