@@ -27,7 +27,7 @@ class HeadNet(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList(_sepconv(width, width) for _ in range(depth))
         self.norms = nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(width) for _ in range(depth)) for _ in range(n_levels))
-        self.act = make_act(act)
+        self.act = make_act(act, inplace=True)  # on the norm's fresh output
         self.predict = _sepconv(width, num_anchors * outputs_per_anchor)
         if prior_prob is not None:  # focal-loss prior: every anchor starts as background with p = prior_prob
             nn.init.constant_(self.predict[1].bias, -math.log((1 - prior_prob) / prior_prob))

@@ -112,7 +112,8 @@ class Cell(nn.Module):
             gate = (1 if second > first else 0) if spec.attention.gate == "coarser" else 1
         fusion, fused_channels = make_fusion(kind, len(args), width, has_op=op.type != "none", gate=gate,
                                              pool=spec.attention.pool, norm=op.norm, bias=op.bias)
-        module = FusionNode(fusion, NodeOp(fused_channels, width, op), node.residual)
+        # a fusion of two or more inputs makes a new tensor, which the op may then overwrite
+        module = FusionNode(fusion, NodeOp(fused_channels, width, op, owns_input=len(args) > 1), node.residual)
         self._emit(_Step("node", node.id, args, f"node_{node.id}"), module)
         self._channels[node.id] = width
 

@@ -2,6 +2,9 @@
 
 Every fusion takes a list of n tensors [B, C, H, W] (same shape) and returns [B, C_out, H, W];
 C_out = C except for ``concat`` (n * C, or C after its 1x1 projection when no op follows).
+With two or more inputs the result is a new tensor that no one else holds: sums accumulate in
+place into it (one pass over memory per extra input instead of a temporary per term), and the
+node's op may overwrite it (``NodeOp``'s in-place activation). Inputs are never modified.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ class SumFusion(nn.Module):
     """Plain sum (also the identity for a single input)."""
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
+        if len(xs) == 1:
+            return xs[0]
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out = out.add_(x)  # assigned, so graph passes (FX) see the data flow
         return out
 
 
@@ -40,7 +45,7 @@ class _LearnedWeightFusion(nn.Module):
         w = self.normalized_weights()
         out = xs[0] * w[0]
         for i in range(1, len(xs)):
-            out = out + xs[i] * w[i]
+            out = out.addcmul_(xs[i], w[i])
         return out
 
 
@@ -88,9 +93,9 @@ class AttentionFusion(nn.Module):
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         g, o = xs[self.gate], xs[self.other]
         pooled = torch.amax(g, dim=(2, 3), keepdim=True) if self.max else g.mean(dim=(2, 3), keepdim=True)
-        out = g + o * torch.sigmoid(pooled)
+        out = torch.addcmul(g, o, torch.sigmoid(pooled))
         for x in xs[2:]:
-            out = out + x
+            out = out.add_(x)
         return out
 
 

@@ -27,12 +27,13 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-def make_act(kind: str) -> nn.Module:
+def make_act(kind: str, inplace: bool = False) -> nn.Module:
     """An activation by name (timm's registry: relu, swish, silu, gelu); ``none`` -> Identity.
 
-    Never in place: a node's input tensor may be read again by other nodes.
+    ``inplace`` only where the caller owns its input: a tensor in a neck may be read again by
+    other nodes (GELU ignores it).
     """
-    return nn.Identity() if kind == "none" else get_act_layer(kind)(inplace=False)
+    return nn.Identity() if kind == "none" else get_act_layer(kind)(inplace=inplace)
 
 
 class ConvNorm(nn.Sequential):
@@ -55,12 +56,15 @@ class NodeOp(nn.Module):
     ``act_first`` computes norm(conv(act(x))) (+ residual), EfficientDet's order;
     ``conv_first`` computes act(norm(conv(x)) + residual). ``sepconv`` is a depthwise k x k conv
     followed by a pointwise 1x1; type ``none`` is the identity (C_in must equal C_out).
+    The activation works in place on tensors this op owns: always after the conv, and on ``x``
+    itself only when ``owns_input`` says no one else holds it (the fusion of several inputs).
     """
 
-    def __init__(self, c_in: int, c_out: int, op: OpSpec) -> None:
+    def __init__(self, c_in: int, c_out: int, op: OpSpec, owns_input: bool = False) -> None:
         super().__init__()
         self.act_first = op.order == "act_first"
-        self.act = make_act(op.act) if op.type != "none" else nn.Identity()
+        inplace = owns_input or not self.act_first
+        self.act = make_act(op.act, inplace) if op.type != "none" else nn.Identity()
         bias = op.bias or op.norm == "none"
         if op.type == "none":
             if c_in != c_out:
@@ -123,7 +127,7 @@ class ConvDown(nn.Module):
         layers: list[nn.Module] = []
         for i in range(steps):
             if i:
-                layers.append(make_act(op.act))
+                layers.append(make_act(op.act, inplace=True))
             layers.append(ConvNorm(c_in if i == 0 else c_out, c_out, 3, 2, op.norm, op.bias))
         self.body = nn.Sequential(*layers)
 
