@@ -124,19 +124,30 @@ def profile_cmd(
     task: str = typer.Option("det", "--task", help="det (class + box nets) | seg (semantic-FPN head)"),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
     latency: bool = typer.Option(False, "--latency", help="also time the CPU forward (median of --latency-runs)"),
-    latency_runs: int = typer.Option(10, "--latency-runs", min=1),
+    latency_runs: int = typer.Option(20, "--latency-runs", min=1),
+    fuse_bn: bool = typer.Option(False, "--fuse-bn", help="--latency: fold batch norms into convs first"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="--latency: NHWC memory format"),
+    compile_model: bool = typer.Option(False, "--compile", help="--latency: torch.compile (slow first call)"),
     relative_to: Optional[str] = typer.Option(None, "--relative-to", help="add params/GFLOPs ratios to this neck"),
     op: Optional[str] = typer.Option(None, "--op", help="impose this op type on every neck (sepconv|conv|none)"),
     fuse: Optional[str] = typer.Option(None, "--fuse", help="impose this default fusion on every neck"),
     act: Optional[str] = typer.Option(None, "--act", help="impose this activation on every neck"),
     norm: Optional[str] = typer.Option(None, "--norm", help="impose this norm on every neck"),
 ) -> None:
-    """Params, GFLOPs (fvcore convention: 1 multiply-add = 1 flop) and optional CPU latency per neck and phi."""
+    """Params, GFLOPs (fvcore convention: 1 multiply-add = 1 flop) and optional CPU latency per neck and phi.
+
+    Latency uses the harness of scripts/bench_necks.py (warm-up, median of --latency-runs); see
+    docs/performance.md.
+    """
     from rich.progress import Progress
 
-    from archbench.profile import profile
+    from archbench.profile import LatencyOptions, profile
     from archbench.report import render_profile
 
+    if not latency and (fuse_bn or channels_last or compile_model):
+        raise UserError("--fuse-bn, --channels-last and --compile change how --latency runs the model; "
+                        "add --latency (costs do not depend on them)")
+    timing = LatencyOptions(latency_runs, fuse_bn, channels_last, compile_model) if latency else None
     phis = parse_int_range(phi, "--phi")
     necks = neck_list(neck)
     overrides = equal_terms_overrides(op, fuse, act, norm)
@@ -147,8 +158,8 @@ def profile_cmd(
         def advance(label: str) -> None:
             progress.update(bar, advance=1, description=f"profiling {label}")
 
-        rows = profile(necks, phis, preset, num_classes, latency=latency, latency_runs=latency_runs,
-                       overrides=overrides, relative_to=relative_to, on_row=advance, task=task)
+        rows = profile(necks, phis, preset, num_classes, latency=timing, overrides=overrides,
+                       relative_to=relative_to, on_row=advance, task=task)
     render_profile(rows, fmt.value, out)
 
 

@@ -5,9 +5,10 @@ as one flop. Counted as fvcore counts them: convolutions and matmuls (MACs), bat
 layer norm (2 per element at inference, 5 in training; 4 without affine), nearest upsampling
 (1 per output element), bilinear upsampling (4 per output element), adaptive average pooling
 (1 per input element). NOT in that number, and reported separately as ``elementwise``:
-add, mul, div, activations (ReLU, SiLU/swish, sigmoid, hard-swish, GELU), max/avg pooling
-(kernel area per output element), global max / mean reductions and softmax — so fusion weights,
-attention gates and the extra-level max-pools show up there, not in the headline number.
+add, mul, div (a fused ``addcmul`` counts as its multiply and its add), activations (ReLU,
+SiLU/swish, sigmoid, hard-swish, GELU), max/avg pooling (kernel area per output element),
+global max / mean reductions and softmax — so fusion weights, attention gates and the
+extra-level max-pools show up there, not in the headline number.
 
 Why not ``fvcore.nn.FlopCountAnalysis`` directly: it counts by running a ``torch.jit`` trace
 on real tensors, and a phi-7 sweep of dense necks would mean executing trillions of MACs on a
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from archbench.perf.timing import time_interleaved
 
 aten = torch.ops.aten
 
@@ -98,6 +100,8 @@ _POINTWISE = ("add", "sub", "mul", "div", "relu", "silu", "sigmoid", "hardswish"
 ELEMENTWISE_RULES: dict[Any, Callable[[tuple, Any], int]] = {
     **{getattr(aten, n): (lambda args, out: _numel(_first(out))) for n in _POINTWISE if hasattr(aten, n)},
     **{getattr(aten, n + "_"): (lambda args, out: _numel(_first(out))) for n in _POINTWISE if hasattr(aten, n + "_")},
+    aten.addcmul: lambda args, out: 2 * _numel(_first(out)),
+    aten.addcmul_: lambda args, out: 2 * _numel(_first(out)),
     aten.max_pool2d_with_indices: _pool,
     aten.avg_pool2d: _pool,
     aten.amax: lambda args, out: _numel(args[0]),
@@ -154,11 +158,5 @@ def cpu_latency_ms(fn: Callable[[], Any], *, runs: int = 10, warmup: int = 2) ->
     On a GPU, ``fn`` must synchronise itself, or only the kernel launches are timed.
     """
     with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
+        times = time_interleaved({"fn": fn}, runs=runs, warmup=warmup)["fn"]
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": runs}

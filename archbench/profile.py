@@ -20,6 +20,7 @@ from archbench.models.backbone import Backbone
 from archbench.models.heads import HeadNet
 from archbench.models.seg_head import SemanticFPNHead
 from archbench.neck.compiler import compile_neck
+from archbench.perf.inference import prepare
 from archbench.scaling import ModelConfig, ParametricRule, TableRule, get_rule
 from archbench.spec import resolve_spec
 from archbench.spec.model import NeckSpec
@@ -91,14 +92,33 @@ def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: 
     }
 
 
+@dataclass(frozen=True)
+class LatencyOptions:
+    """How ``--latency`` runs the model: timed runs, and the inference rewrites of ``archbench.perf.inference``."""
+
+    runs: int = 20
+    fuse_bn: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    def label(self) -> str:
+        """``eager``, or the rewrites joined by '+': ``fuse`` (BN folded), ``cl`` (channels_last), ``compile``."""
+        on = [name for name, flag in (("fuse", self.fuse_bn), ("cl", self.channels_last), ("compile", self.compile))
+              if flag]
+        return "+".join(on) or "eager"
+
+
 def measure_latency(spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any],
-                    runs: int, task: str = "det") -> dict[str, float]:
-    """CPU latency of the whole model's forward at batch 1 (random weights, eval mode)."""
+                    options: LatencyOptions, task: str = "det") -> dict[str, Any]:
+    """CPU latency of the whole model's forward at batch 1 (random weights, eval mode), on the
+    harness of ``scripts/bench_necks.py`` (``archbench.perf.timing``: 3 warm-up calls, then the
+    median of ``options.runs``)."""
     model = get_task(task).model(spec, cfg, num_classes, neck_overrides=overrides).eval()
+    model = prepare(model, fuse=options.fuse_bn, channels_last=options.channels_last, compile=options.compile)
     image = torch.randn(1, 3, cfg.resolution, cfg.resolution)
-    stats = cpu_latency_ms(lambda: model(image), runs=runs)
+    stats = cpu_latency_ms(lambda: model(image), runs=options.runs, warmup=3)
     return {"latency_ms": stats["median"], "latency_min_ms": stats["min"], "latency_max_ms": stats["max"],
-            "latency_runs": runs, "threads": torch.get_num_threads()}
+            "latency_runs": options.runs, "threads": torch.get_num_threads(), "latency_mode": options.label()}
 
 
 def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
@@ -115,7 +135,7 @@ def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
 
 
 def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "efficientdet", num_classes: int = 90,
-            num_anchors: int = 9, latency: bool = False, latency_runs: int = 10,
+            num_anchors: int = 9, latency: LatencyOptions | None = None,
             overrides: dict[str, Any] | None = None, relative_to: str | None = None,
             on_row: Callable[[str], None] | None = None, task: str = "det") -> list[dict[str, Any]]:
     """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts.
@@ -123,7 +143,8 @@ def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "eff
     ``task`` picks the head: ``det`` the class + box nets, ``seg`` the semantic-FPN head (its final
     upsampling to the input size included).
 
-    ``preset`` is a preset name or a rule object (e.g. a search trial's coefficients).
+    ``preset`` is a preset name or a rule object (e.g. a search trial's coefficients). ``latency``
+    also times each model (see :func:`measure_latency`).
     """
     rule = get_rule(preset) if isinstance(preset, str) else preset
     get_task(task)  # refuse an unknown task before any work
@@ -140,7 +161,7 @@ def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "eff
                 on_row(f"{name} phi={phi}")
             row = profile_row(specs[name], cfg, shared, num_classes, overrides)
             if latency:
-                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency_runs, task))
+                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency, task))
             rows.append(row)
     if relative_to:
         add_ratios(rows, specs[relative_to].name)

@@ -18,6 +18,7 @@ PROFILE_COLUMNS: list[tuple[str, str, str]] = [
     ("gflops_backbone", "backbone", "{:.3f}"), ("gflops_neck", "neck", "{:.3f}"), ("gflops_head", "head", "{:.3f}"),
     ("gflops_elementwise", "elementwise*", "{:.3f}"), ("neck_params_ratio", "neck params x", "{:.2f}x"),
     ("neck_gflops_ratio", "neck GFLOPs x", "{:.2f}x"), ("latency_ms", "latency ms", "{:.1f}"),
+    ("latency_mode", "latency mode", "{}"),
 ]
 _MILLIONS = {"params_total", "params_backbone", "params_neck", "params_head"}
 

@@ -28,4 +28,4 @@ class Segmenter(nn.Module):
         self.head = SemanticFPNHead(config.width, len(config.levels), num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.neck(self.backbone(images)), (int(images.shape[-2]), int(images.shape[-1])))
+        return self.head(self.neck(self.backbone(images)), images.shape[-2:])

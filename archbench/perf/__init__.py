@@ -1,0 +1,1 @@
+"""Speed: a side-by-side timing harness, peak memory of a step, inference rewrites, hardware ceilings."""

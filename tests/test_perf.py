@@ -1,0 +1,222 @@
+"""Speed work keeps the numbers: BN folding, constant folding, channels_last and in-place activations
+give the same outputs; the timing, memory and profile tools measure what they say. No timings are
+asserted here (speed targets live in scripts/bench_necks.py)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from archbench.errors import UserError
+from archbench.models.detector import Detector
+from archbench.neck.compiler import compile_neck
+from archbench.neck.fusion import WeightedFusion
+from archbench.perf.inference import fold_batchnorm, fold_constants, prepare, to_graph
+from archbench.perf.memory import peak_bytes
+from archbench.perf.roofline import op_breakdown
+from archbench.perf.timing import Spread, paired_ratios, time_interleaved
+from archbench.scaling import EFFICIENTDET
+from archbench.spec import builtin_names, builtin_spec
+from conftest import pyramid, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    """Non-trivial BN statistics and affine terms, so that folding them is really tested."""
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+        if isinstance(m, WeightedFusion):
+            m.weight.data.uniform_(-0.5, 2)
+    return model.eval()
+
+
+def _rel_err(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(((x - y).abs().max() / x.abs().max()).item() for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_fused_neck_matches_unfused_and_has_no_norm_left(name):
+    neck = _randomise_norms(compile_neck(builtin_spec(name), [40, 112, 320], 24, 2))
+    norms = lambda m: sum(isinstance(x, nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    before = norms(neck)
+    fused = prepare(neck, fuse=True, list_input=3)
+    xs = pyramid(96, 130, batch=1)
+    with torch.no_grad():
+        assert _rel_err(neck(xs), fused(xs)) < 1e-5
+    assert norms(fused) == 0 and norms(neck) == before  # the original is untouched
+
+
+def test_fold_counts_every_norm_and_constant_folding_removes_the_fusion_weight_ops():
+    neck = _randomise_norms(compile_neck(builtin_spec("bifpn"), [40, 112, 320], 16, 3))
+    gm = to_graph(copy.deepcopy(neck), list_input=3)
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in neck.modules())
+    assert fold_batchnorm(gm) == norms == 3 * 8 + 5 + 1  # 8 nodes per cell, 5 per-edge projections, the P6 stem
+    relus = lambda g: sum(n.target is torch.nn.functional.relu for n in g.graph.nodes)  # noqa: E731
+    assert relus(gm) == 3 * 8  # the fast-normalised weights, recomputed every call
+    assert fold_constants(gm) == 3 * (2 * 5 + 3 * 3)  # one stored weight per input of every node
+    assert relus(gm) == 0
+    xs = pyramid(64, 64, batch=1)
+    with torch.no_grad():
+        assert _rel_err(neck(xs), gm(xs)) < 1e-5
+
+
+def test_fused_detector_matches_and_shared_head_convs_get_a_fold_per_level():
+    # efficientnet_b0 (timm's BatchNormAct2d) at D0 width, a small image to keep it quick
+    model = _randomise_norms(Detector(builtin_spec("bifpn"), EFFICIENTDET.config(0), 5))
+    fused = prepare(model, fuse=True, channels_last=True)
+    x = torch.randn(1, 3, 160, 224)
+    with torch.no_grad():
+        (cls_a, box_a), (cls_b, box_b) = model(x), fused(x)
+    assert _rel_err(cls_a + box_a, cls_b + box_b) < 1e-5
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    # the class net's 3 shared separable convs x 5 levels: one folded pointwise conv per (conv, level)
+    folded = [n for n, m in fused.named_modules() if n.startswith("class_net.norms") and isinstance(m, nn.Conv2d)]
+    assert len(folded) == 3 * 5
+
+
+def test_fuse_needs_eval_mode():
+    with pytest.raises(ValueError, match="eval"):
+        prepare(compile_neck(builtin_spec("bifpn"), [8, 8, 8], 8).train(), fuse=True, list_input=3)
+
+
+def test_channels_last_training_step_matches():
+    torch.manual_seed(0)
+    neck = compile_neck(builtin_spec("bifpn"), [40, 112, 320], 16, 2)
+    cl = prepare(neck, channels_last=True)
+    xs = pyramid(64, 80, batch=2)
+    losses = []
+    for model in (neck, cl):
+        loss = sum(y.square().mean() for y in model(xs))
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    # summation orders differ; conv biases before a BN have ~0 gradients, so compare on one scale
+    scale = max(p.grad.abs().max().item() for p in neck.parameters())
+    for (name, p), q in zip(neck.named_parameters(), cl.parameters()):
+        assert (p.grad - q.grad).abs().max().item() < 1e-4 * scale, name
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_inplace_activations_never_touch_a_tensor_someone_else_reads(name):
+    torch.manual_seed(0)
+    neck = compile_neck(builtin_spec(name), [40, 112, 320], 16, 2)
+    reference = copy.deepcopy(neck)
+    for m in reference.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    xs = pyramid(64, 96)
+    kept = [x.clone() for x in xs]
+    ys, ref = neck(xs), reference(kept)
+    assert all(torch.equal(a, b) for a, b in zip(xs, kept))  # inputs untouched
+    assert all(torch.equal(a, b) for a, b in zip(ys, ref))
+    sum(y.square().mean() for y in ys).backward()
+    sum(y.square().mean() for y in ref).backward()
+    for p, q in zip(neck.parameters(), reference.parameters()):
+        assert torch.equal(p.grad, q.grad)
+
+
+def test_interleaved_timing_rotates_the_order_and_keeps_runs_after_warmup():
+    calls: list[str] = []
+    samples = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [len(v) for v in samples.values()] == [3, 3]
+    s = Spread.of([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (s.median, s.q1, s.q3, s.n) == (3.0, 2.0, 4.0, 5)
+    assert paired_ratios([2.0, 3.0], [4.0, 3.0]) == [0.5, 1.0]
+
+
+def test_peak_bytes_counts_new_storage_not_views_or_in_place_results():
+    def fn() -> torch.Tensor:
+        a = torch.empty(1_000_000)  # 4 MB
+        b = torch.empty(2_000_000)  # 8 MB: 12 MB live
+        del a
+        b.add_(1)  # in place: nothing new
+        view = b[:10]  # a view: nothing new
+        torch.empty(500_000)  # 2 MB, freed at once: 10 MB peak at most here
+        return view
+
+    assert peak_bytes(fn) == 12_000_000
+    w = torch.randn(256, 256, requires_grad=True)
+    x = torch.randn(64, 256)
+    # forward saves x @ w (64 KiB) for relu's backward; backward adds w.grad (256 KiB), among others
+    assert peak_bytes(lambda: (x @ w).relu().sum().backward()) >= 256 * 256 * 4 + 64 * 256 * 4
+
+
+def test_op_breakdown_splits_depthwise_dense_and_the_rest():
+    model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.Conv2d(16, 32, 1),
+                          nn.SiLU()).eval()
+    x = torch.randn(1, 16, 20, 20)
+    with torch.inference_mode():
+        b = op_breakdown(lambda: model(x), runs=2)
+    dw, dense, other = (b.classes[k] for k in ("depthwise conv", "dense conv / matmul", "other"))
+    assert (dw.calls, dense.calls, other.calls) == (1, 1, 1)
+    assert dw.flops == 2 * 16 * 20 * 20 * 9 and dense.flops == 2 * 16 * 32 * 20 * 20
+    assert dw.bytes == (2 * 16 * 20 * 20 + 16 * 9) * 4
+    assert b.wall_ms > 0 and dw.ms > 0
+
+
+def _bench_script():
+    spec = importlib.util.spec_from_file_location("bench_necks", ROOT / "scripts" / "bench_necks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_script_refuses_bad_input_without_a_traceback():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_necks.py"), "--phi", "9"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr and "0..7" in proc.stderr
+    bench = _bench_script()
+    for args, message in ((["--runs", "0"], "at least 1"), (["--resolution", "128"], "256 px"),
+                          (["--phi", "x"], "comma list")):
+        with pytest.raises(UserError, match=message):
+            bench.main(args)
+
+
+def test_bifpn_matches_effdet_parameter_for_parameter():
+    effdet = pytest.importorskip("effdet")
+    theirs = effdet.create_model("tf_efficientdet_d1", pretrained=False, pretrained_backbone=False)
+    cfg = EFFICIENTDET.config(1)
+    ours = compile_neck(builtin_spec("bifpn"), [40, 112, 320], cfg.width, cfg.repeats)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(ours) == count(theirs.fpn)
+
+
+@pytest.mark.slow
+def test_bench_script_end_to_end_small():
+    pytest.importorskip("effdet")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_necks.py"), "--phi", "0", "--resolution",
+                           "256", "--runs", "2", "--warmup", "1", "--threads", "1", "--fuse", "--channels-last",
+                           "--no-cuda"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1].split()
+    assert last[0] == "ratios" and [kv.split("=")[0] for kv in last[1:]] == ["neck_fwd", "neck_fwd_bwd",
+                                                                             "detector_fwd"]
+    assert all(float(kv.split("=")[1]) > 0 for kv in last[1:])
+    assert "ours (fuse+cl)" in proc.stdout and "peak memory" in proc.stdout and "GFLOP/s" in proc.stdout
+
+
+def test_profile_latency_on_the_harness_with_rewrites():
+    res = run_cli("profile", "--neck", "bifpn", "--phi", "0", "--preset", "proxy", "--latency", "--latency-runs", "2",
+                  "--fuse-bn", "--channels-last", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["latency_mode"] == "fuse+cl" and row["latency_runs"] == 2 and row["latency_ms"] > 0
+    bad = run_cli("profile", "--neck", "bifpn", "--fuse-bn")
+    assert bad.returncode == 2 and "--latency" in bad.stderr
