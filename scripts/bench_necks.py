@@ -191,10 +191,10 @@ def bench_phi(phi: int, setup: Setup) -> tuple[list[Result], dict[str, Any]]:
     with torch.no_grad():
         flops, _ = count_flops(m.ours.neck.eval(), list(m.features))
     extras["neck_flops"] = 2 * flops.fvcore  # hardware convention: a multiply-add is 2 FLOPs
-    if setup.device.type == "cpu":
+    if setup.device.type == "cpu":  # a compiled graph's kernels are not aten ops: profile our eager neck then
+        profiled = (REFERENCE, "ours (eager)" if setup.compile else results[0].ours())
         with torch.inference_mode():
-            extras["breakdown"] = {k: op_breakdown(forward(necks[k], m.features))
-                                   for k in (REFERENCE, results[0].ours())}
+            extras["breakdown"] = {k: op_breakdown(forward(necks[k], m.features)) for k in dict.fromkeys(profiled)}
     return results, extras
 
 
@@ -228,8 +228,12 @@ def print_phi(phi: int, results: list[Result], extras: dict[str, Any], setup: Se
 
 
 def run_device(setup: Setup, phis: list[int]) -> dict[int, list[Result]]:
-    print(f"\n== {setup.device.type}: dense fp32 matmul {matmul_gflops(device=setup.device):.1f} GFLOP/s, "
-          f"copy {copy_gbs(device=setup.device):.1f} GB/s (read + write)")
+    ceilings = [f"dense fp32 matmul {matmul_gflops(device=setup.device):.1f} GFLOP/s"]
+    if setup.amp:
+        ceilings.append(f"{str(setup.amp).removeprefix('torch.')} matmul "
+                        f"{matmul_gflops(device=setup.device, dtype=setup.amp):.1f} GFLOP/s")
+    print(f"\n== {setup.device.type}: {', '.join(ceilings)}, copy {copy_gbs(device=setup.device):.1f} GB/s "
+          "(read + write)")
     out = {}
     for phi in phis:
         results, extras = bench_phi(phi, setup)

@@ -9,11 +9,13 @@ import importlib.util
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from archbench.errors import UserError
 from archbench.models.detector import Detector
@@ -25,6 +27,7 @@ from archbench.perf.roofline import op_breakdown
 from archbench.perf.timing import Spread, paired_ratios, time_interleaved
 from archbench.scaling import EFFICIENTDET
 from archbench.spec import builtin_names, builtin_spec
+from archbench.spec.loader import parse_yaml
 from conftest import pyramid, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,3 +223,35 @@ def test_profile_latency_on_the_harness_with_rewrites():
     assert row["latency_mode"] == "fuse+cl" and row["latency_runs"] == 2 and row["latency_ms"] > 0
     bad = run_cli("profile", "--neck", "bifpn", "--fuse-bn")
     assert bad.returncode == 2 and "--latency" in bad.stderr
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        self.calls[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_an_input_read_by_several_nodes_is_resampled_and_projected_once_at_run_time():
+    spec, problems = parse_yaml("""
+name: shared_reads
+levels: [3, 4, 5]
+nodes:
+  - {id: a4, level: 4, inputs: [in4, in5]}
+  - {id: b4, level: 4, inputs: [a4, in5, in3]}
+  - {id: c4, level: 4, inputs: [b4, in3]}
+outputs: {3: in3, 4: c4, 5: in5}
+""", "test")
+    assert spec is not None, problems
+    neck = compile_neck(spec, [16, 24, 32], 8).eval()
+    counter = _OpCounter()
+    with torch.no_grad(), counter:
+        neck(pyramid(64, 64, channels=(16, 24, 32), batch=1))
+    # in5 -> level 4 for a4 and b4: one upsample; in3 -> level 4 for b4 and c4: one max-pool
+    assert counter.calls["upsample_nearest2d"] == 1
+    assert counter.calls["max_pool2d_with_indices"] + counter.calls["max_pool2d"] == 1
+    # one 1x1 projection per backbone input (3) + one 3x3 conv per node (3)
+    assert counter.calls["convolution"] == 3 + 3
