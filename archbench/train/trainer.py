@@ -59,7 +59,9 @@ class TrainConfig:
 
 
 #: Per-task changes to :class:`TrainConfig`'s defaults (what ``archbench run --task T`` trains with).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {"det": {}, "seg": {}}
+#: A segmentation step costs about 60% of a detection step (no anchors, no box loss), and fpn at
+#: proxy phi 0 reaches mIoU 0.393 after 8 epochs but 0.526 after 12 (242 s of training, 2 cores).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {"det": {}, "seg": {"epochs": 12}}
 
 
 def epoch_sampler(dataset: Any, seed: int, epoch: int, dist: DistContext = LOCAL) -> DistributedSampler:
