@@ -54,3 +54,52 @@ def test_global_batch_must_split_evenly():
     with pytest.raises(UserError, match="--batch-size 7 is the global batch and must be divisible by the 2"):
         DistContext(rank=0, world_size=2).per_rank_batch(7)
     assert DistContext(rank=1, world_size=2).shard(5) == [1, 3]
+
+
+def _ddp_gradient(rank: int, world: int, init_file: str, out_file: str) -> None:
+    """Rank ``rank``'s share of the batch through DDP; rank 0 saves the averaged gradient."""
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    ctx = DistContext(rank=rank, world_size=world, backend="gloo")
+    x, labels = _uneven_batch()
+    model = _tiny_model()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    mine = slice(rank * 4, rank * 4 + 4)
+    total = F.cross_entropy(ddp(x[mine]), labels[mine], ignore_index=255, reduction="sum")
+    (total / ctx.normaliser((labels[mine] != 255).sum())).backward()
+    if rank == 0:
+        torch.save(model.weight.grad, out_file)
+    dist.destroy_process_group()
+
+
+def _uneven_batch():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x, labels = torch.randn(8, 3, generator=g), torch.randint(0, 2, (8,), generator=g)
+    labels[1:4] = 255  # rank 0's half has 1 counted item, rank 1's half 4
+    return x, labels
+
+
+def _tiny_model():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 2)
+
+
+def test_ddp_loss_normalisation_gives_the_single_process_gradient(tmp_path):
+    import torch
+    import torch.multiprocessing as mp
+    import torch.nn.functional as F
+
+    out = tmp_path / "grad.pt"
+    mp.spawn(_ddp_gradient, args=(2, str(tmp_path / "init"), str(out)), nprocs=2)
+    x, labels = _uneven_batch()
+    model = _tiny_model()
+    total = F.cross_entropy(model(x), labels, ignore_index=255, reduction="sum")
+    (total / DistContext().normaliser((labels != 255).sum())).backward()
+    torch.testing.assert_close(torch.load(out), model.weight.grad)  # per-rank means would be 2.5x off here

@@ -4,7 +4,7 @@ Choices (EfficientDet's, so results compare with the reference implementation):
 
 - classification: ``torchvision.ops.sigmoid_focal_loss`` (alpha 0.25, gamma 1.5) summed over
   every non-ignored anchor and class, divided by the number of positive anchors in the batch
-  (at least 1).
+  (at least 1; under DDP, in the global batch, see ``normaliser``).
 - box (default ``box_loss="huber"``): Huber loss (delta 0.1) on Faster R-CNN deltas (weights
   1, 1, 1, 1) of positive anchors, summed and divided by ``4 * num_pos``; the total is
   ``cls_loss + box_weight * box_loss`` with ``box_weight = 50``. The alternative
@@ -18,7 +18,8 @@ the batch, each vectorised over anchors); the losses are computed on the whole b
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,19 +33,27 @@ from archbench.detection.coding import decode_boxes, encode_boxes
 __all__ = ["DetectionLoss", "encode_boxes", "decode_boxes", "assign"]
 
 
+def _at_least_one(count: torch.Tensor) -> torch.Tensor:
+    return count.clamp(min=1).to(torch.float32)
+
+
 class DetectionLoss(nn.Module):
     """``forward(cls, box, anchors, targets) -> dict(loss, cls_loss, box_loss, num_pos)``.
 
     num_classes: K. alpha, gamma: focal-loss parameters. box_weight: multiplier of the box
     loss in the total. box_loss: ``"huber"`` (on deltas, ``huber_delta``) or ``"giou"`` (on
     decoded boxes). pos_iou, neg_iou, min_best_iou: assignment thresholds (see
-    :mod:`archbench.detection.assign`).
+    :mod:`archbench.detection.assign`). normaliser: maps the batch's positive count (int64, 0-dim)
+    to the float divisor of the summed losses; the default is max(1, count), and DDP training
+    passes :meth:`archbench.train.distributed.DistContext.normaliser` (the count over all ranks).
     """
 
     def __init__(self, num_classes: int, alpha: float = 0.25, gamma: float = 1.5, box_weight: float = 50.0,
                  box_loss: Literal["huber", "giou"] = "huber", huber_delta: float = 0.1,
-                 pos_iou: float = 0.5, neg_iou: float = 0.4, min_best_iou: float = 0.01) -> None:
+                 pos_iou: float = 0.5, neg_iou: float = 0.4, min_best_iou: float = 0.01,
+                 normaliser: Callable[[torch.Tensor], torch.Tensor] = _at_least_one) -> None:
         super().__init__()
+        self.normaliser = normaliser
         if box_loss not in ("huber", "giou"):
             raise ValueError(f"box_loss must be 'huber' or 'giou', not {box_loss!r}")
         self.num_classes, self.alpha, self.gamma = num_classes, alpha, gamma
@@ -81,7 +90,7 @@ class DetectionLoss(nn.Module):
         labels_b = torch.stack(labels)  # [B, N]
         positive = labels_b >= 0
         num_pos = positive.sum()
-        norm = num_pos.clamp(min=1).to(torch.float32)
+        norm = self.normaliser(num_pos)
 
         # classification: one-hot targets, ignored anchors masked out
         cls_target = torch.zeros_like(cls)

@@ -57,7 +57,7 @@ class DetectionTrainer(Trainer):
                  dist: DistContext = LOCAL) -> None:
         super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
         self.anchor_cfg = AnchorConfig(size=model.config.anchor_size)
-        self.loss_fn = DetectionLoss(model.num_classes)
+        self.loss_fn = DetectionLoss(model.num_classes, normaliser=self.dist.normaliser)
 
     def _to_device(self, targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
         return [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]

@@ -88,6 +88,18 @@ class DistContext:
         dist.all_reduce(total)
         return float(total) / self.world_size
 
+    def normaliser(self, count: torch.Tensor) -> torch.Tensor:
+        """The divisor of a per-rank loss sum: max(1, ``count`` summed over the ranks) / world_size.
+
+        DDP averages gradients over ranks, so dividing each rank's sum by this makes the averaged
+        gradient the single process's on the whole global batch (whose loss is its sum divided by
+        max(1, count)), instead of a mean of per-rank normalisations. Float 0-dim, no gradient.
+        """
+        total = count.detach().float().reshape(()).clone()
+        if self.enabled:
+            dist.all_reduce(total)
+        return total.clamp(min=1.0) / self.world_size
+
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over the ranks (in place, also returned)."""
         if self.enabled:

@@ -53,7 +53,7 @@ class SegmentationTrainer(Trainer):
         with self._autocast():
             logits = self.net(images)
         total = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index, reduction="sum")
-        return {"loss": total / (labels != self.ignore_index).sum().clamp(min=1)}
+        return {"loss": total / self.dist.normaliser((labels != self.ignore_index).sum())}
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> torch.Tensor:
         """int64 ``[K, K]`` confusion matrix (true, predicted) of the images in ``batches``."""
