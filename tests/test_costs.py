@@ -42,8 +42,9 @@ def test_meta_counter_equals_fvcore_on_real_tensors(neck):
 
 
 def test_counter_follows_fvcore_for_group_norm_and_training_mode_batch_norm():
-    feats = [torch.randn(2, c, s, s) for c, s in zip([64, 128, 256], [16, 8, 4])]
-    gn = Detector(resolve_spec("ida"), PROXY.config(0), 3, neck_overrides={"norm": "gn"}).neck.eval()
+    gn_model = Detector(resolve_spec("ida"), PROXY.config(0), 3, neck_overrides={"norm": "gn"})
+    feats = [torch.randn(2, c, s, s) for c, s in zip(gn_model.backbone.channels, [16, 8, 4])]
+    gn = gn_model.neck.eval()
     assert count_flops(gn, feats)[0].fvcore == fvcore_total(gn, feats)
     bn = Detector(resolve_spec("bifpn"), PROXY.config(0), 3).neck.train()
     assert count_flops(bn, feats)[0].fvcore == fvcore_total(bn, feats)
