@@ -11,7 +11,8 @@ Each cell is compiled once into a flat program of steps (project, resample, node
 intermediate tensor has a key naming what it is (``in4>p``: in4 projected; ``td5@4``: td5
 resampled to level 4), and a step is emitted only the first time its key is needed, so an
 input consumed by several nodes is projected and resampled once (EfficientDet's per-edge
-projections, asked for with ``input_projection: per_edge``, are distinct keys by design).
+projections, asked for with ``input_projection: per_edge``, are distinct keys by design). A
+tensor is dropped as soon as the last step that reads it is done with it.
 """
 
 from __future__ import annotations
@@ -30,14 +31,20 @@ from archbench.spec.model import NeckSpec, NodeSpec, input_level
 
 
 class FusionNode(nn.Module):
-    """fuse(inputs) -> op (+ first input as residual): list of n [B, width, H, W] -> [B, width, H, W]."""
+    """fuse(inputs) -> op (+ first input as residual): list of n [B, width, H, W] -> [B, width, H, W].
+
+    ``xs`` is emptied once fused, so that inputs no one else holds are freed before the op runs.
+    """
 
     def __init__(self, fusion: nn.Module, op: NodeOp, residual: bool) -> None:
         super().__init__()
         self.fusion, self.op, self.residual = fusion, op, residual
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        return self.op(self.fusion(xs), xs[0] if self.residual else None)
+        fused = self.fusion(xs)
+        residual = xs[0] if self.residual else None
+        xs.clear()
+        return self.op(fused, residual)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Cell(nn.Module):
         for node in execution_order(spec):
             self._compile_node(node)
         self.output_keys = [self._edge(spec.outputs[lvl], lvl, owner=f"out{lvl}") for lvl in spec.levels]
+        self.release = self._last_reads()
         del self._spec, self._channels, self._known
 
     # --- compilation -------------------------------------------------------------------------
@@ -117,19 +125,34 @@ class Cell(nn.Module):
         self._emit(_Step("node", node.id, args, f"node_{node.id}"), module)
         self._channels[node.id] = width
 
+    def _last_reads(self) -> list[tuple[str, ...]]:
+        """Per step, the keys no later step and no output reads: dropped as the step starts, so an
+        intermediate tensor's memory is reused as soon as possible instead of at the cell's end."""
+        last = {key: i for i, step in enumerate(self.program) for key in step.args}
+        release: list[list[str]] = [[] for _ in self.program]
+        for key, i in last.items():
+            if key not in self.output_keys:
+                release[i].append(key)
+        return [tuple(keys) for keys in release]
+
     # --- execution ---------------------------------------------------------------------------
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Runs the program on ``xs``, which it empties: each input is then dropped after its last reader."""
         env: dict[str, torch.Tensor] = {f"in{lvl}": x for lvl, x in zip(self.levels, xs)}
+        xs.clear()
         mods = self.mods
-        for step in self.program:
+        for step, release in zip(self.program, self.release):
+            args = [env[a] for a in step.args]
+            for key in release:  # before the step runs: it may free them as soon as it is done with them
+                del env[key]
             if step.kind == "node":
-                env[step.out] = mods[step.module]([env[a] for a in step.args])
+                env[step.out] = mods[step.module](args)
             elif step.kind == "proj":
-                env[step.out] = mods[step.module](env[step.args[0]])
+                env[step.out] = mods[step.module](*args)
             elif step.kind == "up":
-                env[step.out] = upsample_to(env[step.args[0]], env[step.args[1]], self.up_mode)
+                env[step.out] = upsample_to(*args, self.up_mode)
             else:
-                env[step.out] = mods[step.module](env[step.args[0]], env[step.args[1]])
+                env[step.out] = mods[step.module](*args)
         return [env[k] for k in self.output_keys]
 
 
