@@ -41,7 +41,7 @@ from archbench.models.backbone import Backbone
 from archbench.models.detector import Detector
 from archbench.perf.inference import prepare, to_graph
 from archbench.perf.memory import peak_bytes
-from archbench.perf.roofline import copy_gbs, matmul_gflops, op_breakdown
+from archbench.perf.roofline import Ceilings, op_breakdown
 from archbench.perf.timing import Spread, paired_ratios, time_interleaved
 from archbench.scaling import EFFICIENTDET, ModelConfig
 from archbench.spec import builtin_spec
@@ -198,7 +198,7 @@ def bench_phi(phi: int, setup: Setup) -> tuple[list[Result], dict[str, Any]]:
     return results, extras
 
 
-def print_phi(phi: int, results: list[Result], extras: dict[str, Any], setup: Setup) -> None:
+def print_phi(phi: int, results: list[Result], extras: dict[str, Any], setup: Setup, roofs: Ceilings) -> None:
     cfg = extras["cfg"]
     precision = f"AMP {str(setup.amp).removeprefix('torch.')}" if setup.amp else "fp32"
     print(f"\nD{phi}: bifpn {cfg.width} ch x {cfg.repeats} cells at {cfg.resolution} px on {cfg.backbone} features, "
@@ -215,29 +215,35 @@ def print_phi(phi: int, results: list[Result], extras: dict[str, Any], setup: Se
         print(f"    {label:<22} {mb:8.1f} MB")
     neck = results[0]
     gflop = extras["neck_flops"] / 1e9
-    print(f"  neck forward throughput ({gflop:.3f} GFLOP, 2 per multiply-add):")
+    print(f"  neck forward throughput ({gflop:.3f} GFLOP, 2 per multiply-add; dense matmul: "
+          f"{roofs.matmul_gflops:.1f} GFLOP/s):")
     for label, samples in neck.samples.items():
-        print(f"    {label:<22} {gflop / Spread.of(samples).median * 1e3:8.1f} GFLOP/s")
+        achieved = gflop / Spread.of(samples).median * 1e3
+        print(f"    {label:<22} {achieved:8.1f} GFLOP/s = {achieved / roofs.matmul_gflops:5.1%} of matmul")
     for label, b in extras.get("breakdown", {}).items():
         print(f"  profile of {label} neck forward: {b.wall_ms:.1f} ms per call under the profiler, "
               f"{b.overhead_ms:.1f} ms outside ops (Python, module calls, profiler)")
         for name, c in b.classes.items():
-            moved = f", {c.gbytes_per_s():6.1f} GB/s (in+out+weights)" if c.bytes else ""
-            print(f"    {name:<20} {c.calls:4d} calls {c.ms:7.2f} ms  {c.flops / 1e9:6.3f} GFLOP "
-                  f"{c.gflops_per_s():7.1f} GFLOP/s{moved}")
+            line = f"    {name:<20} {c.calls:4d} calls {c.ms:7.2f} ms {c.gflops_per_s():6.1f} GFLOP/s {c.gbytes_per_s():5.1f} GB/s"
+            if name == "other":  # element-wise: bytes estimated, the copy bandwidth is its roof
+                line += f" (~{c.gbytes_per_s() / roofs.copy_gbs:.0%} of copy bandwidth)"
+            elif c.bytes:
+                attainable = roofs.attainable_gflops(c.flops, c.bytes)
+                bound = "memory" if attainable < roofs.matmul_gflops else "compute"
+                line += (f"; {c.flops / c.bytes:5.2f} FLOP/byte: {bound}-bound roof {attainable:6.1f} GFLOP/s, "
+                         f"{c.gflops_per_s() / attainable:4.0%} of it")
+            print(line)
 
 
 def run_device(setup: Setup, phis: list[int]) -> dict[int, list[Result]]:
-    ceilings = [f"dense fp32 matmul {matmul_gflops(device=setup.device):.1f} GFLOP/s"]
-    if setup.amp:
-        ceilings.append(f"{str(setup.amp).removeprefix('torch.')} matmul "
-                        f"{matmul_gflops(device=setup.device, dtype=setup.amp):.1f} GFLOP/s")
-    print(f"\n== {setup.device.type}: {', '.join(ceilings)}, copy {copy_gbs(device=setup.device):.1f} GB/s "
-          "(read + write)")
+    dtype = setup.amp or torch.float32
+    roofs = Ceilings.measure(setup.device, dtype)
+    print(f"\n== {setup.device.type}: dense {str(dtype).removeprefix('torch.')} matmul {roofs.matmul_gflops:.1f} "
+          f"GFLOP/s, copy {roofs.copy_gbs:.1f} GB/s (read + write)")
     out = {}
     for phi in phis:
         results, extras = bench_phi(phi, setup)
-        print_phi(phi, results, extras, setup)
+        print_phi(phi, results, extras, setup, roofs)
         out[phi] = results
     return out
 

@@ -169,6 +169,7 @@ def test_op_breakdown_splits_depthwise_dense_and_the_rest():
     assert (dw.calls, dense.calls, other.calls) == (1, 1, 1)
     assert dw.flops == 2 * 16 * 20 * 20 * 9 and dense.flops == 2 * 16 * 32 * 20 * 20
     assert dw.bytes == (2 * 16 * 20 * 20 + 16 * 9) * 4
+    assert other.bytes == 2 * 32 * 20 * 20 * 4  # SiLU: read once, written once
     assert b.wall_ms > 0 and dw.ms > 0
 
 

@@ -55,6 +55,22 @@ def copy_gbs(mbytes: int = 256, repeats: int = 5, device: str | torch.device = "
     return 2 * src.numel() * 4 / _best_seconds(lambda: dst.copy_(src), repeats, _sync(device)) / 1e9
 
 
+@dataclass(frozen=True)
+class Ceilings:
+    """A machine's two roofs: dense matmul GFLOP/s (compute) and copy GB/s (memory)."""
+
+    matmul_gflops: float
+    copy_gbs: float
+
+    @classmethod
+    def measure(cls, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Ceilings:
+        return cls(matmul_gflops(device=device, dtype=dtype), copy_gbs(device=device))
+
+    def attainable_gflops(self, flops: float, nbytes: float) -> float:
+        """The roofline: min(compute roof, memory roof x arithmetic intensity flops / nbytes)."""
+        return min(self.matmul_gflops, self.copy_gbs * flops / nbytes)
+
+
 @dataclass
 class OpClass:
     """Time, FLOPs and minimum bytes moved (inputs + outputs + weights) by one class of ops, per call."""
@@ -99,8 +115,10 @@ def op_breakdown(fn: Callable[[], Any], runs: int = 5, itemsize: int = 4) -> Bre
 
     Classes: ``depthwise conv`` (groups == channels), ``dense conv / matmul``, and ``other``
     (norms, activations, fusions, resampling, copies: memory-bound element-wise work). Bytes are
-    counted for convs only (``itemsize`` bytes per element, fp32 by default); FLOPs are the
-    profiler's (2 per multiply-add). Profiling adds a few microseconds per op.
+    the least each op must move at ``itemsize`` bytes per element (fp32 by default): a conv's
+    input, output and weights; for ``other`` an estimate (inputs read once, an output the size of
+    the largest input written; none for matmuls). FLOPs are the profiler's (2 per multiply-add,
+    and it counts few element-wise ops). Profiling adds a few microseconds per op.
     """
     fn()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
@@ -114,8 +132,11 @@ def op_breakdown(fn: Callable[[], Any], runs: int = 5, itemsize: int = 4) -> Bre
             continue
         if evt.name in _CONVS:
             name, moved = _conv_class_and_bytes(evt, itemsize)
-        else:
-            name, moved = ("dense conv / matmul" if evt.name in _MATMULS else "other"), 0.0
+        elif evt.name in _MATMULS:
+            name, moved = "dense conv / matmul", 0.0
+        else:  # estimate: every tensor input read once, an output as large as the largest input written
+            sizes = [torch.Size(shape).numel() for shape in evt.input_shapes if shape]
+            name, moved = "other", (sum(sizes) + max(sizes, default=0)) * itemsize
         c = out.classes[name]
         c.ms += evt.cpu_time_total / 1e3 / runs
         c.flops += (evt.flops or 0) / runs
