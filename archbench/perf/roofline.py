@@ -7,7 +7,6 @@ GFLOPs elsewhere in archbench count a multiply-add as 1.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ _MATMULS = ("aten::mm", "aten::addmm", "aten::matmul", "aten::linear", "aten::bm
 
 
 def _best_seconds(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] | None) -> float:
-    fn()  # warm-up
+    """The fastest of ``repeats`` calls after a warm-up: a ceiling is what the machine can do."""
+    fn()
     times = []
     for _ in range(repeats):
         if sync:
@@ -31,7 +31,7 @@ def _best_seconds(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] 
         if sync:
             sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def _sync(device: torch.device) -> Callable[[], None] | None:
