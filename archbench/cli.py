@@ -282,20 +282,22 @@ class Objective(str, Enum):
 @app.command("search")
 def search_cmd(
     neck: Optional[str] = typer.Option(None, "--neck", help="built-in name or spec file"),
-    space: Optional[Path] = typer.Option(None, "--space", help="search space YAML, e.g. search_spaces/efficientnet_abg.yaml"),
+    space: Optional[str] = typer.Option(None, "--space", help="search space YAML, or the name of one in "
+                                        "search_spaces/ (default: efficientdet_family)"),
+    task: str = typer.Option("det", "--task", help="det: maximise AP | seg: maximise mIoU"),
     trials: int = typer.Option(20, "--trials", min=1, help="the study's total number of trials, across all its workers"),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL (default: sqlite:///RESULTS/search.db)"),
     study: Optional[str] = typer.Option(None, "--study", help="study name (default: NECK-SPACE)"),
     phi: Optional[str] = typer.Option(None, "--phi", help="phis each trial trains (default: the space's phis)"),
     objective: Objective = typer.Option(Objective.single, "--objective",
-                                        help="single: max AP within --gflops-budget | multi: AP vs GFLOPs, NSGA-II"),
+                                        help="single: max accuracy within --gflops-budget | multi: accuracy vs GFLOPs, NSGA-II"),
     gflops_budget: Optional[float] = typer.Option(None, "--gflops-budget", help="refuse costlier configs untrained"),
     pruner: Optional[str] = typer.Option(None, "--pruner", help="median (default) | hyperband | none (single only)"),
     population: int = typer.Option(8, "--population", min=2, help="NSGA-II population size (multi)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="training epochs per run (default: TrainConfig)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
     lr: Optional[float] = typer.Option(None, "--lr"),
-    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH"),
+    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH | segfolder:PATH (seg only)"),
     subset: Optional[int] = typer.Option(None, "--subset", min=1, help="train on N images (deterministic)"),
     seed: int = typer.Option(0, "--seed", help="training seed of every run"),
     sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", help="sampler seed (give workers different ones)"),
@@ -314,22 +316,26 @@ def search_cmd(
     from dataclasses import replace
 
     from archbench.search import command
+    from archbench.search.space import DEFAULT_SPACE, resolve_space
+    from archbench.tasks import get_task
     from archbench.train.trainer import TrainConfig
 
-    name = study or (command.default_study_name(neck, space) if neck and space else None)
+    get_task(task)
+    space_file = resolve_space(space or DEFAULT_SPACE) if neck else None
+    name = study or (command.default_study_name(neck, space_file, task) if neck else None)
     if not report_only:
-        if neck is None or space is None:
-            raise UserError("archbench search needs --neck and --space (or --report to print a study)")
-        train = replace(TrainConfig(), **{k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
+        if neck is None:
+            raise UserError("archbench search needs --neck (or --report to print a study)")
+        train = replace(TrainConfig.for_task(task), **{k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
                                                              "lr": lr}.items() if v is not None})
         opts = command.SearchOptions(
-            neck=neck, space=space, trials=trials, train=train, study=name, storage=storage,
+            neck=neck, space=space_file, trials=trials, train=train, task=task, study=name, storage=storage,
             phis=tuple(parse_int_range(phi, "--phi")) if phi else None, objective=objective.value,
             gflops_budget=gflops_budget, data=data, subset=subset, seed=seed, sampler_seed=sampler_seed,
             pruner=pruner, population=population, results=results, device=device, threads=threads, heartbeat=heartbeat)
         command.run_search(opts, err)
     elif name is None:
-        raise UserError("archbench search --report needs --study (or --neck and --space)")
+        raise UserError("archbench search --report needs --study (or --neck, and --space unless it is the default)")
     command.report(name, storage, results, out)
 
 

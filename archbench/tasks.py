@@ -47,6 +47,11 @@ class Task:
     data_summary: Callable[[dict[str, Any]], dict[str, Any]]
     headline: tuple[str, ...]
 
+    @property
+    def metric(self) -> str:
+        """The accuracy a search maximises and a record's first headline: AP (det) or mIoU (seg)."""
+        return self.headline[0]
+
 
 TASKS: dict[str, Task] = {
     "det": Task("det", open_detection_data, Detector, DetectionTrainer, _detection_summary, ("AP", "AP50")),

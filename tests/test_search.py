@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from archbench import runner
+from archbench.errors import UserError
 from archbench.profile import profile
 from archbench.records import load_records
 from archbench.scaling import rule_from_dict
@@ -112,3 +115,42 @@ def test_multi_objective_gives_a_pareto_set_and_refuses_over_budget_configs_untr
 
     refused = run_cli(*search_args(data, results, space, "s5", 1, "--objective", "multi", "--pruner", "median"))
     assert refused.returncode == 2 and "cannot prune multi-objective" in refused.stderr
+
+
+def test_a_seg_search_maximises_miou_costs_the_segmenter_and_keeps_its_task(data, tmp_path):
+    space = write_space(tmp_path)
+    results = tmp_path / "r"
+    assert command.default_study_name("bifpn", space, "seg") == "bifpn-tiny-seg"  # apart from the det study
+    res = run_cli(*search_args(data, results, space, "s6", 2, "--task", "seg", "--epochs", "2"))
+    assert res.returncode == 0, res.stderr
+    trials = load(results, "s6").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    records = {r["search"]["trial"]: r for r in load_records(results / "search" / "s6")}
+    for t in trials:
+        r = records[t.number]
+        assert r["task"] == "seg" and t.value == r["metrics"]["mIoU"]
+        assert list(t.intermediate_values) == [0, 1]  # epoch 1's mIoU reported for the pruner, then the final one
+        rule = rule_from_dict(t.user_attrs["rule"])
+        seg_cost = profile(["bifpn"], [0], rule, num_classes=r["dataset"]["num_classes"], task="seg")[0]["gflops"]
+        assert t.user_attrs["gflops"] == pytest.approx(seg_cost) == pytest.approx(r["costs"]["gflops"])
+    assert "ok      mIoU" in res.stderr
+    report = run_cli("search", "--report", "--study", "s6", "--results", str(results))
+    assert report.returncode == 0 and "best trials by mIoU" in report.stdout and "task seg" in report.stdout
+
+    as_det = run_cli(*search_args(data, results, space, "s6", 2, "--epochs", "2"))
+    assert as_det.returncode == 2 and "task: the study has 'seg', this worker 'det'" in as_det.stderr
+
+
+def test_a_study_stored_before_tasks_existed_is_a_det_study(tmp_path):
+    from archbench.search.storage import open_storage
+    from archbench.search.study import SETTINGS_ATTR, StudySettings, create_or_join
+
+    settings = StudySettings(neck="bifpn", spec_hash="h", space={"name": "tiny"}, space_digest="d", phis=(0,),
+                             objective="single", gflops_budget=None, data="synthetic", subset=None, train={}, seed=0)
+    storage = open_storage(f"sqlite:///{tmp_path / 'old.db'}")
+    old = {k: v for k, v in settings.to_dict().items() if k != "task"}
+    optuna.create_study(storage=storage, study_name="old").set_user_attr(SETTINGS_ATTR, old)
+    sampler, pruner = optuna.samplers.RandomSampler(), optuna.pruners.NopPruner()
+    assert create_or_join(storage, "old", settings, sampler, pruner).user_attrs[SETTINGS_ATTR] == old
+    with pytest.raises(UserError, match="task: the study has 'det', this worker 'seg'"):
+        create_or_join(storage, "old", replace(settings, task="seg"), sampler, pruner)

@@ -11,7 +11,8 @@ import optuna
 import pytest
 
 from archbench.scaling import PROXY, CompoundRule, EfficientNetRule, rule_from_dict, rule_to_dict
-from archbench.search.space import Infeasible, SpaceError, load_space
+from archbench.errors import UserError
+from archbench.search.space import DEFAULT_SPACE, Infeasible, SpaceError, load_space, resolve_space
 from conftest import run_cli
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -34,6 +35,18 @@ def test_shipped_spaces_load_and_build_their_rules():
     assert rule.config(1).width == round(16 * 1.1 / 8) * 8 and rule.config(1).repeats == 1
     abg = load_space(SPACES / "efficientnet_abg.yaml")
     assert abg.phis == (1,) and abg.constraint.solve == "gamma" and abg.constraint.product == 2.0
+
+
+def test_a_shipped_space_can_be_named_and_the_family_is_the_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # names resolve against the checkout, not the working directory
+    assert resolve_space("efficientnet_abg") == SPACES / "efficientnet_abg.yaml"
+    assert resolve_space(DEFAULT_SPACE) == SPACES / "efficientdet_family.yaml"
+    (tmp_path / "efficientnet_abg").write_text("a local file wins")
+    assert resolve_space("efficientnet_abg") == Path("efficientnet_abg")
+    with pytest.raises(UserError, match="no such file, and not the name of a shipped space .efficientdet_family"):
+        resolve_space("efficientdet")
+    with pytest.raises(UserError, match="not the name"):
+        resolve_space("sub/efficientnet_abg")  # a path is never looked up among the shipped spaces
 
 
 def test_constraint_is_solved_exactly_and_infeasible_points_are_rejected():

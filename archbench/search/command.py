@@ -25,6 +25,7 @@ from archbench.search.space import load_space
 from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
 from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, load_study, work
 from archbench.spec import resolve_spec
+from archbench.tasks import get_task
 from archbench.train.trainer import TrainConfig
 
 PRUNERS = ("median", "hyperband", "none")
@@ -41,6 +42,7 @@ class SearchOptions:
     space: Path
     trials: int
     train: TrainConfig
+    task: str = "det"
     study: str | None = None
     storage: str | None = None
     phis: tuple[int, ...] | None = None
@@ -97,24 +99,25 @@ def _check(opts: SearchOptions) -> None:
         raise UserError(f"--population {opts.population}: NSGA-II needs at least 2")
 
 
-def default_study_name(neck: str, space: Path) -> str:
-    """``NECK-SPACE``: the study a search of ``neck`` over ``space`` uses unless ``--study`` names one."""
-    return f"{resolve_spec(neck).name}-{load_space(space).name}"
+def default_study_name(neck: str, space: Path, task: str = "det") -> str:
+    """``NECK-SPACE`` (det) or ``NECK-SPACE-TASK``: the study a search uses unless ``--study`` names one."""
+    return f"{resolve_spec(neck).name}-{load_space(space).name}" + ("" if task == "det" else f"-{task}")
 
 
 def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
     """Work on the study until it has ``opts.trials`` finished trials in total; returns the study."""
     _check(opts)
+    metric = get_task(opts.task).metric
     space = load_space(opts.space)
     if opts.phis is not None:
         space = space.at_phis(opts.phis)
     spec = resolve_spec(opts.neck)
-    name = opts.study or default_study_name(opts.neck, opts.space)
+    name = opts.study or default_study_name(opts.neck, opts.space, opts.task)
     settings = StudySettings(
         neck=spec.name, spec_hash=spec.spec_hash(), space=space.to_dict(), space_digest=space.digest(),
         phis=space.phis, objective=opts.objective, gflops_budget=opts.gflops_budget, data=opts.data,
         subset=opts.subset, train=opts.train.to_dict(), seed=opts.seed,
-        population=opts.population if opts.objective == "multi" else None)
+        population=opts.population if opts.objective == "multi" else None, task=opts.task)
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
     observer = RichObserver(console)
@@ -125,7 +128,7 @@ def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
     optuna.logging.set_verbosity(logging.ERROR)  # the study and each trial's outcome are printed by us instead
     study = create_or_join(storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population),
                            pruner)
-    display = SearchDisplay(console, opts.trials)
+    display = SearchDisplay(console, opts.trials, metric)
     console.print(f"study {name} ({redact(url)}): {opts.trials} trial(s) in total across workers, "
                   f"{len(study.trials)} there already", highlight=False, markup=False)
     with observer, warnings.catch_warnings():

@@ -6,15 +6,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from archbench.search.objective import METRIC
 from archbench.search.study import counts
 
 
 class SearchDisplay:
     """Optuna callback (one line per finished trial) and the worker's waiting notice, on ``console``."""
 
-    def __init__(self, console: Console, target: int) -> None:
-        self.console, self.target = console, target
+    def __init__(self, console: Console, target: int, metric: str) -> None:
+        self.console, self.target, self.metric = console, target, metric
         self._waiting_for: list[int] = []
 
     def _print(self, text: str) -> None:
@@ -25,7 +24,7 @@ class SearchDisplay:
         sampled = trial.user_attrs.get("coefficients", trial.params)  # a rejected trial has only what it sampled
         coefficients = ", ".join(f"{k}={v:.4g}" for k, v in sampled.items())
         if trial.state == TrialState.COMPLETE:
-            outcome = f"ok      {METRIC} {trial.values[0]:.4f} at {trial.user_attrs['gflops']:.4f} GFLOPs"
+            outcome = f"ok      {self.metric} {trial.values[0]:.4f} at {trial.user_attrs['gflops']:.4f} GFLOPs"
         elif trial.state == TrialState.PRUNED:
             outcome = f"pruned  {trial.user_attrs.get('pruned_reason', '')}"
         else:

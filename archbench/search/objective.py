@@ -2,14 +2,15 @@
 
 A trial trains the neck under its rule at each of the space's phis, in order, as ordinary runs
 (:func:`archbench.runner.run_one`): each writes its normal record, tagged with the study and the
-trial. Its accuracy is the mean AP over those phis; its cost the largest GFLOPs among them.
+trial. Its accuracy is the mean of the task's metric (AP for det, mIoU for seg) over those phis;
+its cost the largest GFLOPs among them (of the task's model: detector or segmenter).
 
 - Before training: the constraint (``Infeasible``) and the GFLOPs budget (costed on meta tensors,
   no training) end the trial as PRUNED with ``pruned_reason``.
-- Single objective: after every epoch the AP so far is reported at step ``i * epochs + epoch - 1``
+- Single objective: after every epoch the accuracy so far is reported at step ``i * epochs + epoch - 1``
   (phi index i), so pruners compare trials at the same point; a pruned run stops at once and
   leaves no record. Multi-objective: Optuna has no pruning (``Trial.report`` and
-  ``should_prune`` raise), so no intermediate AP is computed at all.
+  ``should_prune`` raise), so no intermediate accuracy is computed at all.
 - A diverged or crashed run fails the trial (``fail_reason``), and the study goes on.
 - A run whose configuration already has an ``ok`` record (a retried trial's finished phis) is
   reused, and a retried trial resumes its interrupted run from the last epoch checkpoint.
@@ -32,8 +33,6 @@ from archbench.search.space import Infeasible, SearchSpace
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
 from archbench.train.trainer import StepInfo, TrainConfig
 
-METRIC = "AP"
-
 
 class TrialFailed(Exception):
     """A run of the trial diverged or crashed; the trial is recorded as FAIL with the reason."""
@@ -45,10 +44,10 @@ def rule_name(study: str, slot: int) -> str:
 
 
 class TrialObserver(SweepObserver):
-    """Forwards the display hooks; when pruning is on, reports the AP after each epoch and stops pruned runs."""
+    """Forwards the display hooks; when pruning is on, reports ``metric`` after each epoch and stops pruned runs."""
 
-    def __init__(self, inner: SweepObserver, trial: optuna.Trial, first_step: int, prune: bool) -> None:
-        self.inner, self.trial, self.first_step, self.prune = inner, trial, first_step, prune
+    def __init__(self, inner: SweepObserver, trial: optuna.Trial, first_step: int, prune: bool, metric: str) -> None:
+        self.inner, self.trial, self.first_step, self.prune, self.metric = inner, trial, first_step, prune, metric
 
     def run_started(self, label: str, epochs: int, steps: int) -> None:
         self.inner.run_started(label, epochs, steps)
@@ -63,16 +62,16 @@ class TrialObserver(SweepObserver):
         self.inner.skipped(label, reason)
 
     def epoch_finished(self, epoch: int, epochs: int, evaluate: Callable[[], dict[str, float]]) -> None:
-        if self.prune and epoch < epochs:  # the last epoch's AP comes with the record
-            report(self.trial, self.first_step + epoch - 1, evaluate()[METRIC], check=True)
+        if self.prune and epoch < epochs:  # the last epoch's accuracy comes with the record
+            report(self.trial, self.first_step + epoch - 1, evaluate()[self.metric], self.metric, check=True)
 
 
-def report(trial: optuna.Trial, step: int, value: float, *, check: bool) -> None:
-    """Report ``value`` at ``step``; with ``check``, raise ``RunStopped`` when the pruner says so."""
+def report(trial: optuna.Trial, step: int, value: float, metric: str, *, check: bool) -> None:
+    """Report ``value`` (of ``metric``) at ``step``; with ``check``, raise ``RunStopped`` when the pruner says so."""
     trial.report(value, step)
     if check and trial.should_prune():
         pruner = type(trial.study.pruner).__name__
-        raise RunStopped(f"pruned by {pruner} at step {step} ({METRIC} {value:.4f})")
+        raise RunStopped(f"pruned by {pruner} at step {step} ({metric} {value:.4f})")
 
 
 def reject(trial: optuna.Trial, reason: str) -> NoReturn:
@@ -138,11 +137,11 @@ class SearchObjective:
 
     def _request(self, rule: ParametricRule, phi: int) -> RunRequest:
         s = self.settings
-        return RunRequest(neck=self.neck, phi=phi, seed=s.seed, preset=rule.name, rule=rule, data=s.data,
+        return RunRequest(neck=self.neck, phi=phi, seed=s.seed, task=s.task, preset=rule.name, rule=rule, data=s.data,
                           subset=s.subset, train=TrainConfig(**s.train), device=self.device, threads=self.threads)
 
     def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[float]:
-        """Each phi's run, in order; returns their APs. Prunes (TrialPruned) or fails (TrialFailed) on the way."""
+        """Each phi's run, in order; returns their accuracies. Prunes (TrialPruned) or fails (TrialFailed) on the way."""
         prune = self.settings.objective == "single"
         epochs = self.settings.train["epochs"]
         done = {r["config_hash"]: r for r in load_records(self.results) if r.get("status") == "ok"}
@@ -151,7 +150,7 @@ class SearchObjective:
             for i, prep in enumerate(preps):
                 record = done.get(prep.hash)
                 if record is None:
-                    observer = TrialObserver(self.observer, trial, i * epochs, prune)
+                    observer = TrialObserver(self.observer, trial, i * epochs, prune, self.settings.metric)
                     tags = {"search": {**self.tags, "study": self.study, "trial": trial.number}}
                     path, record = run_one(prep, self.results, resume=resume, observer=observer, extra=tags)
                     record["_path"] = str(path)
@@ -160,15 +159,16 @@ class SearchObjective:
                 if record["status"] != "ok":
                     trial.set_user_attr("fail_reason", record["reason"])
                     raise TrialFailed(record["reason"])
-                accuracies.append(record["metrics"][METRIC])
+                accuracies.append(record["metrics"][self.settings.metric])
                 if prune:
-                    report(trial, (i + 1) * epochs - 1, accuracies[-1], check=i + 1 < len(preps))
+                    report(trial, (i + 1) * epochs - 1, accuracies[-1], self.settings.metric, check=i + 1 < len(preps))
         except RunStopped as exc:
             reject(trial, str(exc))
         return accuracies
 
 
 def _gflops(prep: Prepared, rule: ParametricRule) -> float:
-    """GFLOPs of the whole model at the run's phi, on meta tensors (no training)."""
-    (row,) = profile([prep.req.neck], [prep.req.phi], rule, num_classes=prep.data_info["num_classes"])
+    """GFLOPs of the whole model (the task's) at the run's phi, on meta tensors (no training)."""
+    (row,) = profile([prep.req.neck], [prep.req.phi], rule, num_classes=prep.data_info["num_classes"],
+                     task=prep.req.task)
     return row["gflops"]

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from archbench.errors import UserError
 from archbench.scaling import ParametricRule, rule_from_dict
-from archbench.search.objective import METRIC
 from archbench.search.study import StudySettings, continues, counts, is_retry, settings_of
 
 _REF = re.compile(r"^study:(?P<name>[A-Za-z0-9_.-]+)(?:#(?P<trial>\d+))?$")
@@ -40,7 +39,8 @@ def chosen_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     if not best:
         raise UserError(f"study {study.study_name!r} has no completed trial yet")
     if len(study.directions) > 1 and len(best) > 1:
-        choices = ", ".join(f"#{t.number} ({METRIC} {t.values[0]:.4f}, {t.values[1]:.3f} GFLOPs)" for t in best)
+        metric = settings_of(study).metric
+        choices = ", ".join(f"#{t.number} ({metric} {t.values[0]:.4f}, {t.values[1]:.3f} GFLOPs)" for t in best)
         raise UserError(f"study {study.study_name!r} is multi-objective and its Pareto set has {len(best)} trials: "
                         f"{choices}; choose one with study:{study.study_name}#N")
     return best[0]
@@ -72,14 +72,14 @@ def _reason(t: FrozenTrial, retry_of: dict[int, int]) -> str:
 
 
 def _header(study: optuna.Study, s: StudySettings, storage: str) -> list[str]:
-    goal = f"maximize {METRIC}" if s.objective == "single" else f"{METRIC} vs GFLOPs (NSGA-II Pareto set)"
+    goal = f"maximize {s.metric}" if s.objective == "single" else f"{s.metric} vs GFLOPs (NSGA-II Pareto set)"
     budget = f", GFLOPs <= {s.gflops_budget:g}" if s.gflops_budget is not None else ""
     trials = study.get_trials(deepcopy=False)
     states = {st: sum(counts(t) and t.state == st for t in trials) for st in TrialState}
     retries = sum(is_retry(t) for t in trials)
     return [
         f"study {study.study_name} ({storage})",
-        f"neck {s.neck}, space {s.space['name']} ({s.space['rule']}, phis {','.join(map(str, s.phis))}), "
+        f"task {s.task}, neck {s.neck}, space {s.space['name']} ({s.space['rule']}, phis {','.join(map(str, s.phis))}), "
         f"objective {s.objective}: {goal}{budget}; {s.train['epochs']} epoch(s) on {s.data}, seed {s.seed}",
         f"{sum(counts(t) for t in trials)} trial(s): {states[TrialState.COMPLETE]} complete, "
         f"{states[TrialState.PRUNED]} pruned, {states[TrialState.FAIL]} failed, {states[TrialState.RUNNING]} running"
@@ -95,8 +95,8 @@ def print_report(study: optuna.Study, storage: str, console: Console) -> None:
     best = best_trials(study)
     names = list(s.space["search"])
     multi = s.objective == "multi"
-    title = "Pareto set (accuracy vs GFLOPs)" if multi else f"best trials by {METRIC}"
-    table = Table("trial", METRIC, "GFLOPs", *names, title=title if best else None)
+    title = "Pareto set (accuracy vs GFLOPs)" if multi else f"best trials by {s.metric}"
+    table = Table("trial", s.metric, "GFLOPs", *names, title=title if best else None)
     for t in best[:None if multi else TOP_ROWS]:
         c = t.user_attrs["coefficients"]
         table.add_row(f"#{t.number}", f"{t.values[0]:.4f}", f"{t.user_attrs['gflops']:.4f}", *(_fmt(c[n]) for n in names))

@@ -361,6 +361,25 @@ def _check_buildable(c: _Checker, space: SearchSpace) -> None:
             return
 
 
+#: the spaces shipped in the checkout's ``search_spaces/`` folder, usable by name
+SHIPPED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+DEFAULT_SPACE = "efficientdet_family"
+
+
+def resolve_space(ref: str | Path) -> Path:
+    """A search space file: ``ref`` itself when it exists, else the shipped space of that name
+    (``efficientdet_family`` -> ``search_spaces/efficientdet_family.yaml``); UserError otherwise."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    shipped = SHIPPED_SPACES / f"{ref}.yaml"
+    if path.suffix == "" and path.name == str(ref) and shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
+    raise UserError(f"--space {ref}: no such file, and not the name of a shipped space "
+                    f"({', '.join(names) or f'none found in {SHIPPED_SPACES}'})")
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Load and validate a search space file; raises ``SpaceError`` listing every problem."""
     source = str(path)

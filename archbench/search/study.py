@@ -1,6 +1,6 @@
 """One study shared by any number of workers: its settings, its trial budget and the worker loop.
 
-The study stores what its trials mean (neck, space, phis, objective, budget, data, training) as a
+The study stores what its trials mean (task, neck, space, phis, objective, budget, data, training) as a
 user attribute; a worker that joins with different settings is refused. ``--trials N`` is the
 study's total across all workers and invocations, not a per-worker count:
 
@@ -29,6 +29,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from archbench.errors import UserError
+from archbench.tasks import get_task
 
 SETTINGS_ATTR = "archbench"
 SURPLUS_ATTR = "surplus"
@@ -51,6 +52,12 @@ class StudySettings:
     train: dict[str, Any]
     seed: int
     population: int | None = None  # NSGA-II population (multi only)
+    task: str = "det"  # studies made before seg search have no task field: they are det studies
+
+    @property
+    def metric(self) -> str:
+        """What the study maximises: the task's main metric (AP for det, mIoU for seg)."""
+        return get_task(self.task).metric
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,7 +94,7 @@ def create_or_join(storage: RDBStorage, name: str, settings: StudySettings, samp
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     else:
-        diff = _differences(settings.to_dict(), stored)
+        diff = _differences(settings.to_dict(), StudySettings.from_dict(stored).to_dict())
         if diff:
             raise UserError(f"study {name!r} exists with other settings; use another --study, or the same settings:\n"
                             + "\n".join(f"  - {d}" for d in diff))
