@@ -259,12 +259,12 @@ def leaderboard_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="folder to write the PNG figures into"),
 ) -> None:
     """Mean +- std over seeds per (task, data, preset, neck, phi), rank, Pareto front, iso-FLOPs comparison."""
-    from archbench.leaderboard import build_table, failed_runs, iso_flops, render, require_records
+    from archbench.leaderboard import build_table, failed_runs, iso_flops, render, require_records, setup_table
     from archbench.plots import write_all
 
     records = require_records(results, task)
     table = build_table(records, task)
-    text = render(table, failed_runs(records), iso_flops(table), fmt.value, output)
+    text = render(table, failed_runs(records), iso_flops(table), fmt.value, output, setup=setup_table(records, task))
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:

@@ -3,8 +3,9 @@
 Everything here is a pure function of the records (``archbench.records.load_records``); nothing
 else is parsed. ``build_table`` aggregates seeds into one row per (task, dataset, preset, neck,
 phi); ``iso_flops`` compares necks at equal compute by interpolating each neck's accuracy along
-its own phi curve; ``failed_runs`` lists what did not finish; ``render`` writes all three as a
-terminal table, Markdown, CSV, JSON or one self-contained HTML page.
+its own phi curve; ``failed_runs`` lists what did not finish; ``setup_table`` says how the runs
+were made (training, data, environment, code); ``render`` writes them as a terminal table,
+Markdown, CSV, JSON or one self-contained HTML page.
 
 Metrics of -1 (COCO's "no ground truth in this size bucket") are treated as missing, so they
 never pull a mean down.
@@ -41,6 +42,7 @@ ROW_KEYS = GROUP_KEYS + ["neck", "phi"]
 FORMATS = ("table", "md", "csv", "json", "html")
 FAILED_COLUMNS = ["task", "neck", "phi", "seed", "reason"]
 ISO_COLUMNS = ["task", "dataset", "preset", "metric", "gflops", "neck", "value"]
+SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "code", "written"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,6 +182,45 @@ def failed_runs(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FAILED_COLUMNS)
 
 
+def _run_setup(record: dict[str, Any]) -> dict[str, Any]:
+    """How one run was made, as short texts (None where the record does not say)."""
+    train = (record.get("config") or {}).get("train") or {}
+    dataset = record.get("dataset") or {}
+    env = record.get("environment") or {}
+    commit = env.get("git_commit") or ""
+    return {
+        "task": record.get("task", "det"), "dataset": dataset.get("name", "?"), "preset": record.get("preset", "?"),
+        "training": (f"{train['epochs']} epochs, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']:g}"
+                     if {"epochs", "batch_size", "optimizer", "lr"} <= set(train) else None),
+        "data": (f"{dataset['n_train']} train / {dataset['n_val']} val images, fingerprint "
+                 f"{str(dataset.get('fingerprint', '?'))[:12]}" if {"n_train", "n_val"} <= set(dataset) else None),
+        "environment": (f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads on {env.get('cpu_count', '?')} "
+                        f"cores, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}" if env else None),
+        "code": (commit[:12] + (" (uncommitted changes)" if commit.endswith("+dirty") else "")) or None,
+        "written": str(record.get("written_at") or "")[:10] or None,
+    }
+
+
+def _distinct(values: Iterable[Any]) -> str:
+    """The different values, sorted and joined with '; ' ('?' when none is known)."""
+    return "; ".join(sorted({str(v) for v in values if v is not None})) or "?"
+
+
+def setup_table(records: Iterable[dict[str, Any]], task: str | None = None) -> pd.DataFrame:
+    """Per (task, dataset, preset): how many runs, and every distinct training schedule, data set,
+    environment and code version among them, and the dates they were written (first .. last).
+    A board mixing machines or code versions says so here."""
+    rows = pd.DataFrame([_run_setup(r) for r in records if task is None or r.get("task") == task],
+                        columns=[c for c in SETUP_COLUMNS if c != "runs"])
+    out = []
+    for keys, group in rows.groupby(GROUP_KEYS, sort=True):
+        dates = sorted(d for d in group["written"] if d)
+        out.append({**dict(zip(GROUP_KEYS, keys)), "runs": len(group),
+                    **{c: _distinct(group[c]) for c in ("training", "data", "environment", "code")},
+                    "written": f"{dates[0]} .. {dates[-1]}" if dates else "?"})
+    return pd.DataFrame(out, columns=SETUP_COLUMNS)
+
+
 # ----------------------------------------------------------------------------------------------
 # Iso-FLOPs comparison
 
@@ -311,10 +352,14 @@ def _html_table(headers: list[str], cells: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _sections(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame):
-    return [("Leaderboard", *leaderboard_rows(table)),
-            ("Iso-FLOPs comparison (main metric interpolated along each neck's phi curve)", *iso_rows(iso)),
-            ("Failed runs", *failed_rows(failed))]
+def _sections(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None):
+    sections = [("Leaderboard", *leaderboard_rows(table)),
+                ("Iso-FLOPs comparison (main metric interpolated along each neck's phi curve)", *iso_rows(iso)),
+                ("Failed runs", *failed_rows(failed))]
+    if setup is not None:
+        sections.append(("How the runs were made", SETUP_COLUMNS,
+                         [[str(v) for v in row] for row in setup[SETUP_COLUMNS].itertuples(index=False)]))
+    return sections
 
 
 def _records_json(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -322,24 +367,27 @@ def _records_json(df: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(df.to_json(orient="records"))
 
 
-def render_json(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame) -> str:
-    """``{"leaderboard": [...], "iso_flops": [...], "failed": [...]}`` with raw numbers."""
+def render_json(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
+    """``{"leaderboard": [...], "iso_flops": [...], "failed": [...]}`` with raw numbers (and ``"setup"`` if given)."""
     doc = {"leaderboard": _records_json(table), "iso_flops": _records_json(iso), "failed": _records_json(failed)}
+    if setup is not None:
+        doc["setup"] = _records_json(setup)
     return json.dumps(doc, indent=2) + "\n"
 
 
-def render_md(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame) -> str:
+def render_md(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
     """Markdown: one section per table."""
-    return "\n".join(_markdown(*s) for s in _sections(table, failed, iso))
+    return "\n".join(_markdown(*s) for s in _sections(table, failed, iso, setup))
 
 
-def render_rich(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, width: int = 200) -> str:
+def render_rich(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None,
+                width: int = 200) -> str:
     """Rich terminal tables, returned as text (ANSI styling only when printed to a terminal)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=io.StringIO(), width=width, record=True)
-    for title, headers, cells in _sections(table, failed, iso):
+    for title, headers, cells in _sections(table, failed, iso, setup):
         t = Table(title=title)
         for h in headers:
             t.add_column(h)
@@ -367,10 +415,10 @@ _CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;m
         "img{max-width:100%}")
 
 
-def render_html(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame) -> str:
+def render_html(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
     """One self-contained page: the tables and the figures (base64 PNG), no external files."""
     parts = [f"<h2>{html.escape(title)}</h2>{_html_table(headers, cells)}"
-             for title, headers, cells in _sections(table, failed, iso)]
+             for title, headers, cells in _sections(table, failed, iso, setup)]
     figures = "".join(_figure_tags(table)) if not table.empty else "<p>No ok runs to plot.</p>"
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>archbench leaderboard</title>"
             f"<style>{_CSS}</style></head><body><h1>archbench leaderboard</h1>"
@@ -383,8 +431,9 @@ def render_csv(table: pd.DataFrame) -> str:
 
 
 def render(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, fmt: str,
-           path: Path | None = None) -> str:
-    """Render the leaderboard, iso-FLOPs and failed tables as ``fmt``; write to ``path`` if given.
+           path: Path | None = None, setup: pd.DataFrame | None = None) -> str:
+    """Render the leaderboard, iso-FLOPs and failed tables (and ``setup``, if given) as ``fmt``;
+    write to ``path`` if given.
 
     ``table`` (rich text), ``md`` and ``html`` show metrics as mean ± std. ``json`` holds all three
     tables with raw numbers. ``csv`` is the leaderboard (raw numbers); with a ``path`` the other
@@ -394,15 +443,15 @@ def render(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, fmt: st
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "json":
-        text = render_json(table, failed, iso)
+        text = render_json(table, failed, iso, setup)
     elif fmt == "md":
-        text = render_md(table, failed, iso)
+        text = render_md(table, failed, iso, setup)
     elif fmt == "html":
-        text = render_html(table, failed, iso)
+        text = render_html(table, failed, iso, setup)
     elif fmt == "csv":
         text = render_csv(table)
     else:
-        text = render_rich(table, failed, iso)
+        text = render_rich(table, failed, iso, setup)
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -410,4 +459,6 @@ def render(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, fmt: st
         if fmt == "csv":
             path.with_name(f"{path.stem}.iso_flops.csv").write_text(iso.to_csv(index=False))
             path.with_name(f"{path.stem}.failed.csv").write_text(failed.to_csv(index=False))
+            if setup is not None:
+                path.with_name(f"{path.stem}.setup.csv").write_text(setup.to_csv(index=False))
     return text

@@ -13,7 +13,7 @@ import pytest
 from archbench import plots
 from archbench.errors import UserError
 from archbench.leaderboard import (
-    build_table, failed_runs, iso_flops, pareto_mask, render, require_records,
+    build_table, failed_runs, iso_flops, pareto_mask, render, require_records, setup_table,
 )
 from archbench.records import write_record
 
@@ -214,6 +214,28 @@ def test_render_html_embeds_figures(parts, tmp_path):
     assert text.count("<table>") == 3 and "0.420 ± 0.014" in text
 
 
+def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
+    recs = sweep()
+    for i, r in enumerate(recs):
+        r["config"] = {"train": {"epochs": 8, "batch_size": 16, "optimizer": "adamw", "lr": 0.006}}
+        r["dataset"].update(n_train=2048, n_val=512)
+        r["environment"] = {"device": "cpu", "torch_threads": 2, "cpu_count": 2, "torch": "2.14.1", "timm": "1.0.31",
+                            "git_commit": "a" * 40 if i else "b" * 40 + "+dirty"}
+        r["written_at"] = f"2026-11-{20 + i % 3:02d}T10:00:00+00:00"
+    (row,) = setup_table(recs).to_dict("records")
+    assert row == {"task": "det", "dataset": "synthetic", "preset": "proxy", "runs": 19,
+                   "training": "8 epochs, batch 16, adamw lr 0.006",
+                   "data": "2048 train / 512 val images, fingerprint abc123",
+                   "environment": "cpu, 2 threads on 2 cores, torch 2.14.1, timm 1.0.31",
+                   "code": "aaaaaaaaaaaa; bbbbbbbbbbbb (uncommitted changes)", "written": "2026-11-20 .. 2026-11-22"}
+    (bare,) = setup_table(sweep()).to_dict("records")  # records that do not say: '?', never a guess
+    assert bare["runs"] == 19 and {bare[k] for k in ("training", "data", "environment", "code", "written")} == {"?"}
+    assert setup_table(sweep(), task="seg").empty
+    text = render(*parts, "md", setup=setup_table(recs))
+    assert "## How the runs were made" in text and "bbbbbbbbbbbb (uncommitted changes)" in text
+    assert "How the runs were made" not in render(*parts, "md")
+
+
 def test_render_unknown_format(parts):
     with pytest.raises(UserError):
         render(*parts, "xlsx")
@@ -254,6 +276,7 @@ def test_cli_leaderboard(tmp_path):
     assert res.returncode == 0, res.stderr
     board = json.loads(res.stdout)
     assert len(board["leaderboard"]) == 9 and board["failed"]
+    assert [(row["preset"], row["runs"]) for row in board["setup"]] == [("proxy", 19)]
     html = tmp_path / "board.html"
     res = run_cli("leaderboard", "--results", str(tmp_path), "--format", "html", "-o", str(html),
                   "--plot", str(tmp_path / "fig"))
