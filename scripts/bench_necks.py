@@ -47,6 +47,8 @@ from archbench.scaling import EFFICIENTDET, ModelConfig
 from archbench.spec import builtin_spec
 
 REFERENCE = "effdet"
+EAGER = "ours (eager)"  # the module archbench run trains
+FLAT = "ours (eager, FX graph)"  # the same as one flat FX graph: shows per-node Python overhead, if any
 NUM_CLASSES = 90  # tf_efficientdet_dN's (COCO's 90 ids)
 
 
@@ -126,9 +128,9 @@ def _candidates(ours: nn.Module, theirs: nn.Module, setup: Setup, training: bool
     which has no Python between ops), ours optimised (last). Each is its own copy."""
     mode = (lambda m: m.train()) if training else (lambda m: m.eval())
     ours, theirs = mode(copy.deepcopy(ours)), mode(copy.deepcopy(theirs))
-    out = {REFERENCE: theirs, f"{REFERENCE}+cl": prepare(theirs, channels_last=True), "ours (eager)": ours}
+    out = {REFERENCE: theirs, f"{REFERENCE}+cl": prepare(theirs, channels_last=True), EAGER: ours}
     if flat:
-        out["ours (eager, FX graph)"] = to_graph(copy.deepcopy(ours), list_input)
+        out[FLAT] = to_graph(copy.deepcopy(ours), list_input)
     if setup.optimised:
         out[setup.label(training)] = prepare(ours, fuse=setup.fuse and not training, channels_last=setup.channels_last,
                                              compile=setup.compile, list_input=list_input)
@@ -154,7 +156,8 @@ class Result:
         return Spread.of(paired_ratios(self.samples[label], self.samples[REFERENCE]))
 
     def ours(self) -> str:
-        return list(self.samples)[-1]
+        """The candidate the ratios line reports: the optimised one when flags asked for it, else eager."""
+        return next(label for label in reversed(self.samples) if label != FLAT)
 
 
 def run_case(case: str, fns: dict[str, Callable[[], Any]], setup: Setup, inference: bool) -> Result:
@@ -192,7 +195,7 @@ def bench_phi(phi: int, setup: Setup) -> tuple[list[Result], dict[str, Any]]:
         flops, _ = count_flops(m.ours.neck.eval(), list(m.features))
     extras["neck_flops"] = 2 * flops.fvcore  # hardware convention: a multiply-add is 2 FLOPs
     if setup.device.type == "cpu":  # a compiled graph's kernels are not aten ops: profile our eager neck then
-        profiled = (REFERENCE, "ours (eager)" if setup.compile else results[0].ours())
+        profiled = (REFERENCE, EAGER if setup.compile else results[0].ours())
         with torch.inference_mode():
             extras["breakdown"] = {k: op_breakdown(forward(necks[k], m.features)) for k in dict.fromkeys(profiled)}
     return results, extras

@@ -181,6 +181,14 @@ def _bench_script():
     return module
 
 
+def test_bench_ratios_line_reports_eager_ours_unless_a_rewrite_was_asked_for():
+    bench = _bench_script()
+    plain = bench.Result("neck_fwd", {"effdet": [2.0], bench.EAGER: [1.0], bench.FLAT: [1.5]})
+    assert plain.ours() == bench.EAGER and plain.ratio(plain.ours()).median == 0.5  # not the FX graph's 0.75
+    fused = bench.Result("neck_fwd", {"effdet": [2.0], bench.EAGER: [1.0], bench.FLAT: [1.5], "ours (fuse)": [0.5]})
+    assert fused.ours() == "ours (fuse)"
+
+
 def test_bench_script_refuses_bad_input_without_a_traceback():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_necks.py"), "--phi", "9"],
                           capture_output=True, text=True, cwd=ROOT)
