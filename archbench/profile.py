@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from archbench.errors import UserError
 from archbench.costs import count_flops, cpu_latency_ms, param_count
 from archbench.models.backbone import Backbone
 from archbench.models.heads import HeadNet
 from archbench.models.seg_head import SemanticFPNHead
+from archbench.models.trunk import check_levels
 from archbench.neck.compiler import compile_neck
 from archbench.perf.inference import prepare
 from archbench.scaling import ModelConfig, ParametricRule, TableRule, get_rule
@@ -73,9 +73,7 @@ def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int, task: st
 def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int,
                 overrides: dict[str, Any]) -> dict[str, Any]:
     """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg``."""
-    if tuple(spec.levels) != tuple(cfg.levels):
-        raise UserError(f"neck {spec.name!r} is defined on levels {list(spec.levels)} but preset {cfg.preset!r} "
-                        f"builds levels {list(cfg.levels)}; generate the spec for those levels")
+    check_levels(spec, cfg)
     with torch.device("meta"):
         neck = compile_neck(spec, shared.channels, cfg.width, cfg.repeats, **overrides).eval()
     flops_neck, _ = count_flops(neck, shared.features)

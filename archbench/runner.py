@@ -27,6 +27,7 @@ import torch
 
 from archbench.costs import cpu_latency_ms
 from archbench.errors import UserError
+from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
 from archbench.profile import profile
 from archbench.records import completed_hashes, config_hash, environment, python_command, record_path, write_record
@@ -107,6 +108,7 @@ class Prepared:
         self.spec = resolve_spec(req.neck)
         self.rule = req.rule if req.rule is not None else get_rule(req.preset)
         self.model_cfg = self.rule.config(req.phi)
+        check_levels(self.spec, self.model_cfg)  # before any data is opened or anything trained
         key = (req.task, req.data, self.model_cfg.resolution, req.subset, req.categories)
         cache = data_cache if data_cache is not None else {}
         if key not in cache:  # a sweep opens each (task, data, resolution, selection) once

@@ -157,3 +157,15 @@ def test_cli_run_end_to_end(tiny_data, tmp_path):
     assert again.returncode == 0 and "skip" in again.stderr
     bad = run_cli("run", "--data", "imagenet", "--results", str(tmp_path))
     assert bad.returncode == 2 and "unknown data reference" in bad.stderr
+
+
+def test_run_refuses_a_spec_on_other_levels_before_any_training(tiny_data, tmp_path):
+    spec = tmp_path / "three.yaml"
+    res = run_cli("specs", "show", "fpn", "--levels", "3-5")
+    assert res.returncode == 0, res.stderr
+    spec.write_text(res.stdout)
+    bad = run_cli("run", "--neck", f"fpn,{spec}", "--phi", "0", "--data", tiny_data, "--epochs", "1",
+                  "--results", str(tmp_path / "r"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "is defined on levels [3, 4, 5] but preset 'proxy' builds levels [3, 4, 5, 6, 7]" in bad.stderr
+    assert load_records(tmp_path / "r") == []  # not even fpn, listed first, was trained

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from torch import nn
 
+from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.neck.compiler import compile_neck
 from archbench.scaling import ModelConfig
 from archbench.spec.model import NeckSpec
 
 
+def check_levels(spec: NeckSpec, config: ModelConfig) -> None:
+    """UserError unless ``spec`` is defined on exactly the levels ``config`` builds (its outputs feed the heads)."""
+    if tuple(spec.levels) != tuple(config.levels):
+        levels = f"{config.levels[0]}-{config.levels[-1]}"
+        raise UserError(f"neck {spec.name!r} is defined on levels {list(spec.levels)} but preset {config.preset!r} "
+                        f"builds levels {list(config.levels)}; generate the spec for those levels "
+                        f"(archbench specs show FAMILY --levels {levels}) or set its `levels:` to them")
+
+
 def build_trunk(spec: NeckSpec, config: ModelConfig, pretrained_backbone: bool = False,
                 neck_overrides: dict | None = None) -> tuple[Backbone, nn.Module]:
     """(backbone, neck) sized by ``config``; the neck maps the backbone's levels to ``config.levels``."""
-    if tuple(spec.levels) != tuple(config.levels):
-        raise ValueError(f"neck {spec.name!r} has levels {list(spec.levels)}, the model config {list(config.levels)}")
+    check_levels(spec, config)
     backbone = Backbone(config.backbone, config.backbone_levels, pretrained_backbone)
     neck = compile_neck(spec, backbone.channels, config.width, config.repeats, **(neck_overrides or {}))
     return backbone, neck
