@@ -28,6 +28,8 @@ X_AXES: dict[str, tuple[str, float, str]] = {
     "latency_ms": ("CPU latency at batch 1 (ms)", 1.0, "latency"),
 }
 SIZE_METRICS = ["APs", "APm", "APl"]
+#: One marker per neck (cycled), so that necks at nearly the same point stay apart.
+MARKERS = "os^vDPX*h<>p"
 
 
 def _groups(table: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
@@ -42,17 +44,17 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _curve(ax: plt.Axes, sub: pd.DataFrame, x: str, scale: float, label: str) -> None:
-    """One neck's line across phi, annotated with D<phi> at each point."""
+def _curve(ax: plt.Axes, sub: pd.DataFrame, x: str, scale: float, label: str, marker: str, prefix: str) -> None:
+    """One neck's line across phi, each point annotated with ``prefix`` + phi (D0 for EfficientDet, φ0 otherwise)."""
     sub = sub.dropna(subset=[x, "score"]).sort_values(x)
     if sub.empty:
         return
     xs = sub[x].to_numpy(dtype=float) * scale
     ys = sub["score"].to_numpy(dtype=float)
     err = np.nan_to_num(sub["score_std"].to_numpy(dtype=float))
-    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, linewidth=1.5, label=label)
+    ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, linewidth=1.5, label=label)
     for xv, yv, phi in zip(xs, ys, sub["phi"]):
-        ax.annotate(f"D{phi}", (xv, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        ax.annotate(f"{prefix}{phi}", (xv, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
 
 
 def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accuracy_vs_gflops.png")) -> Path:
@@ -63,8 +65,9 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accur
     groups = _groups(table)
     fig, axes = plt.subplots(len(groups), 1, figsize=(6.5, 4.5 * len(groups)), squeeze=False)
     for ax, (key, group) in zip(axes[:, 0], groups):
-        for neck, sub in group.groupby("neck", sort=True):
-            _curve(ax, sub, x, scale, str(neck))
+        prefix = "D" if key[2] == "efficientdet" else "φ"
+        for i, (neck, sub) in enumerate(group.groupby("neck", sort=True)):
+            _curve(ax, sub, x, scale, str(neck), MARKERS[i % len(MARKERS)], prefix)
         if (group[x] > 0).any():
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(_PLAIN)
@@ -76,8 +79,8 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accur
         ax.set_ylabel(f"{metric} (mean ± std over seeds)")
         ax.set_title(f"{metric} vs {label.split(' (')[0]} — {key[0]} / {key[1]} / {key[2]}")
         ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(title="neck")
+        if ax.get_legend_handles_labels()[0]:  # outside the axes: ten necks would hide points
+            ax.legend(title="neck", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _save(fig, path)
 
 
