@@ -376,8 +376,9 @@ def render_json(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, se
 
 
 def render_md(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
-    """Markdown: one section per table."""
-    return "\n".join(_markdown(*s) for s in _sections(table, failed, iso, setup))
+    """Markdown: a title, then one section per table."""
+    title = "# archbench leaderboard\n\nDerived from the run records by `archbench leaderboard`: regenerate it, do not edit it.\n\n"
+    return title + "\n".join(_markdown(*s) for s in _sections(table, failed, iso, setup))
 
 
 def render_rich(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None,
