@@ -35,7 +35,9 @@ def archbench(*args: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results", help="results folder (records under RESULTS/runs/)")
+    # Not results/ itself: a fresh clone's `archbench run` would find the board's records there and skip.
+    parser.add_argument("--results", default="results/board",
+                        help="folder of the board: records under RESULTS/runs/, LEADERBOARD.md, figures/")
     parser.add_argument("--necks", default="all", help="comma list of necks, or all")
     parser.add_argument("--phi", default="0,1,2", help="comma list of phi values, run in this order")
     parser.add_argument("--seeds", default="0,1")
