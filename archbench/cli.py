@@ -264,14 +264,15 @@ def leaderboard_cmd(
 
     records = require_records(results, task)
     table = build_table(records, task)
-    text = render(table, failed_runs(records), iso_flops(table), fmt.value, output, setup=setup_table(records, task))
+    figures = write_all(table, plot) if plot is not None else []
+    for path in figures:
+        err.print(f"wrote {path}")
+    text = render(table, failed_runs(records), iso_flops(table), fmt.value, output, setup=setup_table(records, task),
+                  figures=figures)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         err.print(f"wrote {output}")
-    if plot is not None:
-        for path in write_all(table, plot):
-            err.print(f"wrote {path}")
 
 
 class Objective(str, Enum):

@@ -18,6 +18,7 @@ import html
 import io
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -342,11 +343,15 @@ def _markdown(title: str, headers: list[str], cells: list[list[str]]) -> str:
     def line(values: list[str]) -> str:
         return "| " + " | ".join(v.replace("|", "\\|").replace("\n", " ") for v in values) + " |"
 
+    if not cells:
+        return f"## {title}\n\nNone.\n"
     body = [line(headers), "| " + " | ".join("---" for _ in headers) + " |", *[line(c) for c in cells]]
     return f"## {title}\n\n" + "\n".join(body) + "\n"
 
 
 def _html_table(headers: list[str], cells: list[list[str]]) -> str:
+    if not cells:
+        return "<p>None.</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -375,10 +380,14 @@ def render_json(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, se
     return json.dumps(doc, indent=2) + "\n"
 
 
-def render_md(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
-    """Markdown: a title, then one section per table."""
+def render_md(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None,
+              figures: Sequence[str] = ()) -> str:
+    """Markdown: a title, then one section per table, then ``figures`` (image paths or URLs) if any."""
     title = "# archbench leaderboard\n\nDerived from the run records by `archbench leaderboard`: regenerate it, do not edit it.\n\n"
-    return title + "\n".join(_markdown(*s) for s in _sections(table, failed, iso, setup))
+    text = title + "\n".join(_markdown(*s) for s in _sections(table, failed, iso, setup))
+    if figures:
+        text += "\n## Figures\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"
+    return text
 
 
 def render_rich(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None,
@@ -432,9 +441,12 @@ def render_csv(table: pd.DataFrame) -> str:
 
 
 def render(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, fmt: str,
-           path: Path | None = None, setup: pd.DataFrame | None = None) -> str:
+           path: Path | None = None, setup: pd.DataFrame | None = None, figures: Sequence[Path] = ()) -> str:
     """Render the leaderboard, iso-FLOPs and failed tables (and ``setup``, if given) as ``fmt``;
     write to ``path`` if given.
+
+    ``figures`` (PNG files already written) are linked from ``md``, relative to ``path``'s folder
+    so the Markdown file and its figures can move together; the HTML page embeds its own.
 
     ``table`` (rich text), ``md`` and ``html`` show metrics as mean ± std. ``json`` holds all three
     tables with raw numbers. ``csv`` is the leaderboard (raw numbers); with a ``path`` the other
@@ -446,7 +458,9 @@ def render(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, fmt: st
     if fmt == "json":
         text = render_json(table, failed, iso, setup)
     elif fmt == "md":
-        text = render_md(table, failed, iso, setup)
+        base = Path(path).parent if path is not None else Path.cwd()
+        links = [Path(os.path.relpath(Path(f).resolve(), base.resolve())).as_posix() for f in figures]
+        text = render_md(table, failed, iso, setup, links)
     elif fmt == "html":
         text = render_html(table, failed, iso, setup)
     elif fmt == "csv":

@@ -199,6 +199,15 @@ def test_render_markdown(parts):
     assert lines[header].startswith("| rank | task |") and set(lines[header + 1]) <= set("|- ")
     assert "0.420 ± 0.014" in text
     assert "## Failed runs" in text and "loss became nan" in text
+    table, _, iso = parts
+    assert "## Failed runs\n\nNone.\n" in render(table, failed_runs([]), iso, "md")  # no empty table
+
+
+def test_markdown_links_figures_relative_to_its_own_folder(parts, tmp_path):
+    figures = plots.write_all(parts[0], tmp_path / "figs")
+    text = render(*parts, "md", path=tmp_path / "board" / "LEADERBOARD.md", figures=figures)
+    assert "## Figures" in text and "![accuracy_vs_gflops](../figs/accuracy_vs_gflops.png)" in text
+    assert "## Figures" not in render(*parts, "md")
 
 
 def test_render_rich_table(parts):
