@@ -13,7 +13,7 @@ import pytest
 from archbench import plots
 from archbench.errors import UserError
 from archbench.leaderboard import (
-    build_table, failed_runs, iso_flops, pareto_mask, render, require_records, setup_table,
+    build_table, failed_runs, iso_flops, pareto_mask, render, render_md, require_records, setup_table,
 )
 from archbench.records import write_record
 
@@ -293,3 +293,19 @@ def test_cli_leaderboard(tmp_path):
     assert (tmp_path / "fig" / "accuracy_vs_gflops.png").is_file()
     empty = run_cli("leaderboard", "--results", str(tmp_path / "none"))
     assert empty.returncode == 2 and "no run records" in empty.stderr
+
+
+def test_checked_in_board_is_derived_from_its_records(tmp_path):
+    """results/board/LEADERBOARD.md is exactly what `archbench leaderboard` makes of results/board/runs/:
+    nobody edited a number by hand, and no record was added without regenerating the board."""
+    from pathlib import Path
+
+    board = Path(__file__).resolve().parent.parent / "results" / "board"
+    records = require_records(board, task="det")
+    table = build_table(records, "det")
+    names = [p.name for p in plots.write_all(table, tmp_path)]  # which figures, in which order
+    figures = [board / "figures" / name for name in names]
+    assert all(f.is_file() for f in figures), "a figure is missing: run scripts/make_leaderboard.py --from-records"
+    expected = render_md(table, failed_runs(records), iso_flops(table), setup_table(records, "det"),
+                         figures=[f"figures/{name}" for name in names])
+    assert (board / "LEADERBOARD.md").read_text() == expected
