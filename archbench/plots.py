@@ -20,6 +20,14 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 #: Plain numbers (2, 3, 0.5) on log axes instead of 2x10^0.
 _PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 
+
+def _sparse_label(value: float, _pos: int) -> str:
+    """Minor-tick label on a log axis, skipping mantissas 7 and 9 (they crowd 8 and the next decade)."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+    return "" if mantissa in (7.0, 9.0) else f"{value:g}"
+
 GROUP_KEYS = ["task", "dataset", "preset"]
 #: x axes: column -> (axis label, scale applied to the column, file stem).
 X_AXES: dict[str, tuple[str, float, str]] = {
@@ -30,6 +38,11 @@ X_AXES: dict[str, tuple[str, float, str]] = {
 SIZE_METRICS = ["APs", "APm", "APl"]
 #: One marker per neck (cycled), so that necks at nearly the same point stay apart.
 MARKERS = "os^vDPX*h<>p"
+
+
+def _phi_prefix(preset: str) -> str:
+    """How a scale is named: D0, D1 .. for the EfficientDet preset, φ0, φ1 .. otherwise."""
+    return "D" if preset == "efficientdet" else "φ"
 
 
 def _groups(table: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
@@ -65,7 +78,7 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accur
     groups = _groups(table)
     fig, axes = plt.subplots(len(groups), 1, figsize=(6.5, 4.5 * len(groups)), squeeze=False)
     for ax, (key, group) in zip(axes[:, 0], groups):
-        prefix = "D" if key[2] == "efficientdet" else "φ"
+        prefix = _phi_prefix(key[2])
         for i, (neck, sub) in enumerate(group.groupby("neck", sort=True)):
             _curve(ax, sub, x, scale, str(neck), MARKERS[i % len(MARKERS)], prefix)
         if (group[x] > 0).any():
@@ -73,7 +86,7 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accur
             ax.xaxis.set_major_formatter(_PLAIN)
             positive = group.loc[group[x] > 0, x]
             if positive.max() / positive.min() < 10:  # within a decade: label the minor ticks too
-                ax.xaxis.set_minor_formatter(_PLAIN)
+                ax.xaxis.set_minor_formatter(FuncFormatter(_sparse_label))
         metric = group["metric"].iloc[0]
         ax.set_xlabel(label)
         ax.set_ylabel(f"{metric} (mean ± std over seeds)")
@@ -84,37 +97,40 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", path: Path = Path("accur
     return _save(fig, path)
 
 
-def _bars(ax: plt.Axes, rows: pd.DataFrame) -> None:
-    """Grouped APs / APm / APl bars for one phi: a group per neck."""
-    necks = list(rows["neck"])
+def _bars(ax: plt.Axes, rows: pd.DataFrame, necks: list[str]) -> None:
+    """Grouped APs / APm / APl bars for one phi: a group per neck of ``necks`` (none where ``rows`` lacks it)."""
+    rows = rows.set_index("neck").reindex(necks)
     pos = np.arange(len(necks))
     width = 0.8 / len(SIZE_METRICS)
     for i, m in enumerate(SIZE_METRICS):
         means = rows[f"{m}_mean"].to_numpy(dtype=float)
         stds = np.nan_to_num(rows[f"{m}_std"].to_numpy(dtype=float))
         ax.bar(pos + (i - 1) * width, np.nan_to_num(means), width, yerr=stds, capsize=2, label=m)
-    ax.set_xticks(pos, necks, rotation=30, ha="right")
 
 
 def size_ap_bars(table: pd.DataFrame, path: Path = Path("size_ap.png")) -> Path:
-    """APs / APm / APl bars per neck, one panel per phi (and per det group); error bars = std."""
+    """APs / APm / APl bars per neck, one row of panels per (det group, phi); error bars = std.
+
+    Panels are stacked so that ten necks fit side by side; within a group every panel has the same
+    necks in the same place, named under the bottom panel.
+    """
     det = table[table["task"] == "det"] if "task" in table.columns else table
     if det.empty or not all(f"{m}_mean" in det.columns for m in SIZE_METRICS):
         raise ValueError("size_ap_bars needs detection rows with APs / APm / APl")
-    groups = _groups(det)
-    phis = sorted(det["phi"].unique())
-    fig, axes = plt.subplots(len(groups), len(phis), figsize=(3.5 * len(phis) + 1, 3.8 * len(groups)),
+    panels = [(key, group, phi) for key, group in _groups(det) for phi in sorted(group["phi"].unique())]
+    n_necks = det["neck"].nunique()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.6 * n_necks + 2), 2.6 * len(panels)),
                              squeeze=False, sharey=True)
-    for r, (key, group) in enumerate(groups):
-        for c, phi in enumerate(phis):
-            ax = axes[r, c]
-            rows = group[group["phi"] == phi].sort_values("neck")
-            if not rows.empty:
-                _bars(ax, rows)
-            ax.set_title(f"phi {phi} — {key[1]} / {key[2]}", fontsize=9)
-            if c == 0:
-                ax.set_ylabel("AP by object size")
-    axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for r, (key, group, phi) in enumerate(panels):
+        ax = axes[r, 0]
+        necks = sorted(group["neck"].unique())
+        _bars(ax, group[group["phi"] == phi], necks)
+        last_of_group = r + 1 == len(panels) or panels[r + 1][0] != key
+        ax.set_xticks(np.arange(len(necks)), necks if last_of_group else [], rotation=30, ha="right")
+        ax.set_title(f"{_phi_prefix(key[2])}{phi} — {key[1]} / {key[2]}", fontsize=9)
+        ax.set_ylabel("AP by object size")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
