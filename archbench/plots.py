@@ -7,6 +7,8 @@ that the table has data for. Each (task, dataset, preset) group gets its own pan
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +29,7 @@ def _sparse_label(value: float, _pos: int) -> str:
         return ""
     mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
     return "" if mantissa in (7.0, 9.0) else f"{value:g}"
+
 
 GROUP_KEYS = ["task", "dataset", "preset"]
 #: x axes: column -> (axis label, scale applied to the column, file stem).
@@ -134,16 +137,23 @@ def size_ap_bars(table: pd.DataFrame, path: Path = Path("size_ap.png")) -> Path:
     return _save(fig, path)
 
 
+def _plan(table: pd.DataFrame) -> list[tuple[str, Callable[[Path], Path]]]:
+    """(file name, drawer taking the output path) for every figure the table has data for."""
+    if table.empty:
+        return []
+    plan: list[tuple[str, Callable[[Path], Path]]] = [
+        (f"accuracy_vs_{stem}.png", partial(accuracy_vs, table, x))
+        for x, (_, _, stem) in X_AXES.items() if x in table.columns and table[x].notna().any()]
+    if all(f"{m}_mean" in table.columns for m in SIZE_METRICS) and (table["task"] == "det").any():
+        plan.append(("size_ap.png", partial(size_ap_bars, table)))
+    return plan
+
+
+def figure_names(table: pd.DataFrame) -> list[str]:
+    """File names of the figures ``write_all`` would write for this table, in its order (nothing is drawn)."""
+    return [name for name, _ in _plan(table)]
+
+
 def write_all(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Every figure the table has data for, as PNG files under ``out_dir``; returns their paths."""
-    out_dir = Path(out_dir)
-    written = []
-    if table.empty:
-        return written
-    for x, (_, _, stem) in X_AXES.items():
-        if x in table.columns and table[x].notna().any():
-            written.append(accuracy_vs(table, x, out_dir / f"accuracy_vs_{stem}.png"))
-    has_sizes = all(f"{m}_mean" in table.columns for m in SIZE_METRICS)
-    if has_sizes and (table["task"] == "det").any():
-        written.append(size_ap_bars(table, out_dir / "size_ap.png"))
-    return written
+    return [draw(Path(out_dir) / name) for name, draw in _plan(table)]
