@@ -5,7 +5,7 @@
     python scripts/bench_necks.py --phi 0 --runs 40 --compile
 
 For each phi (default D0 and D1), with fixed random inputs and every candidate interleaved round
-by round after a warm-up (see ``archbench.perf.timing``):
+by round after a warm-up (see ``archbench.costs.perf.timing``):
 
 - neck forward: our ``bifpn`` compiled at the EfficientDet configuration (width, repeats,
   resolution and EfficientNet features of that phi) vs effdet's ``BiFpn`` of tf_efficientdet_dN;
@@ -35,15 +35,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from archbench.costs import count_flops
+from archbench.costs.flops import count_flops
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.models.detector import Detector
-from archbench.perf.inference import prepare, to_graph
-from archbench.perf.memory import peak_bytes
-from archbench.perf.roofline import Ceilings, op_breakdown
-from archbench.perf.timing import Spread, paired_ratios, time_interleaved
-from archbench.scaling import EFFICIENTDET, ModelConfig
+from archbench.costs.perf.inference import prepare, to_graph
+from archbench.costs.perf.memory import peak_bytes
+from archbench.costs.perf.roofline import Ceilings, op_breakdown
+from archbench.costs.perf.timing import Spread, paired_ratios, time_interleaved
+from archbench.models.scaling import EFFICIENTDET, ModelConfig
 from archbench.spec import builtin_spec
 
 REFERENCE = "effdet"

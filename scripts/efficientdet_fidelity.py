@@ -9,7 +9,7 @@ convention (one multiply-add = one flop), which is also the paper's.
 
 from __future__ import annotations
 
-from archbench.profile import profile
+from archbench.costs.profile import profile
 
 REFERENCE = {0: (3.880, 2.571), 1: (6.626, 6.176), 2: (8.097, 11.105), 3: (12.032, 25.087)}
 PAPER = {0: ("3.9M", "2.5B"), 1: ("6.6M", "6.1B"), 2: ("8.1M", "11B"), 3: ("12M", "25B")}

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_json_is_only_a_json_array_on_stdout():

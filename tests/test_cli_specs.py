@@ -10,7 +10,7 @@ import pytest
 
 from archbench.neck.compiler import compile_neck
 from archbench.spec import resolve_spec
-from conftest import pyramid, run_cli
+from helpers import pyramid, run_cli
 
 
 def test_list_names_every_builtin():

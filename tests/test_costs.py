@@ -6,11 +6,11 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from archbench.costs import count_flops, param_count
+from archbench.costs.flops import count_flops, param_count
 from archbench.models.backbone import Backbone
 from archbench.models.detector import Detector
-from archbench.profile import profile
-from archbench.scaling import EFFICIENTDET, PROXY, get_rule
+from archbench.costs.profile import profile
+from archbench.models.scaling import EFFICIENTDET, PROXY, get_rule
 from archbench.errors import UserError
 from archbench.spec import builtin_names, resolve_spec
 

@@ -10,9 +10,9 @@ import pytest
 
 from archbench.data import synthetic
 from archbench.errors import UserError
-from archbench.records import load_records
+from archbench.runs.records import load_records
 from archbench.train.distributed import DistContext
-from conftest import make_segfolder, run_cli
+from helpers import make_segfolder, run_cli
 
 COMMON = ["--neck", "fpn", "--phi", "0", "--epochs", "2", "--batch-size", "8"]
 

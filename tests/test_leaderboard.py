@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from archbench import plots
+from archbench.board import plots
 from archbench.errors import UserError
-from archbench.leaderboard import (
+from archbench.board.leaderboard import (
     build_table, failed_runs, iso_flops, pareto_mask, render, render_md, require_records, setup_table,
 )
-from archbench.records import write_record
+from archbench.runs.records import write_record
 
 #: (neck, phi) -> (gflops, mean AP). Seeds add -0.01 / +0.01, so mean = AP, sample std = 0.01 * sqrt(2).
 POINTS: dict[tuple[str, int], tuple[float, float]] = {
@@ -278,8 +278,8 @@ def test_records_round_trip(tmp_path):
 
 
 def test_cli_leaderboard(tmp_path):
-    from archbench.records import write_record
-    from conftest import run_cli
+    from archbench.runs.records import write_record
+    from helpers import run_cli
 
     for rec in sweep():
         write_record(tmp_path, rec)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from archbench.records import load_records
-from conftest import run_cli
+from archbench.runs.records import load_records
+from helpers import run_cli
 
 
 @pytest.mark.slow

@@ -21,14 +21,14 @@ from archbench.errors import UserError
 from archbench.models.detector import Detector
 from archbench.neck.compiler import compile_neck
 from archbench.neck.fusion import WeightedFusion
-from archbench.perf.inference import fold_batchnorm, fold_constants, prepare, to_graph
-from archbench.perf.memory import peak_bytes
-from archbench.perf.roofline import op_breakdown
-from archbench.perf.timing import Spread, paired_ratios, time_interleaved
-from archbench.scaling import EFFICIENTDET
+from archbench.costs.perf.inference import fold_batchnorm, fold_constants, prepare, to_graph
+from archbench.costs.perf.memory import peak_bytes
+from archbench.costs.perf.roofline import op_breakdown
+from archbench.costs.perf.timing import Spread, paired_ratios, time_interleaved
+from archbench.models.scaling import EFFICIENTDET
 from archbench.spec import builtin_names, builtin_spec
 from archbench.spec.loader import parse_yaml
-from conftest import pyramid, run_cli
+from helpers import pyramid, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

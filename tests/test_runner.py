@@ -12,11 +12,11 @@ from archbench.data import synthetic
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.models.weights import load_backbone_weights
-from archbench.records import SCHEMA_VERSION, load_records, write_record
-from archbench.runner import RunRequest, checkpoint_path, sweep
-from archbench.train.detection import DetectionTrainer
+from archbench.runs.records import SCHEMA_VERSION, load_records, write_record
+from archbench.runs.sweep import RunRequest, checkpoint_path, sweep
+from archbench.train.det_trainer import DetectionTrainer
 from archbench.train.trainer import TrainConfig
-from conftest import run_cli
+from helpers import run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
 

@@ -8,14 +8,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archbench import runner
+from archbench.runs import sweep
 from archbench.errors import UserError
-from archbench.profile import profile
-from archbench.records import load_records
-from archbench.scaling import rule_from_dict
+from archbench.costs.profile import profile
+from archbench.runs.records import load_records
+from archbench.models.scaling import rule_from_dict
 from archbench.search import command
 from archbench.search.space import load_space
-from conftest import run_cli
+from helpers import run_cli
 from searchkit import load, make_tiny_data, search_args, write_space
 
 
@@ -58,7 +58,7 @@ def test_search_records_trials_reports_and_run_applies_the_best(data, tmp_path):
 
 
 def test_a_crashed_trial_is_recorded_with_its_reason_and_the_study_goes_on(data, tmp_path, monkeypatch):
-    real, calls = runner.execute, []
+    real, calls = sweep.execute, []
 
     def crash_first(*args, **kwargs):
         calls.append(1)
@@ -66,7 +66,7 @@ def test_a_crashed_trial_is_recorded_with_its_reason_and_the_study_goes_on(data,
             raise RuntimeError("boom")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "execute", crash_first)
+    monkeypatch.setattr(sweep, "execute", crash_first)
     results = tmp_path / "r"
     res = run_cli(*search_args(data, results, write_space(tmp_path), "s2", 2))
     assert res.returncode == 0, res.stderr

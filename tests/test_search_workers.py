@@ -15,10 +15,10 @@ import pytest
 from optuna.trial import TrialState
 
 import archbench.search.command  # noqa: F401 (imported up front: the in-process worker then starts at once)
-from archbench.records import load_records
+from archbench.runs.records import load_records
 from archbench.search.storage import open_storage
 from archbench.search.study import SURPLUS_ATTR, counts, is_retry
-from conftest import run_cli
+from helpers import run_cli
 from pgserver import postgres_url  # noqa: F401 (a fixture)
 from searchkit import load, make_tiny_data, search_args, write_space
 

@@ -10,15 +10,15 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from archbench.data import segdata, synthetic
+from archbench.data import seg_sources, synthetic
 from archbench.data.coco import _make_coco
 from archbench.data.coco_semantic import semantic_map
-from archbench.data.segdata import open_segmentation_data
-from archbench.records import load_records
-from archbench.runner import Prepared, RunRequest, checkpoint_path, sweep
-from archbench.train.segmentation import SegmentationTrainer
+from archbench.data.seg_sources import open_segmentation_data
+from archbench.runs.records import load_records
+from archbench.runs.sweep import Prepared, RunRequest, checkpoint_path, sweep
+from archbench.train.seg_trainer import SegmentationTrainer
 from archbench.train.trainer import TrainConfig
-from conftest import SEG_CLASSES, make_segfolder, run_cli
+from helpers import SEG_CLASSES, make_segfolder, run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
 SYNTH_CLASSES = ["background", *(c.name for c in synthetic.CLASSES)]
@@ -70,7 +70,7 @@ def test_seg_run_on_coco_instances(synth_root, tmp_path):
 
 def test_seg_run_on_the_builtin_data(synth_root, tmp_path, monkeypatch):
     real = synthetic.ensure_synthetic
-    monkeypatch.setattr(segdata.synthetic, "ensure_synthetic",  # the built-in path, on a tiny generated set
+    monkeypatch.setattr(seg_sources.synthetic, "ensure_synthetic",  # the built-in path, on a tiny generated set
                         functools.partial(real, n_train=16, n_val=8, size=64, workers=1, progress=False))
     monkeypatch.setenv("ARCHBENCH_CACHE", str(tmp_path / "cache"))
     sweep([seg_request("synthetic")], tmp_path / "r")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archbench.data.segdata import open_segmentation_data
+from archbench.data.seg_sources import open_segmentation_data
 from archbench.errors import UserError
-from conftest import SEG_CLASSES, make_segfolder, run_cli
+from helpers import SEG_CLASSES, make_segfolder, run_cli
 
 
 def open_folder(root: Path, **kw):

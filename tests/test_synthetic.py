@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from typer.testing import CliRunner
 
 from archbench.data import synthetic
-from archbench.data.cli import app
+from archbench.cli.data import app
 from archbench.errors import UserError
 
 # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation; not ours to fix.

@@ -12,10 +12,10 @@ from archbench.data import synthetic
 from archbench.data.coco import open_detection_data
 from archbench.detection.evaluate import STAT_NAMES
 from archbench.models.detector import Detector
-from archbench.scaling import get_rule
+from archbench.models.scaling import get_rule
 from archbench.spec import resolve_spec
-from archbench.train.detection import DetectionTrainer
-from archbench.train.loop import TrainingDiverged, warmup_cosine
+from archbench.train.det_trainer import DetectionTrainer
+from archbench.train.schedule import TrainingDiverged, warmup_cosine
 from archbench.train.trainer import TrainConfig
 
 

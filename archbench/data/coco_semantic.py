@@ -18,7 +18,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from archbench.data.coco import CocoDetection, is_number
-from archbench.data.segmentation import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
+from archbench.data.seg_dataset import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
 from archbench.errors import UserError
 
 BACKGROUND = "background"

@@ -33,7 +33,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from archbench.data.coco import subset_indices
-from archbench.data.segmentation import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
+from archbench.data.seg_dataset import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
 from archbench.errors import UserError
 
 CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")

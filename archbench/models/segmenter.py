@@ -7,7 +7,7 @@ from torch import nn
 
 from archbench.models.seg_head import SemanticFPNHead
 from archbench.models.trunk import build_trunk
-from archbench.scaling import ModelConfig
+from archbench.models.scaling import ModelConfig
 from archbench.spec.model import NeckSpec
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.neck.compiler import compile_neck
-from archbench.scaling import ModelConfig
+from archbench.models.scaling import ModelConfig
 from archbench.spec.model import NeckSpec
 
 

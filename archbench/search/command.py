@@ -16,16 +16,16 @@ from optuna.exceptions import ExperimentalWarning
 from rich.console import Console
 
 from archbench.errors import UserError
-from archbench.progress import RichObserver
-from archbench.scaling import ParametricRule
-from archbench.search.display import SearchDisplay
+from archbench.cli.progress import RichObserver
+from archbench.models.scaling import ParametricRule
+from archbench.cli.search_display import SearchDisplay
 from archbench.search.objective import SearchObjective, TrialFailed
 from archbench.search.report import parse_study_ref, print_report, trial_rule
 from archbench.search.space import load_space
 from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
 from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, load_study, work
 from archbench.spec import resolve_spec
-from archbench.tasks import get_task
+from archbench.train.tasks import get_task
 from archbench.train.trainer import TrainConfig
 
 PRUNERS = ("median", "hyperband", "none")

@@ -1,7 +1,7 @@
 """One search trial: sample coefficients, refuse what breaks the constraint or the budget, train through the runner.
 
 A trial trains the neck under its rule at each of the space's phis, in order, as ordinary runs
-(:func:`archbench.runner.run_one`): each writes its normal record, tagged with the study and the
+(:func:`archbench.runs.sweep.run_one`): each writes its normal record, tagged with the study and the
 trial. Its accuracy is the mean of the task's metric (AP for det, mIoU for seg) over those phis;
 its cost the largest GFLOPs among them (of the task's model: detector or segmenter).
 
@@ -25,10 +25,10 @@ from typing import Any, Callable, NoReturn
 
 import optuna
 
-from archbench.profile import profile
-from archbench.records import load_records
-from archbench.runner import Prepared, RunRequest, RunStopped, SweepObserver, run_one
-from archbench.scaling import ParametricRule, rule_to_dict
+from archbench.costs.profile import profile
+from archbench.runs.records import load_records
+from archbench.runs.sweep import Prepared, RunRequest, RunStopped, SweepObserver, run_one
+from archbench.models.scaling import ParametricRule, rule_to_dict
 from archbench.search.space import Infeasible, SearchSpace
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
 from archbench.train.trainer import StepInfo, TrainConfig

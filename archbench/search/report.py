@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from archbench.errors import UserError
-from archbench.scaling import ParametricRule, rule_from_dict
+from archbench.models.scaling import ParametricRule, rule_from_dict
 from archbench.search.study import StudySettings, continues, counts, is_retry, settings_of
 
 _REF = re.compile(r"^study:(?P<name>[A-Za-z0-9_.-]+)(?:#(?P<trial>\d+))?$")

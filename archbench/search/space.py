@@ -1,6 +1,6 @@
 """Search spaces: YAML files naming the scaling-rule coefficients a search varies, and their ranges.
 
-A space builds one parametric rule per trial (:mod:`archbench.scaling`): ``rule: compound`` is
+A space builds one parametric rule per trial (:mod:`archbench.models.scaling`): ``rule: compound`` is
 EfficientDet's family of growth laws (``CompoundRule``), ``rule: efficientnet`` is EfficientNet's
 alpha/beta/gamma scaling of a base model (``EfficientNetRule``). Every coefficient comes from,
 in order of precedence, the trial (``search``), the file (``fixed``) or the ``base`` preset.
@@ -37,8 +37,9 @@ from typing import Any
 import optuna
 
 from archbench.errors import UserError
-from archbench.scaling import CompoundRule, EfficientNetRule, ParametricRule, TableRule, get_rule
-from archbench.spec.loader import Problem, read_yaml_file
+from archbench.models.scaling import CompoundRule, EfficientNetRule, ParametricRule, TableRule, get_rule
+from archbench.errors import Problem
+from archbench.files import read_yaml_file
 
 RULES: dict[str, type] = {"compound": CompoundRule, "efficientnet": EfficientNetRule}
 TOP_FIELDS = {"name", "description", "rule", "base", "phis", "fixed", "search", "constraint"}

@@ -29,7 +29,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from archbench.errors import UserError
-from archbench.tasks import get_task
+from archbench.train.tasks import get_task
 
 SETTINGS_ATTR = "archbench"
 SURPLUS_ATTR = "surplus"

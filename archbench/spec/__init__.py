@@ -6,7 +6,8 @@ from pathlib import Path
 
 from archbench.errors import UserError
 from archbench.spec.families import DEFAULT_LEVELS, builtin_names, builtin_spec
-from archbench.spec.loader import Problem, SpecError, check_file, dump_yaml, load_spec_file, parse_yaml
+from archbench.errors import Problem
+from archbench.spec.loader import SpecError, check_file, dump_yaml, load_spec_file, parse_yaml
 from archbench.spec.model import NeckSpec, NodeSpec, OpSpec
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from archbench.spec.loader import Problem
+from archbench.errors import Problem
 from archbench.spec.model import MULTI_INPUT_FUSES, NeckSpec, NodeSpec, input_level
 
 

@@ -13,29 +13,10 @@ from typing import Any
 
 import yaml
 
-from archbench.errors import UserError
+from archbench.errors import Problem, UserError
+from archbench.files import load_yaml_text, read_yaml_file
 from archbench.spec import model as m
 from archbench.spec.model import AttentionSpec, NeckSpec, NodeSpec, OpSpec, ResampleSpec
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One rule a spec breaks. ``severity`` is ``error`` (refused) or ``warning`` (allowed)."""
-
-    source: str
-    rule: str
-    message: str
-    node: str | None = None
-    field: str | None = None
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        where = self.source
-        if self.node is not None:
-            where += f": node '{self.node}'"
-        if self.field is not None:
-            where += f", field '{self.field}'" if self.node is not None else f": field '{self.field}'"
-        return f"{where}: [{self.rule}] {self.message}"
 
 
 class SpecError(UserError):
@@ -275,27 +256,6 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     # Graph rules run on whatever parsed, so one pass reports type and graph problems together.
     problems = c.problems + graph_problems(spec, source, broken_ids)
     return (spec if buildable else None), problems
-
-
-def load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
-    """YAML text as data; a syntax error is one ``malformed-yaml`` problem naming the line and column."""
-    try:
-        return yaml.safe_load(text), []
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(source, "malformed-yaml", f"not valid YAML{where}: {reason}")]
-
-
-def read_yaml_file(path: str | Path) -> tuple[Any, list[Problem]]:
-    """A YAML file as data; an unreadable file or a syntax error is one problem (and the data is unusable)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(str(p), "unreadable", f"cannot read the file: {exc}")]
-    return load_yaml_text(text, str(p))
 
 
 def parse_yaml(text: str, source: str) -> tuple[NeckSpec | None, list[Problem]]:

@@ -6,8 +6,8 @@ written after epoch e therefore holds everything a fresh process needs to contin
 model, optimizer, scheduler and EMA state plus the step count. The schedule is defined in
 optimizer steps, never in wall-clock time.
 
-:class:`Trainer` is the loop; a task's subclass (:mod:`archbench.train.detection`,
-:mod:`archbench.train.segmentation`) says how a batch becomes a loss and how the validation
+:class:`Trainer` is the loop; a task's subclass (:mod:`archbench.train.det_trainer`,
+:mod:`archbench.train.seg_trainer`) says how a batch becomes a loss and how the validation
 split is predicted and scored. Under torchrun (:mod:`archbench.train.distributed`) each rank
 draws its slice of the same global batches a single process would draw, gradients are averaged
 by ``DistributedDataParallel``, evaluation is sharded across ranks and reduced, and only rank 0
@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from archbench.train.distributed import LOCAL, DistContext
-from archbench.train.loop import TrainingDiverged, warmup_cosine
+from archbench.train.schedule import TrainingDiverged, warmup_cosine
 
 
 @dataclass(frozen=True)

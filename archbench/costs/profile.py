@@ -14,17 +14,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from archbench.costs import count_flops, cpu_latency_ms, param_count
+from archbench.costs.flops import count_flops, cpu_latency_ms, param_count
 from archbench.models.backbone import Backbone
 from archbench.models.heads import HeadNet
 from archbench.models.seg_head import SemanticFPNHead
 from archbench.models.trunk import check_levels
 from archbench.neck.compiler import compile_neck
-from archbench.perf.inference import prepare
-from archbench.scaling import ModelConfig, ParametricRule, TableRule, get_rule
+from archbench.costs.perf.inference import prepare
+from archbench.models.scaling import ModelConfig, ParametricRule, TableRule, get_rule
 from archbench.spec import resolve_spec
 from archbench.spec.model import NeckSpec
-from archbench.tasks import get_task
+from archbench.train.tasks import get_task
 
 GIGA = 1e9
 Rule = TableRule | ParametricRule
@@ -92,7 +92,7 @@ def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: 
 
 @dataclass(frozen=True)
 class LatencyOptions:
-    """How ``--latency`` runs the model: timed runs, and the inference rewrites of ``archbench.perf.inference``."""
+    """How ``--latency`` runs the model: timed runs, and the inference rewrites of ``archbench.costs.perf.inference``."""
 
     runs: int = 20
     fuse_bn: bool = False
@@ -109,7 +109,7 @@ class LatencyOptions:
 def measure_latency(spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any],
                     options: LatencyOptions, task: str = "det") -> dict[str, Any]:
     """CPU latency of the whole model's forward at batch 1 (random weights, eval mode), on the
-    harness of ``scripts/bench_necks.py`` (``archbench.perf.timing``: 3 warm-up calls, then the
+    harness of ``scripts/bench_necks.py`` (``archbench.costs.perf.timing``: 3 warm-up calls, then the
     median of ``options.runs``)."""
     model = get_task(task).model(spec, cfg, num_classes, neck_overrides=overrides).eval()
     model = prepare(model, fuse=options.fuse_bn, channels_last=options.channels_last, compile=options.compile)

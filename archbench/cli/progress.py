@@ -7,8 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from archbench.runner import SweepObserver
-from archbench.tasks import get_task
+from archbench.runs.sweep import SweepObserver
+from archbench.train.tasks import get_task
 from archbench.train.trainer import StepInfo
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from archbench.perf.timing import time_interleaved
+from archbench.costs.perf.timing import time_interleaved
 
 aten = torch.ops.aten
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from archbench.data.segmentation import collate_segmentation
+from archbench.data.seg_dataset import collate_segmentation
 from archbench.data.transforms import resized_size
 from archbench.segmentation import confusion_matrix, segmentation_metrics
 from archbench.train.distributed import LOCAL, DistContext

@@ -7,7 +7,7 @@ checkpoint of the same config hash. A diverged run (NaN/inf loss) or a crash ins
 recorded as ``failed`` with its reason and the sweep moves on; a user error (bad data, bad
 spec) stops the sweep before anything is recorded for that configuration.
 
-The task (:mod:`archbench.tasks`: ``det`` or ``seg``) picks the data opener, model and trainer;
+The task (:mod:`archbench.train.tasks`: ``det`` or ``seg``) picks the data opener, model and trainer;
 everything here is shared. Under torchrun every rank runs the same sweep and trains each run
 together (:mod:`archbench.train.distributed`); rank 0 alone writes records and checkpoints.
 """
@@ -25,17 +25,17 @@ from typing import Any
 
 import torch
 
-from archbench.costs import cpu_latency_ms
+from archbench.costs.flops import cpu_latency_ms
 from archbench.errors import UserError
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
-from archbench.profile import profile
-from archbench.records import completed_hashes, config_hash, environment, python_command, record_path, write_record
-from archbench.scaling import ParametricRule, get_rule, rule_to_dict
+from archbench.costs.profile import profile
+from archbench.runs.records import completed_hashes, config_hash, environment, python_command, record_path, write_record
+from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.spec import resolve_spec
-from archbench.tasks import get_task
+from archbench.train.tasks import get_task
 from archbench.train.distributed import LOCAL, DistContext
-from archbench.train.loop import TrainingDiverged
+from archbench.train.schedule import TrainingDiverged
 from archbench.train.trainer import StepInfo, TrainConfig
 
 

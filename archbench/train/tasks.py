@@ -15,12 +15,12 @@ from typing import Any
 from torch import nn
 
 from archbench.data.coco import open_detection_data
-from archbench.data.segdata import open_segmentation_data
+from archbench.data.seg_sources import open_segmentation_data
 from archbench.errors import UserError
 from archbench.models.detector import Detector
 from archbench.models.segmenter import Segmenter
-from archbench.train.detection import DetectionTrainer
-from archbench.train.segmentation import SegmentationTrainer
+from archbench.train.det_trainer import DetectionTrainer
+from archbench.train.seg_trainer import SegmentationTrainer
 from archbench.train.trainer import Trainer
 
 

@@ -1,6 +1,6 @@
 """Leaderboards derived from run records: seed statistics, ranks, Pareto fronts and iso-FLOPs curves.
 
-Everything here is a pure function of the records (``archbench.records.load_records``); nothing
+Everything here is a pure function of the records (``archbench.runs.records.load_records``); nothing
 else is parsed. ``build_table`` aggregates seeds into one row per (task, dataset, preset, neck,
 phi); ``iso_flops`` compares necks at equal compute by interpolating each neck's accuracy along
 its own phi curve; ``failed_runs`` lists what did not finish; ``setup_table`` says how the runs
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from archbench.errors import UserError
-from archbench.records import RUNS_DIR, load_records
+from archbench.runs.records import RUNS_DIR, load_records
 
 #: Metrics aggregated over seeds, per task; the first is the one ranked on.
 TASK_METRICS: dict[str, list[str]] = {
@@ -409,7 +409,7 @@ def render_rich(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, se
 
 def _figure_tags(table: pd.DataFrame) -> list[str]:
     """``<img>`` tags with the plots embedded as base64 PNG."""
-    from archbench import plots
+    from archbench.board import plots
 
     tags = []
     with tempfile.TemporaryDirectory() as tmp:

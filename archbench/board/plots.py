@@ -1,4 +1,4 @@
-"""Figures from a leaderboard table (``archbench.leaderboard.build_table``), in EfficientDet's style.
+"""Figures from a leaderboard table (``archbench.board.leaderboard.build_table``), in EfficientDet's style.
 
 ``accuracy_vs`` draws one line per neck across phi (markers, error bars = std over seeds, log x);
 ``size_ap_bars`` shows APs / APm / APl per neck at each phi; ``write_all`` writes every figure

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from archbench.cli_util import parse_int_range, parse_levels, split_list
-from archbench.data.cli import app as data_app
+from archbench.cli.options import parse_int_range, parse_levels, split_list
+from archbench.cli.data import app as data_app
 from archbench.errors import UserError
 
 app = typer.Typer(help="Benchmark multi-scale feature-fusion necks on equal terms.", no_args_is_help=True,
@@ -84,7 +84,7 @@ def specs_draw(
     repeats: Optional[int] = typer.Option(None, "--repeats", help="cell count to state in the title"),
 ) -> None:
     """Draw a topology: levels as rows, nodes in execution order, edges coloured by direction."""
-    from archbench.draw import draw_spec
+    from archbench.spec.draw import draw_spec
     from archbench.spec import resolve_spec
 
     path = draw_spec(resolve_spec(neck, parse_levels(levels)), output, repeats)
@@ -141,8 +141,8 @@ def profile_cmd(
     """
     from rich.progress import Progress
 
-    from archbench.profile import LatencyOptions, profile
-    from archbench.report import render_profile
+    from archbench.costs.profile import LatencyOptions, profile
+    from archbench.costs.render import render_profile
 
     if not latency and (fuse_bn or channels_last or compile_model):
         raise UserError("--fuse-bn, --channels-last and --compile change how --latency runs the model; "
@@ -199,7 +199,7 @@ def run_cmd(
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from archbench.runner import RunRequest, SweepObserver, sweep
+    from archbench.runs.sweep import RunRequest, SweepObserver, sweep
     from archbench.train.distributed import DistContext
     from archbench.train.trainer import TrainConfig
 
@@ -226,7 +226,7 @@ def run_cmd(
                    device=device, threads=threads, rule=rule)
         for p in parse_int_range(phi, "--phi") for n in neck_list(neck) for s in parse_int_range(seeds, "--seeds")
     ]
-    from archbench.progress import RichObserver
+    from archbench.cli.progress import RichObserver
 
     dist = DistContext.from_env(device)
     try:
@@ -259,8 +259,8 @@ def leaderboard_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="folder to write the PNG figures into"),
 ) -> None:
     """Mean +- std over seeds per (task, data, preset, neck, phi), rank, Pareto front, iso-FLOPs comparison."""
-    from archbench.leaderboard import build_table, failed_runs, iso_flops, render, require_records, setup_table
-    from archbench.plots import write_all
+    from archbench.board.leaderboard import build_table, failed_runs, iso_flops, render, require_records, setup_table
+    from archbench.board.plots import write_all
 
     records = require_records(results, task)
     table = build_table(records, task)
@@ -318,7 +318,7 @@ def search_cmd(
 
     from archbench.search import command
     from archbench.search.space import DEFAULT_SPACE, resolve_space
-    from archbench.tasks import get_task
+    from archbench.train.tasks import get_task
     from archbench.train.trainer import TrainConfig
 
     get_task(task)

@@ -19,7 +19,7 @@ from archbench.data import synthetic
 from archbench.data.coco import coco_layout, pair_fingerprint
 from archbench.data.coco_semantic import BACKGROUND, open_coco_semantic
 from archbench.data.segfolder import ClassTable, open_split, read_classes
-from archbench.data.segmentation import SegmentationDataset
+from archbench.data.seg_dataset import SegmentationDataset
 from archbench.errors import UserError
 
 ACCEPTED = ("'synthetic' (the built-in generated set and its semantic masks), 'coco:PATH' (a COCO-format folder; "
