@@ -36,13 +36,13 @@ import torch
 from torch import nn
 
 from archbench.costs.flops import count_flops
-from archbench.errors import UserError
-from archbench.models.backbone import Backbone
-from archbench.models.detector import Detector
 from archbench.costs.perf.inference import prepare, to_graph
 from archbench.costs.perf.memory import peak_bytes
 from archbench.costs.perf.roofline import Ceilings, op_breakdown
 from archbench.costs.perf.timing import Spread, paired_ratios, time_interleaved
+from archbench.errors import UserError
+from archbench.models.backbone import Backbone
+from archbench.models.detector import Detector
 from archbench.models.scaling import EFFICIENTDET, ModelConfig
 from archbench.spec import builtin_spec
 
@@ -227,7 +227,8 @@ def print_phi(phi: int, results: list[Result], extras: dict[str, Any], setup: Se
         print(f"  profile of {label} neck forward: {b.wall_ms:.1f} ms per call under the profiler, "
               f"{b.overhead_ms:.1f} ms outside ops (Python, module calls, profiler)")
         for name, c in b.classes.items():
-            line = f"    {name:<20} {c.calls:4d} calls {c.ms:7.2f} ms {c.gflops_per_s():6.1f} GFLOP/s {c.gbytes_per_s():5.1f} GB/s"
+            line = (f"    {name:<20} {c.calls:4d} calls {c.ms:7.2f} ms {c.gflops_per_s():6.1f} GFLOP/s "
+                    f"{c.gbytes_per_s():5.1f} GB/s")
             if name == "other":  # element-wise: bytes estimated, the copy bandwidth is its roof
                 line += f" (~{c.gbytes_per_s() / roofs.copy_gbs:.0%} of copy bandwidth)"
             elif c.bytes:

@@ -26,8 +26,8 @@ def main() -> None:
         df = r["gflops"] / ref_f - 1
         worst_p, worst_f = max(worst_p, abs(dp)), max(worst_f, abs(df))
         paper_p, paper_f = PAPER[r["phi"]]
-        print(f"D{r['phi']:<5} {r['resolution']:>5} | {r['params_total'] / 1e6:9.3f} {ref_p:7.3f} {dp:+7.2%} {paper_p:>6} | "
-              f"{r['gflops']:7.3f} {ref_f:7.3f} {df:+7.2%} {paper_f:>6}")
+        print(f"D{r['phi']:<5} {r['resolution']:>5} | {r['params_total'] / 1e6:9.3f} {ref_p:7.3f} {dp:+7.2%} "
+              f"{paper_p:>6} | {r['gflops']:7.3f} {ref_f:7.3f} {df:+7.2%} {paper_f:>6}")
     print(f"worst |diff|: params {worst_p:.3%} (limit 0.5%), GFLOPs {worst_f:.3%} (limit 2%)")
 
 

@@ -53,10 +53,10 @@ def make_segfolder(root, *, n_train: int = 8, n_val: int = 4, size: tuple[int, i
                    layout: str = "folders", seed: int = 0):
     """Write a tiny, easy segmentation folder: images and masks with the same objects, classes.yaml.
 
-    Each image (``size`` = (w, h) px, dark noise) holds a red square (class 1, half the shorter side) and a green bar (class 2, a sixth of the height thick)
-    at random places, and a 3x3 ignore (255) patch in the top-left corner. ``layout``:
-    ``folders`` (images/{split}/, masks/{split}/) or ``lists`` (images/, masks/, {split}.txt).
-    Returns ``root``.
+    Each image (``size`` = (w, h) px, dark noise) holds a red square (class 1, half the shorter side)
+    and a green bar (class 2, a sixth of the height thick) at random places, and a 3x3 ignore (255) patch
+    in the top-left corner. ``layout``: ``folders`` (images/{split}/, masks/{split}/) or ``lists``
+    (images/, masks/, {split}.txt). Returns ``root``.
     """
     import numpy as np
     from PIL import Image

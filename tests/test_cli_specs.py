@@ -10,6 +10,7 @@ import pytest
 
 from archbench.neck.compiler import compile_neck
 from archbench.spec import resolve_spec
+
 from helpers import pyramid, run_cli
 
 

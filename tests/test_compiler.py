@@ -10,6 +10,7 @@ import torch
 from archbench.neck.compiler import Cell, compile_neck
 from archbench.neck.fusion import AttentionFusion, WeightedFusion
 from archbench.spec import builtin_names, builtin_spec
+
 from helpers import pyramid
 
 SIZES = [(128, 128), (333, 517)]

@@ -7,12 +7,13 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 
 from archbench.costs.flops import count_flops, param_count
+from archbench.costs.profile import profile, profile_model
+from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.models.detector import Detector
-from archbench.costs.profile import profile
 from archbench.models.scaling import EFFICIENTDET, PROXY, get_rule
-from archbench.errors import UserError
-from archbench.spec import builtin_names, resolve_spec
+from archbench.spec import builtin_names, dump_yaml, resolve_spec
+from archbench.train.tasks import get_task
 
 # tf_efficientdet_d0..d3 as counted by the reference implementation (effdet 0.4.1, fvcore, 90 classes).
 REFERENCE = {0: (3.880e6, 2.571), 1: (6.626e6, 6.176), 2: (8.097e6, 11.105), 3: (12.032e6, 25.087)}
@@ -73,6 +74,23 @@ def test_relative_ratios_and_part_split():
     assert by["bifpn"]["neck_gflops_ratio"] == pytest.approx(by["bifpn"]["gflops_neck"] / by["fpn"]["gflops_neck"])
     assert by["bifpn"]["params_backbone"] == by["fpn"]["params_backbone"]  # shared parts costed once
     assert by["bifpn"]["gflops_head"] == by["fpn"]["gflops_head"]
+
+
+@pytest.mark.parametrize("task", ["det", "seg"])
+def test_a_prepared_model_costs_as_profile_does_with_the_models_own_head(task):
+    row = profile_model(resolve_spec("panet"), PROXY.config(1), 5, get_task(task))
+    assert row == profile(["panet"], [1], PROXY, num_classes=5, task=task)[0]
+    with torch.device("meta"):
+        model = get_task(task).model(resolve_spec("panet"), PROXY.config(1), 5)
+    assert row["params_total"] == param_count(model)
+    assert row["params_head"] == param_count(model) - param_count(model.backbone) - param_count(model.neck)
+
+
+def test_profile_refuses_a_spec_on_other_levels_than_the_preset_builds(tmp_path):
+    spec = tmp_path / "three.yaml"
+    spec.write_text(dump_yaml(resolve_spec("fpn", (3, 4, 5))))
+    with pytest.raises(UserError, match=r"is defined on levels \[3, 4, 5\] but preset 'proxy' builds levels"):
+        profile(["bifpn", str(spec)], [0], "proxy", num_classes=3)
 
 
 def test_scaling_rules():

@@ -17,7 +17,6 @@ from archbench.detection.evaluate import coco_evaluate, to_dataset_frame
 from archbench.detection.loss import DetectionLoss
 from archbench.detection.postprocess import decode
 
-
 # ---------------------------------------------------------------- anchors / flattening
 
 def test_anchor_count_and_order_match_head_flattening():

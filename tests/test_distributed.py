@@ -12,6 +12,7 @@ from archbench.data import synthetic
 from archbench.errors import UserError
 from archbench.runs.records import load_records
 from archbench.train.distributed import DistContext
+
 from helpers import make_segfolder, run_cli
 
 COMMON = ["--neck", "fpn", "--phi", "0", "--epochs", "2", "--batch-size", "8"]
@@ -39,7 +40,7 @@ def test_two_processes_match_one(tmp_path, task):
     assert single.returncode == 0, single.stderr
     (files,) = [list((tmp_path / "ddp" / "runs").iterdir())]
     assert len(files) == 1  # rank 0 alone writes
-    (d,), (s,) = load_records(tmp_path / "ddp"), load_records(tmp_path / "single")
+    (d,), (s,) = ([r.to_dict() for r in load_records(tmp_path / folder)] for folder in ("ddp", "single"))
     assert d["distributed"] == {"world_size": 2, "backend": "gloo", "per_rank_batch": 4}
     assert d["config_hash"] == s["config_hash"] and d["steps"] == s["steps"] == 4
     assert not (tmp_path / "ddp" / "checkpoints" / d["config_hash"] / "last.pt").exists()

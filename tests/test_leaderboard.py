@@ -12,11 +12,14 @@ import pandas as pd
 import pytest
 
 from archbench.board import plots
+from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records
+from archbench.board.formats import render, render_md
+from archbench.board.iso import iso_flops
+from archbench.board.provenance import setup_table
 from archbench.errors import UserError
-from archbench.board.leaderboard import (
-    build_table, failed_runs, iso_flops, pareto_mask, render, render_md, require_records, setup_table,
-)
-from archbench.runs.records import write_record
+from archbench.runs.records import RunRecord, load_records
+
+from helpers import run_cli
 
 #: (neck, phi) -> (gflops, mean AP). Seeds add -0.01 / +0.01, so mean = AP, sample std = 0.01 * sqrt(2).
 POINTS: dict[tuple[str, int], tuple[float, float]] = {
@@ -270,19 +273,19 @@ def test_empty_results_folder(tmp_path):
 
 def test_records_round_trip(tmp_path):
     for rec in sweep():
-        write_record(tmp_path, {k: v for k, v in rec.items() if k != "schema_version"})
+        RunRecord.from_dict({k: v for k, v in rec.items() if k != "schema_version"}).save(tmp_path)
     records = require_records(tmp_path)
     assert len(build_table(records)) == 9 and len(failed_runs(records)) == 1
+    loaded = load_records(tmp_path)  # RunRecord objects: the board takes them as well as their dicts
+    assert build_table(loaded).equals(build_table(records)) and failed_runs(loaded).equals(failed_runs(records))
+    assert setup_table(loaded).equals(setup_table(records))
     with pytest.raises(UserError, match="'seg' run records"):
         require_records(tmp_path, task="seg")
 
 
 def test_cli_leaderboard(tmp_path):
-    from archbench.runs.records import write_record
-    from helpers import run_cli
-
     for rec in sweep():
-        write_record(tmp_path, rec)
+        RunRecord.from_dict(rec).save(tmp_path)
     res = run_cli("leaderboard", "--results", str(tmp_path), "--format", "json")
     assert res.returncode == 0, res.stderr
     board = json.loads(res.stdout)

@@ -17,17 +17,18 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from archbench.errors import UserError
-from archbench.models.detector import Detector
-from archbench.neck.compiler import compile_neck
-from archbench.neck.fusion import WeightedFusion
 from archbench.costs.perf.inference import fold_batchnorm, fold_constants, prepare, to_graph
 from archbench.costs.perf.memory import peak_bytes
 from archbench.costs.perf.roofline import op_breakdown
 from archbench.costs.perf.timing import Spread, paired_ratios, time_interleaved
+from archbench.errors import UserError
+from archbench.models.detector import Detector
 from archbench.models.scaling import EFFICIENTDET
+from archbench.neck.compiler import compile_neck
+from archbench.neck.fusion import WeightedFusion
 from archbench.spec import builtin_names, builtin_spec
 from archbench.spec.loader import parse_yaml
+
 from helpers import pyramid, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +240,7 @@ class _OpCounter(TorchDispatchMode):
         super().__init__()
         self.calls: Counter = Counter()
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.calls[func.overloadpacket.__name__] += 1
         return func(*args, **(kwargs or {}))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,13 +11,19 @@ from archbench.data import synthetic
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.models.weights import load_backbone_weights
-from archbench.runs.records import SCHEMA_VERSION, load_records, write_record
-from archbench.runs.sweep import RunRequest, checkpoint_path, sweep
+from archbench.runs.layout import checkpoint_path
+from archbench.runs.records import SCHEMA_VERSION, load_records
+from archbench.runs.sweep import RunRequest, sweep
 from archbench.train.det_trainer import DetectionTrainer
 from archbench.train.trainer import TrainConfig
+
 from helpers import run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
+#: A record's keys in file order: what was run, then the outcome (as the runner always wrote them).
+BASE_KEYS = ["schema_version", "written_at", "task", "neck", "neck_ref", "phi", "preset", "seed", "epochs",
+             "config_hash", "config", "spec_hash", "spec", "model_config", "dataset", "command"]
+OK_KEYS = [*BASE_KEYS, "status", "metrics", "epoch_losses", "steps", "timing", "costs", "memory", "environment"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +42,7 @@ def test_run_writes_one_complete_record(tiny_data, tmp_path):
     files = list((tmp_path / "runs").iterdir())
     assert len(files) == 1 and not files[0].name.startswith(".tmp-")
     on_disk = json.loads(files[0].read_text())
+    assert list(on_disk) == OK_KEYS
     assert on_disk["schema_version"] == SCHEMA_VERSION and on_disk["status"] == "ok"
     assert set(on_disk["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
                                        "ARs", "ARm", "ARl"}
@@ -49,7 +55,8 @@ def test_run_writes_one_complete_record(tiny_data, tmp_path):
     assert on_disk["timing"]["images_per_s"] > 0 and on_disk["steps"] == 4
     assert on_disk["environment"]["torch"] == torch.__version__
     assert on_disk["memory"]["process_peak_rss_mb"] > 0
-    assert not checkpoint_path(tmp_path, rec["config_hash"]).exists()  # removed once the record is written
+    assert not checkpoint_path(tmp_path, rec.config_hash).exists()  # removed once the record is written
+    assert rec.to_json() == files[0].read_text() and rec.path(tmp_path) == files[0]  # the record written
 
 
 def test_sweep_skips_done_configs_unless_forced(tiny_data, tmp_path):
@@ -73,12 +80,14 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tiny_data, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         sweep([request(tiny_data)], tmp_path / "b")
     assert load_records(tmp_path / "b") == []  # nothing recorded for the interrupted run
-    assert checkpoint_path(tmp_path / "b", straight["config_hash"]).is_file()
+    assert checkpoint_path(tmp_path / "b", straight.config_hash).is_file()
     monkeypatch.setattr(DetectionTrainer, "train_epoch", real_epoch)
     (resumed,) = sweep([request(tiny_data)], tmp_path / "b", resume=True)
-    assert resumed["resumed_from_epoch"] == 1
-    assert resumed["metrics"] == straight["metrics"]
-    assert resumed["epoch_losses"][-1] == straight["epoch_losses"][-1]
+    assert resumed.resumed_from_epoch == 1
+    assert resumed.metrics == straight.metrics
+    assert resumed.epoch_losses and straight.epoch_losses
+    assert resumed.epoch_losses[-1] == straight.epoch_losses[-1]
+    assert list(resumed.to_dict()) == [*BASE_KEYS, "resumed_from_epoch", *OK_KEYS[len(BASE_KEYS):]]
 
 
 def test_nan_loss_is_recorded_as_failed_and_the_sweep_goes_on(tiny_data, tmp_path, monkeypatch):
@@ -92,39 +101,29 @@ def test_nan_loss_is_recorded_as_failed_and_the_sweep_goes_on(tiny_data, tmp_pat
 
     monkeypatch.setattr(DetectionTrainer, "_loss", nan_for_fpn)
     records = sweep([request(tiny_data, neck="fpn"), request(tiny_data, neck="bifpn")], tmp_path)
-    assert [r["status"] for r in records] == ["failed", "ok"]
-    assert "diverged at step 0" in records[0]["reason"]
-    stored = {r["neck"]: r["status"] for r in load_records(tmp_path)}
+    assert [r.status for r in records] == ["failed", "ok"]
+    assert records[0].reason and "diverged at step 0" in records[0].reason
+    assert list(records[0].to_dict()) == [*BASE_KEYS, "status", "reason", "failed_at_step", "environment"]
+    stored = {r.neck: r.status for r in load_records(tmp_path)}
     assert stored == {"fpn": "failed", "bifpn": "ok"}
     assert len(sweep([request(tiny_data, neck="fpn")], tmp_path)) == 1  # failed configs are retried
+
+
+def test_a_crash_is_recorded_as_failed_with_its_traceback(tiny_data, tmp_path, monkeypatch):
+    def crash(self, on_step=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(DetectionTrainer, "train_epoch", crash)
+    (rec,) = sweep([request(tiny_data)], tmp_path)
+    assert rec.status == "failed" and rec.reason == "RuntimeError: boom" and rec.traceback
+    assert list(json.loads(rec.path(tmp_path).read_text())) == [*BASE_KEYS, "status", "reason", "traceback",
+                                                                 "environment"]
 
 
 def test_bad_data_stops_before_anything_is_recorded(tmp_path):
     with pytest.raises(UserError, match="nope"):
         sweep([request(f"coco:{tmp_path / 'nope'}")], tmp_path)
     assert load_records(tmp_path) == []
-
-
-def test_record_writes_are_atomic(tmp_path, monkeypatch):
-    record = {"task": "det", "neck": "x", "phi": 0, "seed": 0, "config_hash": "abc", "status": "ok"}
-    write_record(tmp_path, record)
-
-    def broken_dump(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(json, "dump", broken_dump)
-    with pytest.raises(OSError):
-        write_record(tmp_path, {**record, "status": "failed"})
-    monkeypatch.undo()
-    files = list((tmp_path / "runs").iterdir())
-    assert len(files) == 1 and json.loads(files[0].read_text())["status"] == "ok"  # old record intact
-
-
-def test_newer_schema_is_refused_clearly(tmp_path):
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "future.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
-    with pytest.raises(UserError, match="schema version"):
-        load_records(tmp_path)
 
 
 def test_pretrained_offline_fails_fast_with_advice():
@@ -151,7 +150,7 @@ def test_cli_run_end_to_end(tiny_data, tmp_path):
     res = run_cli("run", "--neck", "bifpn,fpn", "--phi", "0", "--data", tiny_data, "--epochs", "1",
                   "--batch-size", "8", "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr
-    assert sorted(r["neck"] for r in load_records(tmp_path)) == ["bifpn", "fpn"]
+    assert sorted(r.neck for r in load_records(tmp_path)) == ["bifpn", "fpn"]
     again = run_cli("run", "--neck", "bifpn", "--data", tiny_data, "--epochs", "1", "--batch-size", "8",
                     "--results", str(tmp_path))
     assert again.returncode == 0 and "skip" in again.stderr

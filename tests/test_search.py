@@ -8,13 +8,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archbench.runs import sweep
-from archbench.errors import UserError
 from archbench.costs.profile import profile
-from archbench.runs.records import load_records
+from archbench.errors import UserError
 from archbench.models.scaling import rule_from_dict
-from archbench.search import command
+from archbench.runs import sweep
+from archbench.runs.records import load_records
+from archbench.search import worker
 from archbench.search.space import load_space
+
 from helpers import run_cli
 from searchkit import load, make_tiny_data, search_args, write_space
 
@@ -30,7 +31,7 @@ def test_search_records_trials_reports_and_run_applies_the_best(data, tmp_path):
     assert res.returncode == 0, res.stderr
     trials = load(results, "s1").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
-    records = load_records(results / "search" / "s1")
+    records = [r.to_dict() for r in load_records(results / "search" / "s1")]
     assert sorted(r["search"]["trial"] for r in records) == [0, 1]
     for r in records:  # each trial's run is a normal record, tagged and carrying the trial's coefficients
         trial = trials[r["search"]["trial"]]
@@ -48,7 +49,7 @@ def test_search_records_trials_reports_and_run_applies_the_best(data, tmp_path):
                       "--batch-size", "8", "--data", data, "--threads", "1", "--results", str(results))
     assert applied.returncode == 0, applied.stderr
     rule = rule_from_dict(best.user_attrs["rule"])
-    runs = sorted(load_records(results), key=lambda r: r["phi"])  # results/runs holds only these two
+    runs = sorted((r.to_dict() for r in load_records(results)), key=lambda r: r["phi"])  # only these two
     assert [r["phi"] for r in runs] == [0, 1]
     for r in runs:
         assert r["config"]["rule"] == best.user_attrs["rule"] and r["preset"] == f"study:s1#{best.number}"
@@ -73,7 +74,7 @@ def test_a_crashed_trial_is_recorded_with_its_reason_and_the_study_goes_on(data,
     failed, ok = load(results, "s2").trials
     assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "RuntimeError: boom"
     assert ok.state == TrialState.COMPLETE
-    statuses = {r["search"]["trial"]: r["status"] for r in load_records(results / "search" / "s2")}
+    statuses = {r.extra["search"]["trial"]: r.status for r in load_records(results / "search" / "s2")}
     assert statuses == {0: "failed", 1: "ok"}
     report = run_cli("search", "--report", "--study", "s2", "--results", str(results))
     assert "failed  #0: RuntimeError: boom" in report.stdout
@@ -81,7 +82,7 @@ def test_a_crashed_trial_is_recorded_with_its_reason_and_the_study_goes_on(data,
 
 def test_a_pruned_trial_stops_training_and_leaves_no_record(data, tmp_path, monkeypatch):
     # A threshold no AP reaches: the pruner stops every trial at its first report (after epoch 1 of 2).
-    monkeypatch.setattr(command, "make_pruner", lambda *a: optuna.pruners.ThresholdPruner(lower=1.0))
+    monkeypatch.setattr(worker, "make_pruner", lambda *a: optuna.pruners.ThresholdPruner(lower=1.0))
     results = tmp_path / "r"
     res = run_cli(*search_args(data, results, write_space(tmp_path), "s3", 1, "--epochs", "2"))
     assert res.returncode == 0, res.stderr
@@ -109,7 +110,7 @@ def test_multi_objective_gives_a_pareto_set_and_refuses_over_budget_configs_untr
             assert t.state == TrialState.PRUNED and "over the GFLOPs budget" in t.user_attrs["pruned_reason"]
         else:
             assert t.state == TrialState.COMPLETE and t.values[1] == pytest.approx(costs[0])
-    trained = {r["search"]["trial"] for r in load_records(results / "search" / "s4")}
+    trained = {r.extra["search"]["trial"] for r in load_records(results / "search" / "s4")}
     assert trained == {t.number for t in trials if t.state == TrialState.COMPLETE}
     assert "Pareto set" in res.stdout and "over the GFLOPs budget" in res.stdout
 
@@ -120,12 +121,12 @@ def test_multi_objective_gives_a_pareto_set_and_refuses_over_budget_configs_untr
 def test_a_seg_search_maximises_miou_costs_the_segmenter_and_keeps_its_task(data, tmp_path):
     space = write_space(tmp_path)
     results = tmp_path / "r"
-    assert command.default_study_name("bifpn", space, "seg") == "bifpn-tiny-seg"  # apart from the det study
+    assert worker.default_study_name("bifpn", space, "seg") == "bifpn-tiny-seg"  # apart from the det study
     res = run_cli(*search_args(data, results, space, "s6", 2, "--task", "seg", "--epochs", "2"))
     assert res.returncode == 0, res.stderr
     trials = load(results, "s6").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
-    records = {r["search"]["trial"]: r for r in load_records(results / "search" / "s6")}
+    records = {r.extra["search"]["trial"]: r.to_dict() for r in load_records(results / "search" / "s6")}
     for t in trials:
         r = records[t.number]
         assert r["task"] == "seg" and t.value == r["metrics"]["mIoU"]

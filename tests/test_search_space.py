@@ -10,9 +10,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from archbench.models.scaling import PROXY, CompoundRule, EfficientNetRule, rule_from_dict, rule_to_dict
 from archbench.errors import UserError
+from archbench.models.scaling import PROXY, CompoundRule, EfficientNetRule, rule_from_dict, rule_to_dict
 from archbench.search.space import DEFAULT_SPACE, Infeasible, SpaceError, load_space, resolve_space
+
 from helpers import run_cli
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"

@@ -8,16 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-import archbench.search.command  # noqa: F401 (imported up front: the in-process worker then starts at once)
+import archbench.search.worker  # noqa: F401 (imported up front: the in-process worker then starts at once)
 from archbench.runs.records import load_records
 from archbench.search.storage import open_storage
 from archbench.search.study import SURPLUS_ATTR, counts, is_retry
+
 from helpers import run_cli
 from pgserver import postgres_url  # noqa: F401 (a fixture)
 from searchkit import load, make_tiny_data, search_args, write_space
@@ -77,7 +77,7 @@ def test_two_workers_on_one_study_run_exactly_n_trials_between_them(backend, dat
     assert all(t.state == TrialState.COMPLETE and not t.user_attrs.get(SURPLUS_ATTR) for t in trials)
     ran = [trials_run_by(here.stderr), trials_run_by(other_err)]
     assert ran[0] and ran[1] and not ran[0] & ran[1] and ran[0] | ran[1] == {0, 1, 2}  # both worked, none twice
-    assert sorted(r["search"]["trial"] for r in load_records(results / "search" / "shared")) == [0, 1, 2]
+    assert sorted(r.extra["search"]["trial"] for r in load_records(results / "search" / "shared")) == [0, 1, 2]
     assert (results / "search.db").exists() == (storage is None)
 
     again = run_cli(*args)  # the study is complete: a late worker adds nothing
@@ -102,8 +102,8 @@ def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data,
     (retry,) = [t for t in trials if is_retry(t)]
     assert retry.state == TrialState.COMPLETE and retry.params == stale.params
     assert sum(counts(t) for t in trials) == 2 and all(t.state.is_finished() for t in trials)
-    (record,) = [r for r in load_records(results / "search" / "resume") if r["search"]["trial"] == retry.number]
-    assert record["resumed_from_epoch"] == 1 and record["preset"] == "study:resume#0"
+    (record,) = [r for r in load_records(results / "search" / "resume") if r.extra["search"]["trial"] == retry.number]
+    assert record.resumed_from_epoch == 1 and record.preset == "study:resume#0"
     assert f"failed  #0: its worker stopped (no heartbeat); retried as #{retry.number}" in survivor.stdout
 
 

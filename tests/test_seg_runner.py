@@ -14,10 +14,12 @@ from archbench.data import seg_sources, synthetic
 from archbench.data.coco import _make_coco
 from archbench.data.coco_semantic import semantic_map
 from archbench.data.seg_sources import open_segmentation_data
+from archbench.runs.layout import checkpoint_path
 from archbench.runs.records import load_records
-from archbench.runs.sweep import Prepared, RunRequest, checkpoint_path, sweep
+from archbench.runs.sweep import Prepared, RunRequest, sweep
 from archbench.train.seg_trainer import SegmentationTrainer
 from archbench.train.trainer import TrainConfig
+
 from helpers import SEG_CLASSES, make_segfolder, run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
@@ -58,8 +60,8 @@ def test_seg_run_on_a_segfolder(tmp_path):
     root = make_segfolder(tmp_path / "d", n_train=16, n_val=4, size=(64, 48))
     (rec,) = sweep([seg_request(f"segfolder:{root}")], tmp_path / "r")
     check_record(tmp_path / "r", list(SEG_CLASSES))
-    assert rec["dataset"]["stats"]["train"]["images"] == 16
-    assert not checkpoint_path(tmp_path / "r", rec["config_hash"]).exists()
+    assert rec.dataset and rec.dataset["stats"]["train"]["images"] == 16
+    assert not checkpoint_path(tmp_path / "r", rec.config_hash).exists()
 
 
 def test_seg_run_on_coco_instances(synth_root, tmp_path):
@@ -71,7 +73,7 @@ def test_seg_run_on_coco_instances(synth_root, tmp_path):
 def test_seg_run_on_the_builtin_data(synth_root, tmp_path, monkeypatch):
     real = synthetic.ensure_synthetic
     monkeypatch.setattr(seg_sources.synthetic, "ensure_synthetic",  # the built-in path, on a tiny generated set
-                        functools.partial(real, n_train=16, n_val=8, size=64, workers=1, progress=False))
+                        functools.partial(real, n_train=16, n_val=8, size=64, workers=1))
     monkeypatch.setenv("ARCHBENCH_CACHE", str(tmp_path / "cache"))
     sweep([seg_request("synthetic")], tmp_path / "r")
     rec = check_record(tmp_path / "r", SYNTH_CLASSES)
@@ -121,7 +123,7 @@ def test_seg_resume_gives_the_same_metrics(tmp_path, monkeypatch):
         sweep([req], tmp_path / "b")
     monkeypatch.setattr(SegmentationTrainer, "train_epoch", real_epoch)
     (resumed,) = sweep([req], tmp_path / "b", resume=True)
-    assert resumed["resumed_from_epoch"] == 1 and resumed["metrics"] == straight["metrics"]
+    assert resumed.resumed_from_epoch == 1 and resumed.metrics == straight.metrics
 
 
 def test_cli_seg_run_and_failed_run(tmp_path, monkeypatch):
@@ -139,7 +141,7 @@ def test_cli_seg_run_and_failed_run(tmp_path, monkeypatch):
     failed = run_cli("run", "--task", "seg", "--neck", "bifpn", "--data", f"segfolder:{root}", "--epochs", "1",
                      "--batch-size", "8", "--results", str(tmp_path / "r"))
     assert failed.returncode == 1 and "diverged at step 0" in failed.stderr
-    assert sorted(r["status"] for r in load_records(tmp_path / "r")) == ["failed", "ok"]
+    assert sorted(r.status for r in load_records(tmp_path / "r")) == ["failed", "ok"]
 
 
 def test_semantic_map_paints_small_over_large_and_crowd_as_ignore():

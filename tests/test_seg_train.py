@@ -10,16 +10,17 @@ import torch
 from PIL import Image
 
 from archbench.costs.flops import count_flops, param_count
+from archbench.costs.profile import profile
 from archbench.data.seg_sources import open_segmentation_data
 from archbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_nearest
-from archbench.models.segmenter import Segmenter
-from archbench.costs.profile import profile
 from archbench.models.scaling import get_rule
+from archbench.models.segmenter import Segmenter
 from archbench.segmentation import confusion_matrix, segmentation_metrics
 from archbench.spec import resolve_spec
 from archbench.train.distributed import DistContext
 from archbench.train.seg_trainer import SegmentationTrainer, original_frame_prediction
 from archbench.train.trainer import TrainConfig, epoch_sampler
+
 from helpers import make_segfolder
 
 

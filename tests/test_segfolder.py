@@ -11,6 +11,7 @@ from PIL import Image
 
 from archbench.data.seg_sources import open_segmentation_data
 from archbench.errors import UserError
+
 from helpers import SEG_CLASSES, make_segfolder, run_cli
 
 

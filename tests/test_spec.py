@@ -220,5 +220,6 @@ def test_rule_duplicate_output_level():
 
 
 def test_rule_missing_field_and_no_inputs():
-    assert "missing-field" in rules(edit("{id: out5, level: 5, inputs: [in5, out4]}", "{id: out5, inputs: [in5, out4]}"))
+    no_level = edit("{id: out5, level: 5, inputs: [in5, out4]}", "{id: out5, inputs: [in5, out4]}")
+    assert "missing-field" in rules(no_level)
     assert "no-inputs" in rules(edit("inputs: [in5, out4]", "inputs: []"))

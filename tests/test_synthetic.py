@@ -13,8 +13,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from typer.testing import CliRunner
 
-from archbench.data import synthetic
 from archbench.cli.data import app
+from archbench.data import synthetic
+from archbench.data.synthetic.staging import tmp_name
 from archbench.errors import UserError
 
 # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation; not ours to fix.
@@ -32,7 +33,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> synthetic.SyntheticInfo:
 @pytest.fixture(scope="module")
 def medium(tmp_path_factory: pytest.TempPathFactory) -> synthetic.SyntheticInfo:
     """64 training images at 128 px: enough objects for distribution checks."""
-    return synthetic.generate(tmp_path_factory.mktemp("medium") / "ds", seed=0, n_train=64, n_val=0, size=128, workers=1)
+    return synthetic.generate(tmp_path_factory.mktemp("medium") / "ds", seed=0, n_train=64, n_val=0, size=128,
+                              workers=1)
 
 
 def _coco(info: synthetic.SyntheticInfo, split: str) -> COCO:
@@ -74,9 +76,12 @@ def test_same_seed_same_bytes_other_seed_differs(tiny: synthetic.SyntheticInfo, 
 
 def test_output_does_not_depend_on_worker_count(tmp_path: Path) -> None:
     args = {"seed": 3, "n_train": 40, "n_val": 0, "size": 64}
-    one = synthetic.generate(tmp_path / "one", workers=1, **args)
+    heard: list[tuple[int, int]] = []
+    one = synthetic.generate(tmp_path / "one", workers=1, progress=lambda done, total: heard.append((done, total)),
+                             **args)
     two = synthetic.generate(tmp_path / "two", workers=2, **args)
     assert one.fingerprint == two.fingerprint
+    assert heard == [(0, 40), (32, 40), (40, 40)]  # at the start, then after each chunk of images
 
 
 def test_fingerprint_sees_every_file(tiny: synthetic.SyntheticInfo, tmp_path: Path) -> None:
@@ -234,19 +239,19 @@ def test_mask_to_polygons_round_trips_exactly() -> None:
 
 def test_ensure_synthetic_caches_and_repairs_an_interrupted_run(tmp_path: Path) -> None:
     args = {"seed": 2, "n_train": 6, "n_val": 2, "size": 64}
-    path = synthetic.ensure_synthetic(tmp_path, progress=False, **args)
+    path = synthetic.ensure_synthetic(tmp_path, **args)
     assert path == tmp_path / f"synthetic-s2-64px-6-2-v{synthetic.GENERATOR_VERSION}"
     original = synthetic.read_info(path).fingerprint
     stamp = (path / "dataset.json").stat().st_mtime_ns
-    assert synthetic.ensure_synthetic(tmp_path, progress=False, **args) == path
+    assert synthetic.ensure_synthetic(tmp_path, **args) == path
     assert (path / "dataset.json").stat().st_mtime_ns == stamp, "a complete data set is not regenerated"
 
     # An interrupted run: files missing, no dataset.json, a staging folder left behind.
     (path / "dataset.json").unlink()
     (path / "images" / "train" / "000004.png").unlink()
-    stale = Path(str(synthetic._tmp_name(path)).rsplit("-", 1)[0] + "-999999")  # a dead pid on this host
+    stale = Path(str(tmp_name(path)).rsplit("-", 1)[0] + "-999999")  # a dead pid on this host
     stale.mkdir()
-    assert synthetic.ensure_synthetic(tmp_path, progress=False, **args) == path
+    assert synthetic.ensure_synthetic(tmp_path, **args) == path
     assert not stale.exists()
     info = synthetic.read_info(path)
     assert info.fingerprint == original == synthetic.fingerprint(path)
@@ -301,7 +306,8 @@ def test_cli_refuses_a_foreign_folder(tmp_path: Path) -> None:
 
 def test_cli_generates_and_prints_the_fingerprint(tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--seed", "0", "--train", "8", "--val", "4", "--size", "96"])
+    args = ["synth", "--out", str(out), "--seed", "0", "--train", "8", "--val", "4", "--size", "96"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     fingerprint = synthetic.read_info(out).fingerprint
     assert fingerprint in result.stdout and str(out) in result.stdout

@@ -1,4 +1,4 @@
-"""Figures from a leaderboard table (``archbench.board.leaderboard.build_table``), in EfficientDet's style.
+"""Figures from a leaderboard table (``archbench.board.aggregate.build_table``), in EfficientDet's style.
 
 ``accuracy_vs`` draws one line per neck across phi (markers, error bars = std over seeds, log x);
 ``size_ap_bars`` shows APs / APm / APl per neck at each phi; ``write_all`` writes every figure
@@ -13,11 +13,14 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+matplotlib.use("Agg")  # before pyplot is imported: figures are files, never windows
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter
+
+from archbench.board.aggregate import GROUP_KEYS, SIZE_METRICS
+from archbench.models.scaling import EFFICIENTDET
 
 #: Plain numbers (2, 3, 0.5) on log axes instead of 2x10^0.
 _PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
@@ -31,21 +34,19 @@ def _sparse_label(value: float, _pos: int) -> str:
     return "" if mantissa in (7.0, 9.0) else f"{value:g}"
 
 
-GROUP_KEYS = ["task", "dataset", "preset"]
 #: x axes: column -> (axis label, scale applied to the column, file stem).
 X_AXES: dict[str, tuple[str, float, str]] = {
     "gflops": ("GFLOPs (1 multiply-add = 1)", 1.0, "gflops"),
     "params_total": ("Parameters (M)", 1e-6, "params"),
     "latency_ms": ("CPU latency at batch 1 (ms)", 1.0, "latency"),
 }
-SIZE_METRICS = ["APs", "APm", "APl"]
 #: One marker per neck (cycled), so that necks at nearly the same point stay apart.
 MARKERS = "os^vDPX*h<>p"
 
 
 def _phi_prefix(preset: str) -> str:
     """How a scale is named: D0, D1 .. for the EfficientDet preset, φ0, φ1 .. otherwise."""
-    return "D" if preset == "efficientdet" else "φ"
+    return "D" if preset == EFFICIENTDET.name else "φ"
 
 
 def _groups(table: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
+from archbench.cli.progress import DataProgress
 from archbench.data import synthetic
 from archbench.errors import UserError
 
@@ -24,15 +25,19 @@ def _group() -> None:
 
 @app.command()
 def synth(
-    out: Path = typer.Option(..., "--out", help="Folder to write the data set into (absent, empty, or an earlier synthetic set)."),
-    seed: int = typer.Option(synthetic.DEFAULT_SEED, "--seed", help="Random seed; the same arguments give bit-identical files."),
+    out: Path = typer.Option(..., "--out",
+                             help="Folder to write the data set into (absent, empty, or an earlier synthetic set)."),
+    seed: int = typer.Option(synthetic.DEFAULT_SEED, "--seed",
+                             help="Random seed; the same arguments give bit-identical files."),
     train: int = typer.Option(synthetic.DEFAULT_N_TRAIN, "--train", help="Number of training images."),
     val: int = typer.Option(synthetic.DEFAULT_N_VAL, "--val", help="Number of validation images."),
-    size: int = typer.Option(synthetic.DEFAULT_SIZE, "--size", help=f"Image side in px ({synthetic.MIN_SIZE}..{synthetic.MAX_SIZE})."),
+    size: int = typer.Option(synthetic.DEFAULT_SIZE, "--size",
+                             help=f"Image side in px ({synthetic.MIN_SIZE}..{synthetic.MAX_SIZE})."),
 ) -> None:
     """Generate the synthetic COCO-format data set (shapes x textures at three scales)."""
     try:
-        info = synthetic.generate(out, seed=seed, n_train=train, n_val=val, size=size, progress=True)
+        with DataProgress(Console(stderr=True), f"generating {out.name}") as progress:
+            info = synthetic.generate(out, seed=seed, n_train=train, n_val=val, size=size, progress=progress)
     except UserError as err:
         typer.echo(f"error: {err.message}", err=True)
         raise typer.Exit(err.exit_code) from None
@@ -41,8 +46,7 @@ def synth(
 
 def _print_summary(info: synthetic.SyntheticInfo) -> None:
     """Print a generated data set's path, image/annotation counts and fingerprint to stdout."""
-    meta = json.loads((info.path / "dataset.json").read_text())
-    n_ann = meta.get("num_annotations", {})
+    n_ann = info.num_annotations
     typer.echo(f"synthetic data set: {info.path}")
     typer.echo(f"  size: {info.size} px, classes: {', '.join(info.classes)}")
     typer.echo(f"  train: {info.n_train} images, {n_ann.get('train', '?')} annotations")

@@ -1,10 +1,11 @@
-"""Small parsers shared by CLI commands: level ranges, phi ranges, comma lists."""
+"""Small parsers shared by CLI commands: level ranges, phi ranges, comma lists, neck lists."""
 
 from __future__ import annotations
 
 import re
 
 from archbench.errors import UserError
+from archbench.spec import builtin_names
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:\.\.|-)\s*(-?\d+)\s*$")
 
@@ -26,7 +27,8 @@ def parse_int_range(text: str, what: str) -> list[int]:
             else:
                 values.add(int(part))
         except ValueError:
-            raise UserError(f"{what} {text!r}: expected a number, a range like 0..3, or a comma list like 0,2,5") from None
+            raise UserError(f"{what} {text!r}: expected a number, a range like 0..3, "
+                            "or a comma list like 0,2,5") from None
     if not values:
         raise UserError(f"{what} {text!r}: no values given")
     return sorted(values)
@@ -45,3 +47,8 @@ def parse_levels(text: str | None) -> tuple[int, ...] | None:
 def split_list(text: str) -> list[str]:
     """'a, b,c' -> ['a', 'b', 'c']."""
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def neck_list(text: str) -> list[str]:
+    """'all' -> every built-in; otherwise a comma list of names / spec files."""
+    return builtin_names() if text.strip() == "all" else split_list(text)

@@ -124,7 +124,7 @@ class _CountingMode(TorchDispatchMode):
         super().__init__()
         self.result = result
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's signature)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         packet = func.overloadpacket
         if packet in FVCORE_RULES:

@@ -2,7 +2,9 @@
 
 Costs are computed on meta tensors (shapes only), so even phi 7 costs seconds. The backbone
 and the heads do not depend on the neck, so they are costed once per phi and shared by every
-neck's row. Latency (optional) runs the real model on the CPU.
+neck's row. Latency (optional) runs the real model on the CPU. :func:`profile` resolves neck
+names and a preset; :func:`profile_model` costs one spec at one config that a run has already
+resolved (and checked).
 """
 
 from __future__ import annotations
@@ -12,19 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from archbench.costs.flops import count_flops, cpu_latency_ms, param_count
+from archbench.costs.perf.inference import prepare
 from archbench.models.backbone import Backbone
-from archbench.models.heads import HeadNet
-from archbench.models.seg_head import SemanticFPNHead
+from archbench.models.scaling import ModelConfig, ParametricRule, TableRule, get_rule
 from archbench.models.trunk import check_levels
 from archbench.neck.compiler import compile_neck
-from archbench.costs.perf.inference import prepare
-from archbench.models.scaling import ModelConfig, ParametricRule, TableRule, get_rule
 from archbench.spec import resolve_spec
-from archbench.spec.model import NeckSpec
-from archbench.train.tasks import get_task
+from archbench.spec.schema import NeckSpec
+from archbench.train.tasks import Task, get_task
 
 GIGA = 1e9
 Rule = TableRule | ParametricRule
@@ -42,23 +41,14 @@ class _Shared:
     flops_head: Any
 
 
-def _head(task: str, cfg: ModelConfig, num_classes: int, num_anchors: int) -> tuple[nn.Module, Callable[..., Any]]:
-    """The task's head (on the current default device) and its forward on the neck's outputs."""
-    n_levels = len(cfg.levels)
-    if task == "seg":  # the semantic-FPN head, up to logits at the input size
-        seg = SemanticFPNHead(cfg.width, n_levels, num_classes).eval()
-        return seg, lambda xs: seg(xs, (cfg.resolution, cfg.resolution))
-    det = nn.ModuleList([HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, num_classes),
-                         HeadNet(cfg.width, cfg.head_depth, n_levels, num_anchors, 4)]).eval()
-    return det, lambda xs: [h(xs) for h in det]
-
-
-def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int, task: str) -> _Shared:
+def _shared_costs(cfg: ModelConfig, num_classes: int, task: Task) -> _Shared:
+    """Costs of the backbone and of the task's head (the seg head up to logits at the input size) at ``cfg``."""
+    size = (cfg.resolution, cfg.resolution)
     with torch.device("meta"):
         backbone = Backbone(cfg.backbone, cfg.backbone_levels).eval()
-        image = torch.empty(1, 3, cfg.resolution, cfg.resolution)
+        image = torch.empty(1, 3, *size)
         n_levels = len(cfg.levels)
-        head, head_forward = _head(task, cfg, num_classes, num_anchors)
+        head = task.head(cfg, num_classes).eval()
     flops_bb, feats = count_flops(backbone, image)
     # Head inputs: one [1, width, H_l, W_l] per level, sizes halving (ceil) from the last backbone level.
     sizes = [tuple(f.shape[-2:]) for f in feats]
@@ -66,14 +56,13 @@ def _shared_costs(cfg: ModelConfig, num_classes: int, num_anchors: int, task: st
         h, w = sizes[-1]
         sizes.append((-(-h // 2), -(-w // 2)))
     head_in = [torch.empty(1, cfg.width, h, w, device="meta") for h, w in sizes]
-    flops_head, _ = count_flops(head_forward, head_in)
+    flops_head, _ = count_flops(lambda xs: head(xs, size), head_in)
     return _Shared(feats, backbone.channels, param_count(backbone), flops_bb, param_count(head), flops_head)
 
 
 def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int,
                 overrides: dict[str, Any]) -> dict[str, Any]:
-    """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg``."""
-    check_levels(spec, cfg)
+    """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg`` (their levels already checked)."""
     with torch.device("meta"):
         neck = compile_neck(spec, shared.channels, cfg.width, cfg.repeats, **overrides).eval()
     flops_neck, _ = count_flops(neck, shared.features)
@@ -92,7 +81,8 @@ def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: 
 
 @dataclass(frozen=True)
 class LatencyOptions:
-    """How ``--latency`` runs the model: timed runs, and the inference rewrites of ``archbench.costs.perf.inference``."""
+    """How ``--latency`` runs the model: timed runs, and the inference rewrites of
+    ``archbench.costs.perf.inference``."""
 
     runs: int = 20
     fuse_bn: bool = False
@@ -107,12 +97,12 @@ class LatencyOptions:
 
 
 def measure_latency(spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any],
-                    options: LatencyOptions, task: str = "det") -> dict[str, Any]:
+                    options: LatencyOptions, task: Task) -> dict[str, Any]:
     """CPU latency of the whole model's forward at batch 1 (random weights, eval mode), on the
     harness of ``scripts/bench_necks.py`` (``archbench.costs.perf.timing``: 3 warm-up calls, then the
     median of ``options.runs``)."""
-    model = get_task(task).model(spec, cfg, num_classes, neck_overrides=overrides).eval()
-    model = prepare(model, fuse=options.fuse_bn, channels_last=options.channels_last, compile=options.compile)
+    model = prepare(task.model(spec, cfg, num_classes, neck_overrides=overrides).eval(), fuse=options.fuse_bn,
+                    channels_last=options.channels_last, compile=options.compile)
     image = torch.randn(1, 3, cfg.resolution, cfg.resolution)
     stats = cpu_latency_ms(lambda: model(image), runs=options.runs, warmup=3)
     return {"latency_ms": stats["median"], "latency_min_ms": stats["min"], "latency_max_ms": stats["max"],
@@ -132,34 +122,43 @@ def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
         r["gflops_ratio"] = r["gflops"] / ref["gflops"]
 
 
+def profile_model(spec: NeckSpec, cfg: ModelConfig, num_classes: int, task: Task) -> dict[str, Any]:
+    """The row of :func:`profile` for one model a run has prepared: ``spec`` at ``cfg`` (their levels
+    already checked, see :func:`~archbench.models.trunk.check_levels`) with ``task``'s head."""
+    return profile_row(spec, cfg, _shared_costs(cfg, num_classes, task), num_classes, {})
+
+
 def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "efficientdet", num_classes: int = 90,
-            num_anchors: int = 9, latency: LatencyOptions | None = None,
-            overrides: dict[str, Any] | None = None, relative_to: str | None = None,
-            on_row: Callable[[str], None] | None = None, task: str = "det") -> list[dict[str, Any]]:
+            latency: LatencyOptions | None = None, overrides: dict[str, Any] | None = None,
+            relative_to: str | None = None, on_row: Callable[[str], None] | None = None,
+            task: str = "det") -> list[dict[str, Any]]:
     """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts.
 
-    ``task`` picks the head: ``det`` the class + box nets, ``seg`` the semantic-FPN head (its final
-    upsampling to the input size included).
+    ``task`` picks the head (the one its model builds): ``det`` the class + box nets, ``seg`` the
+    semantic-FPN head (its final upsampling to the input size included).
 
     ``preset`` is a preset name or a rule object (e.g. a search trial's coefficients). ``latency``
     also times each model (see :func:`measure_latency`).
     """
     rule = get_rule(preset) if isinstance(preset, str) else preset
-    get_task(task)  # refuse an unknown task before any work
+    task_ = get_task(task)  # refuse an unknown task before any work
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     wanted = list(dict.fromkeys(list(necks) + ([relative_to] if relative_to else [])))
     specs = {name: resolve_spec(name) for name in wanted}
     configs = [rule.config(phi) for phi in phis]  # refuse a bad phi before any work
+    for cfg in configs:  # and a spec on other levels than a config builds
+        for name in wanted:
+            check_levels(specs[name], cfg)
     rows = []
     for cfg in configs:
         phi = cfg.phi
-        shared = _shared_costs(cfg, num_classes, num_anchors, task)
+        shared = _shared_costs(cfg, num_classes, task_)
         for name in wanted:
             if on_row:
                 on_row(f"{name} phi={phi}")
             row = profile_row(specs[name], cfg, shared, num_classes, overrides)
             if latency:
-                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency, task))
+                row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency, task_))
             rows.append(row)
     if relative_to:
         add_ratios(rows, specs[relative_to].name)

@@ -20,9 +20,10 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools.coco import COCO
 
 from archbench.data import synthetic
+from archbench.data.splits import SPLITS, pair_fingerprint, subset_indices
 from archbench.data.transforms import (
     augment_image,
     letterbox_scale,
@@ -97,10 +99,12 @@ def _read_json(ann_file: Path) -> tuple[dict[str, Any], bytes]:
     except UnicodeDecodeError as err:
         raise UserError(f"{ann_file}: not valid JSON: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not isinstance(data, dict):
-        raise UserError(f"{ann_file}: not a COCO annotation file: the top level is a {type(data).__name__}, not an object")
+        raise UserError(f"{ann_file}: not a COCO annotation file: the top level is a {type(data).__name__}, "
+                        "not an object")
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
-        raise UserError(f"{ann_file}: not a COCO annotation file: missing top-level key(s) {', '.join(map(repr, missing))}")
+        raise UserError(f"{ann_file}: not a COCO annotation file: missing top-level key(s) "
+                        f"{', '.join(map(repr, missing))}")
     for key in REQUIRED_KEYS:
         if not isinstance(data[key], list):
             raise UserError(f"{ann_file}: top-level '{key}' must be a list, got {type(data[key]).__name__}")
@@ -190,7 +194,8 @@ def validate_coco(ann_file: Path, data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def select_categories(ann_file: Path, categories: list[dict[str, Any]], wanted: Sequence[str | int] | None) -> list[dict[str, Any]]:
+def select_categories(ann_file: Path, categories: list[dict[str, Any]],
+                      wanted: Sequence[str | int] | None) -> list[dict[str, Any]]:
     """The kept category dicts, sorted by id (label k is the k-th); all when ``wanted`` is None.
 
     ``wanted`` holds names or ids (ints or digit strings); an unknown one is a UserError
@@ -225,18 +230,6 @@ def select_images(images: list[dict[str, Any]], subset: int | None, seed: int) -
     return [ordered[i] for i in subset_indices(len(ordered), subset, seed)]
 
 
-def subset_indices(n: int, subset: int | None, seed: int) -> list[int]:
-    """Ascending indices of the ``subset`` of ``n`` ordered items kept (all when None or >= n).
-
-    The draw uses its own ``numpy.random.default_rng(seed)``, so it depends on nothing else.
-    """
-    if subset is None or subset >= n:
-        return list(range(n))
-    if subset < 1:
-        raise UserError(f"subset must be a positive number of images, got {subset}")
-    return sorted(np.random.default_rng(seed).choice(n, size=subset, replace=False).tolist())
-
-
 # --------------------------------------------------------------------------------------
 # Cleaning: image files, boxes.
 # --------------------------------------------------------------------------------------
@@ -264,7 +257,8 @@ def _scan_image(ann_file: Path, images_dir: Path, img: dict[str, Any], stats: di
     return path, width, height
 
 
-def _clean_boxes(anns: list[dict[str, Any]], width: int, height: int, stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _clean_boxes(anns: list[dict[str, Any]], width: int, height: int,
+                 stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Training boxes of one image's non-crowd annotations: (xyxy float32 [N, 4], kept-index [N]).
 
     Degenerate boxes (width or height <= 0) and boxes entirely outside the image are
@@ -345,24 +339,20 @@ def _make_coco(dataset: dict[str, Any]) -> COCO:
     return coco
 
 
-def _synthetic_meta(ann_file: Path) -> tuple[synthetic.SyntheticInfo, dict[str, Any]] | None:
-    """(info, dataset.json) if ``ann_file`` belongs to a built-in synthetic data set, else None."""
+def _synthetic_info(ann_file: Path) -> synthetic.SyntheticInfo | None:
+    """The info of the built-in synthetic data set ``ann_file`` belongs to, else None."""
     root = ann_file.parent.parent
     if not (root / "dataset.json").is_file():
         return None
     try:
-        info = synthetic.read_info(root)
-        meta = json.loads((root / "dataset.json").read_text())
+        return synthetic.read_info(root)
     except (UserError, OSError, ValueError):
         return None
-    return info, meta
 
 
-def synthetic_area_ranges(info: synthetic.SyntheticInfo, meta: dict[str, Any]) -> list[list[float]]:
-    """COCOeval ``areaRng`` (all, small, medium, large; px**2) of a synthetic set of ``info.size`` px."""
-    thresholds = meta.get("area_thresholds") or {}
-    small, medium = synthetic.area_thresholds(info.size)
-    small, medium = float(thresholds.get("small_max", small)), float(thresholds.get("medium_max", medium))
+def synthetic_area_ranges(info: synthetic.SyntheticInfo) -> list[list[float]]:
+    """COCOeval ``areaRng`` (all, small, medium, large; px**2) of a synthetic set (its size buckets)."""
+    small, medium = info.area_thresholds
     return [[0.0, _AREA_MAX], [0.0, small], [small, medium], [medium, _AREA_MAX]]
 
 
@@ -426,11 +416,12 @@ class CocoDetection(torch.utils.data.Dataset):
         self.image_ids: list[int] = [r.image_id for r in self._records]
         self.cat_ids: list[int] = [c["id"] for c in cats]
         self.class_names: list[str] = [c["name"] for c in cats]
-        found = _synthetic_meta(ann_file)
-        self.area_ranges: list[list[float]] | None = synthetic_area_ranges(*found) if found else None
-        self.fingerprint = self._fingerprint(raw, found[0] if found else None, subset, categories)
+        found = _synthetic_info(ann_file)
+        self.area_ranges: list[list[float]] | None = synthetic_area_ranges(found) if found else None
+        self.fingerprint = self._fingerprint(raw, found, subset, categories)
 
-    def _fingerprint(self, raw: bytes, info: synthetic.SyntheticInfo | None, subset: int | None, categories: list[str] | None) -> str:
+    def _fingerprint(self, raw: bytes, info: synthetic.SyntheticInfo | None, subset: int | None,
+                     categories: list[str] | None) -> str:
         """dataset.json's fingerprint for the full synthetic set; else sha256 of file + selection."""
         if info is not None and subset is None and categories is None:
             return info.fingerprint
@@ -471,7 +462,8 @@ class CocoDetection(torch.utils.data.Dataset):
             aug = sample_augment(np.random.default_rng([self.seed, self.epoch, index]))
             scale *= aug.jitter
             size = resized_size(record.width, record.height, scale)
-            image, boxes, keep = augment_image(load_rgb(record.path, size), record.boxes, scale, size, aug, self.resolution)
+            image, boxes, keep = augment_image(load_rgb(record.path, size), record.boxes, scale, size, aug,
+                                               self.resolution)
             labels = record.labels[keep]
         else:
             size = resized_size(record.width, record.height, scale)
@@ -487,7 +479,8 @@ class CocoDetection(torch.utils.data.Dataset):
         return to_canvas(image, self.resolution), target
 
 
-def collate_detection(batch: Sequence[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+def collate_detection(batch: Sequence[tuple[torch.Tensor, dict[str, Any]]]
+                      ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Batch items of :class:`CocoDetection`: (images float32 ``[B, 3, R, R]``, list of B targets)."""
     images = torch.stack([image for image, _ in batch])
     return images, [target for _, target in batch]
@@ -508,20 +501,15 @@ def coco_layout(root: Path) -> dict[str, tuple[Path, Path]]:
     """{split: (ann_file, images_dir)} of a COCO-format folder; UserError naming what is missing."""
     if not root.is_dir():
         raise UserError(f"coco:{root}: no such folder; accepted data references: {_ACCEPTED}")
-    if (root / "annotations" / "instances_train.json").is_file():
-        return {s: (root / "annotations" / f"instances_{s}.json", root / "images" / s) for s in ("train", "val")}
-    layout = {s: (root / "annotations" / f"instances_{s}2017.json", root / f"{s}2017") for s in ("train", "val")}
+    if (root / "annotations" / "instances_train.json").is_file():  # the built-in set's layout
+        return {s: (root / "annotations" / f"instances_{s}.json", root / "images" / s) for s in SPLITS}
+    layout = {s: (root / "annotations" / f"instances_{s}2017.json", root / f"{s}2017") for s in SPLITS}
     for ann_file, images_dir in layout.values():
         if not ann_file.is_file():
             raise UserError(f"coco:{root}: {ann_file} not found; accepted data references: {_ACCEPTED}")
         if not images_dir.is_dir():
             raise UserError(f"coco:{root}: image folder {images_dir} not found")
     return layout
-
-
-def pair_fingerprint(train: str, val: str) -> str:
-    """One fingerprint for both splits: the shared one (full synthetic set), else sha256 of both."""
-    return train if train == val else hashlib.sha256(f"{train}\n{val}".encode()).hexdigest()
 
 
 def open_detection_data(
@@ -533,24 +521,24 @@ def open_detection_data(
     seed: int = 0,
     cache_root: Path,
     val_subset: int | None = None,
+    progress: synthetic.ProgressCallback | None = None,
 ) -> tuple[CocoDetection, CocoDetection, dict[str, Any]]:
     """(train, val, info) for a data reference: ``synthetic`` or ``coco:PATH``.
 
     ``subset`` limits the *training* split (``val_subset`` the validation split; by default
     it is evaluated whole); ``categories`` applies to both. ``info``: name, fingerprint (of
     both splits' files and selections; for the full synthetic set, dataset.json's), n_train,
-    n_val, num_classes, class_names, cat_ids, area_ranges, stats {train, val}.
+    n_val, num_classes, class_names, cat_ids, area_ranges, stats {train, val}. ``progress(done, total)``
+    hears of the built-in set's images while it is generated (only when not cached yet).
     """
     if ref == "synthetic":
-        root = synthetic.ensure_synthetic(Path(cache_root))
-        layout = {s: (root / "annotations" / f"instances_{s}.json", root / "images" / s) for s in ("train", "val")}
-        name = "synthetic"
+        layout, name = coco_layout(synthetic.ensure_synthetic(Path(cache_root), progress=progress)), "synthetic"
     elif ref.startswith("coco:") and ref[len("coco:") :].strip():
         root = Path(ref[len("coco:") :]).expanduser()
         layout, name = coco_layout(root), f"coco:{root}"
     else:
         raise UserError(f"unknown data reference {ref!r}; accepted: {_ACCEPTED}")
-    common = {"resolution": resolution, "categories": categories, "seed": seed}
+    common: dict[str, Any] = {"resolution": resolution, "categories": categories, "seed": seed}
     train = CocoDetection(*layout["train"], train=True, subset=subset, **common)
     val = CocoDetection(*layout["val"], train=False, subset=val_subset, **common)
     info = {

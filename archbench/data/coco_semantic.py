@@ -25,7 +25,8 @@ BACKGROUND = "background"
 
 
 def check_segmentation(ann_file: Path, ann: dict[str, Any], height: int, width: int) -> None:
-    """UserError naming the annotation unless its ``segmentation`` is polygons (>= 3 points each) or an RLE of the image's size."""
+    """UserError naming the annotation unless its ``segmentation`` is polygons (>= 3 points each) or an RLE of
+    the image's size."""
     seg = ann.get("segmentation")
     where = f"{ann_file}: annotation id {ann['id']} (image id {ann['image_id']})"
     if isinstance(seg, list):

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from archbench.data import synthetic
-from archbench.data.coco import coco_layout, pair_fingerprint
+from archbench.data.coco import coco_layout
 from archbench.data.coco_semantic import BACKGROUND, open_coco_semantic
-from archbench.data.segfolder import ClassTable, open_split, read_classes
 from archbench.data.seg_dataset import SegmentationDataset
+from archbench.data.segfolder import ClassTable, open_split, read_classes
+from archbench.data.splits import pair_fingerprint
 from archbench.errors import UserError
 
 ACCEPTED = ("'synthetic' (the built-in generated set and its semantic masks), 'coco:PATH' (a COCO-format folder; "
@@ -33,7 +34,8 @@ def synthetic_classes(root: Path) -> ClassTable:
 
 
 def _open_splits(ref: str, common: dict[str, Any], subset: int | None, categories: list[str] | None,
-                 cache_root: Path) -> tuple[str, SegmentationDataset, SegmentationDataset]:
+                 cache_root: Path, progress: synthetic.ProgressCallback | None
+                 ) -> tuple[str, SegmentationDataset, SegmentationDataset]:
     """(name, train, val) of a data reference."""
     kind, _, rest = ref.partition(":")
     path = Path(rest).expanduser() if rest.strip() else None
@@ -46,7 +48,7 @@ def _open_splits(ref: str, common: dict[str, Any], subset: int | None, categorie
         raise UserError(f"--categories: with --task seg only coco:PATH data can select categories (their other "
                         f"objects become background); {ref!r} keeps its classes as its masks define them")
     if ref == "synthetic":
-        root = synthetic.ensure_synthetic(Path(cache_root))
+        root = synthetic.ensure_synthetic(Path(cache_root), progress=progress)
         classes, name = synthetic_classes(root), "synthetic"
     elif kind == "segfolder" and path is not None:
         if not path.is_dir():
@@ -59,11 +61,14 @@ def _open_splits(ref: str, common: dict[str, Any], subset: int | None, categorie
 
 
 def open_segmentation_data(ref: str, *, resolution: int, subset: int | None = None,
-                           categories: list[str] | None = None, seed: int = 0,
-                           cache_root: Path) -> tuple[SegmentationDataset, SegmentationDataset, dict[str, Any]]:
+                           categories: list[str] | None = None, seed: int = 0, cache_root: Path,
+                           progress: synthetic.ProgressCallback | None = None,
+                           ) -> tuple[SegmentationDataset, SegmentationDataset, dict[str, Any]]:
     """(train, val, info) for a data reference; ``info``: name, fingerprint (both splits and the
-    selection), n_train, n_val, num_classes, class_names, ignore_index, stats {train, val}."""
-    name, train, val = _open_splits(ref, {"resolution": resolution, "seed": seed}, subset, categories, cache_root)
+    selection), n_train, n_val, num_classes, class_names, ignore_index, stats {train, val}.
+    ``progress(done, total)`` hears of the built-in set's images while it is generated."""
+    common = {"resolution": resolution, "seed": seed}
+    name, train, val = _open_splits(ref, common, subset, categories, cache_root, progress)
     info = {
         "name": name, "fingerprint": pair_fingerprint(train.fingerprint, val.fingerprint),
         "n_train": len(train), "n_val": len(val), "num_classes": train.num_classes,

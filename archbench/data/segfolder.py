@@ -32,15 +32,14 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from archbench.data.coco import subset_indices
 from archbench.data.seg_dataset import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
+from archbench.data.splits import subset_indices
 from archbench.errors import UserError
 
 CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: PIL modes of a class-index map: 8-bit grey, palette (index = class), 16/32-bit grey, 1-bit.
 MASK_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I", "1")
-SPLITS = ("train", "val")
 LAYOUT_HELP = ("PATH/images/{train,val}/ + PATH/masks/{train,val}/ (sub-folder splits), or PATH/images/ + "
                "PATH/masks/ + PATH/train.txt and PATH/val.txt (list files); masks are NAME.png beside images "
                "NAME.<ext>")

@@ -93,7 +93,7 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """``image`` resized to ``size`` (w, h) with antialiased bilinear filtering (no-op if equal)."""
     if image.size == size:
         return image
-    return image.resize(size, Image.BILINEAR)
+    return image.resize(size, Image.Resampling.BILINEAR)
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,16 @@ def augment_image(
 
     ``boxes``: float32 ``[N, 4]`` xyxy in original px; ``scale``: the jittered scale
     (resized px / original px) and ``size`` the (w, h) it gives for the original image (the
-    image itself may be smaller, decoded in draft mode). Returns ``(image, boxes, keep)``: the image (at most R x R, to go top-left on the
-    canvas), the boxes in its px frame (clipped, only the kept ones) and ``keep``, a bool
-    ``[N]`` mask of the input boxes that survive (boxes cut by the crop are dropped when
-    less than :data:`MIN_VISIBLE_FRACTION` of them or a side under :data:`MIN_VISIBLE_SIDE`
-    px remains).
+    image itself may be smaller, decoded in draft mode). Returns ``(image, boxes, keep)``: the
+    image (at most R x R, to go top-left on the canvas), the boxes in its px frame (clipped, only
+    the kept ones) and ``keep``, a bool ``[N]`` mask of the input boxes that survive (boxes cut by
+    the crop are dropped when less than :data:`MIN_VISIBLE_FRACTION` of them or a side under
+    :data:`MIN_VISIBLE_SIDE` px remains).
     """
     image = resize(image, size)
     out = boxes * np.float32(scale)
     if aug.flip:
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         out = np.stack([size[0] - out[:, 2], out[:, 1], size[0] - out[:, 0], out[:, 3]], axis=1)
     x0, y0 = crop_origin(size, aug, resolution)
     if size[0] > resolution or size[1] > resolution:

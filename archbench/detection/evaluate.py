@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def to_dataset_frame(det: dict[str, torch.Tensor], scale: float, cat_ids: Sequen
         boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
                              boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
     labels = torch.as_tensor(list(cat_ids), dtype=torch.int64)[det["labels"].detach().cpu().long()]
-    out = {"boxes": boxes, "scores": det["scores"].detach().float().cpu(), "labels": labels}
+    out: dict[str, Any] = {"boxes": boxes, "scores": det["scores"].detach().float().cpu(), "labels": labels}
     if image_id is not None:
         out["image_id"] = int(image_id)
     return out

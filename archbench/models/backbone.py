@@ -7,6 +7,7 @@ so levels are chosen from ``feature_info.reduction()``: level L is the feature o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch
@@ -30,15 +31,16 @@ class Backbone(nn.Module):
             probe = timm.create_model(name, features_only=True, pretrained=False)
         except RuntimeError as exc:  # timm's "Unknown model" and features_only refusals
             raise UserError(f"backbone {name!r}: timm cannot build it with features_only ({exc})") from None
-        reductions = probe.feature_info.reduction()
+        probe_info: Any = probe.feature_info  # timm's FeatureInfo (nn.Module's attribute typing does not know it)
+        reductions = probe_info.reduction()
         missing = [lvl for lvl in levels if 2**lvl not in reductions]
         if missing:
             raise UserError(f"backbone {name!r} has no features at level(s) {missing} "
                             f"(its strides are {reductions}); choose levels among them")
         # the last stage of each stride is the one to use when several share it
         positions = [max(i for i, r in enumerate(reductions) if r == 2**lvl) for lvl in levels]
-        out_indices = tuple(probe.feature_info.out_indices[i] for i in positions)
-        if out_indices == tuple(probe.feature_info.out_indices) and not pretrained:
+        out_indices = tuple(probe_info.out_indices[i] for i in positions)
+        if out_indices == tuple(probe_info.out_indices) and not pretrained:
             self.body = probe
         elif pretrained:
             if not timm.is_model_pretrained(name):
@@ -51,7 +53,8 @@ class Backbone(nn.Module):
                 raise offline_error(name, exc) from None
         else:
             self.body = timm.create_model(name, features_only=True, out_indices=out_indices)
-        self.channels: list[int] = list(self.body.feature_info.channels())
+        body_info: Any = self.body.feature_info
+        self.channels: list[int] = list(body_info.channels())
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(images))

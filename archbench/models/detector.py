@@ -5,12 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archbench.models.heads import HeadNet
-from archbench.models.trunk import build_trunk
+from archbench.models.heads import DetectionHead
 from archbench.models.scaling import ModelConfig
-from archbench.spec.model import NeckSpec
-
-FOCAL_PRIOR = 0.01
+from archbench.models.trunk import build_trunk
+from archbench.spec.schema import NeckSpec
 
 
 class Detector(nn.Module):
@@ -26,10 +24,14 @@ class Detector(nn.Module):
         super().__init__()
         self.config, self.num_classes, self.num_anchors = config, num_classes, num_anchors
         self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides)
-        n_levels = len(config.levels)
-        self.class_net = HeadNet(config.width, config.head_depth, n_levels, num_anchors, num_classes,
-                                 prior_prob=FOCAL_PRIOR)
-        self.box_net = HeadNet(config.width, config.head_depth, n_levels, num_anchors, 4)
+        head = self.build_head(config, num_classes, num_anchors)
+        # The nets sit on the detector itself, so parameters keep the names checkpoints hold (class_net.*, box_net.*).
+        self.class_net, self.box_net = head.class_net, head.box_net
+
+    @staticmethod
+    def build_head(config: ModelConfig, num_classes: int, num_anchors: int = 9) -> DetectionHead:
+        """The detector's head at ``config``: class and box nets of the neck's width, ``config.head_depth`` deep."""
+        return DetectionHead(config.width, config.head_depth, len(config.levels), num_anchors, num_classes)
 
     def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         feats = self.neck(self.backbone(images))

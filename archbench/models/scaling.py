@@ -12,12 +12,12 @@ is the parametric form the Optuna search varies.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from archbench.errors import UserError
+from archbench.spec.schema import DEFAULT_LEVELS
 
-DEFAULT_LEVELS = (3, 4, 5, 6, 7)
 #: Proxy images are ~128 px with 8..60 px objects: 16 px anchors at P3 instead of EfficientDet's 32 px.
 ANCHOR_SIZE_PROXY = 2.0
 BACKBONE_LEVELS = (3, 4, 5)
@@ -92,6 +92,14 @@ class CompoundRule:
     max_phi: int = 7
     resolution_multiple: int = 32
 
+    @staticmethod
+    def preset_coefficients(base: TableRule | CompoundRule) -> dict[str, Any]:
+        """Every coefficient of the preset ``base`` but its name: what a search does not vary.
+
+        ``base`` must be a compound preset (a per-phi table has no coefficients; search spaces refuse it).
+        """
+        return {f.name: getattr(base, f.name) for f in fields(CompoundRule) if f.name != "name"}
+
     def config(self, phi: int) -> ModelConfig:
         if not 0 <= phi <= self.max_phi:
             raise UserError(f"preset {self.name!r} defines phi 0..{self.max_phi}, got {phi}")
@@ -154,6 +162,13 @@ class EfficientNetRule:
     anchor_size: float = 4.0
     max_phi: int = 7
 
+    @staticmethod
+    def preset_coefficients(base: TableRule | CompoundRule) -> dict[str, Any]:
+        """The base model of a preset (its phi-0 config) as coefficients, with the preset's backbones."""
+        zero = base.config(0)
+        return {"backbones": tuple(base.backbones), "width_base": zero.width, "repeats_base": zero.repeats,
+                "head_base": zero.head_depth, "resolution_base": zero.resolution, "anchor_size": zero.anchor_size}
+
     def config(self, phi: int) -> ModelConfig:
         if not 0 <= phi <= self.max_phi:
             raise UserError(f"preset {self.name!r} defines phi 0..{self.max_phi}, got {phi}")
@@ -166,12 +181,13 @@ class EfficientNetRule:
 
 
 ParametricRule = CompoundRule | EfficientNetRule
-_RULE_KINDS: dict[str, type] = {"compound": CompoundRule, "efficientnet": EfficientNetRule}
+#: The parametric rule kinds by the name a search space's ``rule:`` and a stored rule's ``kind`` give them.
+RULE_KINDS: dict[str, type[ParametricRule]] = {"compound": CompoundRule, "efficientnet": EfficientNetRule}
 
 
 def rule_to_dict(rule: ParametricRule) -> dict[str, Any]:
     """A parametric rule as plain JSON data, with its ``kind``; :func:`rule_from_dict` reads it back."""
-    kind = next(k for k, cls in _RULE_KINDS.items() if isinstance(rule, cls))
+    kind = next(k for k, cls in RULE_KINDS.items() if isinstance(rule, cls))
     d = asdict(rule)
     d["backbones"] = list(rule.backbones)
     return {"kind": kind, **d}
@@ -179,9 +195,9 @@ def rule_to_dict(rule: ParametricRule) -> dict[str, Any]:
 
 def rule_from_dict(data: dict[str, Any]) -> ParametricRule:
     """The rule that :func:`rule_to_dict` wrote (e.g. into a search trial's attributes)."""
-    fields = dict(data)
-    cls = _RULE_KINDS.get(fields.pop("kind", None))
+    values = dict(data)
+    cls = RULE_KINDS.get(values.pop("kind", None))
     if cls is None:
-        raise UserError(f"unknown scaling rule kind {data.get('kind')!r}: expected one of {', '.join(_RULE_KINDS)}")
-    fields["backbones"] = tuple(fields["backbones"])
-    return cls(**fields)
+        raise UserError(f"unknown scaling rule kind {data.get('kind')!r}: expected one of {', '.join(RULE_KINDS)}")
+    values["backbones"] = tuple(values["backbones"])
+    return cls(**values)

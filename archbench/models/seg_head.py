@@ -10,6 +10,9 @@ enough for BatchNorm, which the necks and detection heads use too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +32,7 @@ class SemanticFPNHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         merged = None
-        for i, (x, stages) in enumerate(zip(features, self.levels)):
+        for i, (x, stages) in enumerate(zip(features, cast(Iterable[nn.ModuleList], self.levels))):
             for step, stage in enumerate(stages):
                 x = stage(x)
                 if i > 0:  # up one level, to that level's exact size (odd input sizes included)

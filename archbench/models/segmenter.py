@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from archbench.models.scaling import ModelConfig
 from archbench.models.seg_head import SemanticFPNHead
 from archbench.models.trunk import build_trunk
-from archbench.models.scaling import ModelConfig
-from archbench.spec.model import NeckSpec
+from archbench.spec.schema import NeckSpec
 
 
 class Segmenter(nn.Module):
@@ -25,7 +25,12 @@ class Segmenter(nn.Module):
         super().__init__()
         self.config, self.num_classes = config, num_classes
         self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides)
-        self.head = SemanticFPNHead(config.width, len(config.levels), num_classes)
+        self.head = self.build_head(config, num_classes)
+
+    @staticmethod
+    def build_head(config: ModelConfig, num_classes: int) -> SemanticFPNHead:
+        """The segmenter's head at ``config``: a semantic-FPN head of the neck's width over ``config.levels``."""
+        return SemanticFPNHead(config.width, len(config.levels), num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.neck(self.backbone(images)), images.shape[-2:])

@@ -6,13 +6,17 @@ from torch import nn
 
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
-from archbench.neck.compiler import compile_neck
 from archbench.models.scaling import ModelConfig
-from archbench.spec.model import NeckSpec
+from archbench.neck.compiler import compile_neck
+from archbench.spec.schema import NeckSpec
 
 
 def check_levels(spec: NeckSpec, config: ModelConfig) -> None:
-    """UserError unless ``spec`` is defined on exactly the levels ``config`` builds (its outputs feed the heads)."""
+    """UserError unless ``spec`` is defined on exactly the levels ``config`` builds (its outputs feed the heads).
+
+    Checked once where a spec is paired with a config from the user's choices (a run's preparation,
+    ``archbench profile``), before any data is opened or any model built; the builders trust the pair.
+    """
     if tuple(spec.levels) != tuple(config.levels):
         levels = f"{config.levels[0]}-{config.levels[-1]}"
         raise UserError(f"neck {spec.name!r} is defined on levels {list(spec.levels)} but preset {config.preset!r} "
@@ -22,8 +26,10 @@ def check_levels(spec: NeckSpec, config: ModelConfig) -> None:
 
 def build_trunk(spec: NeckSpec, config: ModelConfig, pretrained_backbone: bool = False,
                 neck_overrides: dict | None = None) -> tuple[Backbone, nn.Module]:
-    """(backbone, neck) sized by ``config``; the neck maps the backbone's levels to ``config.levels``."""
-    check_levels(spec, config)
+    """(backbone, neck) sized by ``config``; the neck maps the backbone's levels to ``config.levels``.
+
+    ``spec`` must be defined on ``config.levels`` (see :func:`check_levels`).
+    """
     backbone = Backbone(config.backbone, config.backbone_levels, pretrained_backbone)
     neck = compile_neck(spec, backbone.channels, config.width, config.repeats, **(neck_overrides or {}))
     return backbone, neck

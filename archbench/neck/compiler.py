@@ -27,7 +27,7 @@ from torch import nn
 from archbench.neck.fusion import make_fusion
 from archbench.neck.layers import ConvDown, ConvNorm, ExtraLevels, NodeOp, PoolDown, upsample_to
 from archbench.spec.graph import execution_order
-from archbench.spec.model import NeckSpec, NodeSpec, input_level
+from archbench.spec.schema import NeckSpec, NodeSpec, input_level
 
 
 class FusionNode(nn.Module):
@@ -150,7 +150,7 @@ class Cell(nn.Module):
             elif step.kind == "proj":
                 env[step.out] = mods[step.module](*args)
             elif step.kind == "up":
-                env[step.out] = upsample_to(*args, self.up_mode)
+                env[step.out] = upsample_to(args[0], args[1], self.up_mode)
             else:
                 env[step.out] = mods[step.module](*args)
         return [env[k] for k in self.output_keys]

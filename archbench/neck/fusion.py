@@ -107,7 +107,8 @@ def make_fusion(kind: str, n: int, channels: int, *, has_op: bool, gate: int, po
     if kind == "softmax":
         return SoftmaxFusion(n), channels
     if kind == "concat":
-        return ConcatFusion(n, channels, project=not has_op, norm=norm, bias=bias), channels if not has_op else n * channels
+        fused = ConcatFusion(n, channels, project=not has_op, norm=norm, bias=bias)
+        return fused, channels if not has_op else n * channels
     if kind == "attention":
         return AttentionFusion(gate, pool), channels
     return SumFusion(), channels

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from timm.layers import get_act_layer
 from torch import nn
 
-from archbench.spec.model import OpSpec
+from archbench.spec.schema import OpSpec
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

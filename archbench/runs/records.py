@@ -4,6 +4,11 @@ A record holds the full configuration (and its hash), the spec and its hash, the
 fingerprint and sizes, the seed, the metrics, costs, timings and the environment, plus a
 ``status`` (``ok`` or ``failed`` with a ``reason``). Tables and plots are derived from records;
 nothing else is parsed. ``SCHEMA_VERSION`` changes when a field changes meaning.
+
+:class:`RunRecord` is a record in memory; its fields are the file's top-level keys, in the file's
+order. A field that is ``None`` is absent from the file (a failed run has no ``metrics``, an ok one
+no ``reason``). Keys a caller adds (a search trial's ``search`` tag) are kept in ``extra`` and
+written after the others, so a file written by any archbench loads and writes back byte-identical.
 """
 
 from __future__ import annotations
@@ -14,15 +19,146 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from archbench.errors import UserError
+from archbench.files import atomic_write_text
+from archbench.runs import layout
 
 SCHEMA_VERSION = 1
-RUNS_DIR = "runs"
+#: A run's ``status``: trained and evaluated, failed (diverged or crashed; see ``reason``), or stopped on
+#: purpose by an observer (a pruned search trial: shown, never written).
+OK, FAILED, STOPPED = "ok", "failed", "stopped"
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """One run's record. Only what names the file and decides its use is required: task, neck, phi, seed,
+    config hash and status; every other field is optional, as records are read as tolerantly as they ever were.
+
+    Units: ``timing`` in seconds (and images/s), ``memory`` in MiB, ``costs`` in parameters, GFLOPs
+    (1 multiply-add = 1 FLOP) and milliseconds; ``steps`` counts optimiser steps.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    #: ISO 8601 UTC time of the write; set by :meth:`save` when ``None``
+    written_at: str | None = None
+    # What was run.
+    task: str
+    neck: str  # the spec's name
+    neck_ref: str | None = None  # the neck as the user named it (a name or a spec file)
+    phi: int
+    preset: str | None = None
+    seed: int
+    epochs: int | None = None
+    config_hash: str
+    config: dict[str, Any] | None = None
+    spec_hash: str | None = None
+    spec: dict[str, Any] | None = None
+    model_config: dict[str, Any] | None = None
+    dataset: dict[str, Any] | None = None
+    command: str | None = None
+    # How it was run, where it applies.
+    backbone_weights_loaded: dict[str, int] | None = None
+    distributed: dict[str, Any] | None = None
+    resumed_from_epoch: int | None = None
+    # What came of it.
+    status: str
+    reason: str | None = None
+    failed_at_step: int | None = None
+    traceback: str | None = None
+    metrics: dict[str, Any] | None = None
+    epoch_losses: list[float] | None = None
+    steps: int | None = None
+    timing: dict[str, Any] | None = None
+    costs: dict[str, Any] | None = None
+    memory: dict[str, float] | None = None
+    environment: dict[str, Any] | None = None
+    #: further top-level keys (e.g. a search trial's ``search``), written after the fields above
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's JSON object: the fields that are not ``None`` in file order, then ``extra``'s keys."""
+        out = {f.name: getattr(self, f.name) for f in _FIELDS if getattr(self, f.name) is not None}
+        return {**out, **self.extra}
+
+    def to_json(self) -> str:
+        """The file's text: ``to_dict()`` indented by 2, with a final newline."""
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """A record from its JSON object; keys that are not fields go to ``extra``. ``ValueError`` if a
+        required field is missing."""
+        missing = [name for name in _REQUIRED if name not in data]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        known = {k: v for k, v in data.items() if k in _NAMES}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in _NAMES})
+
+    def path(self, results: Path) -> Path:
+        """Where :meth:`save` writes the record under ``results``."""
+        return layout.record_path(results, self.task, self.neck, self.phi, self.seed, self.config_hash)
+
+    def save(self, results: Path) -> Path:
+        """Write the record atomically under ``results`` (never a partial file); returns its path.
+
+        ``written_at`` is set to now unless the record already has one (it was loaded).
+        """
+        if self.written_at is None:
+            self.written_at = datetime.now(timezone.utc).isoformat()
+        return atomic_write_text(self.path(results), self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord:
+        """The record in ``path``; a ``UserError`` naming the file if it is not valid JSON, has a newer
+        schema than this archbench reads, or lacks a required field."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}: not a readable run record ({exc})") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise UserError(f"{path}: record schema version {version!r}; this archbench reads versions "
+                            f"<= {SCHEMA_VERSION} (upgrade archbench or move the file away)")
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise UserError(f"{path}: not a readable run record ({exc})") from None
+
+
+_FIELDS = [f for f in fields(RunRecord) if f.name != "extra"]
+_NAMES = {f.name for f in _FIELDS}
+_REQUIRED = [f.name for f in _FIELDS if f.default is MISSING and f.default_factory is MISSING]
+
+
+def load_records(results: Path) -> list[RunRecord]:
+    """Every record under ``results/runs``, by file name (temp files of interrupted writes are ignored).
+
+    A bad file is a ``UserError`` naming it (see :meth:`RunRecord.load`): records are never silently skipped.
+    """
+    runs = layout.runs_dir(results)
+    if not runs.is_dir():
+        return []
+    return [RunRecord.load(path) for path in sorted(runs.glob("*.json")) if not path.name.startswith(".tmp-")]
+
+
+def completed_records(results: Path) -> dict[str, RunRecord]:
+    """The ``ok`` records under ``results`` by config hash (a sweep skips these configurations unless forced)."""
+    return {r.config_hash: r for r in load_records(results) if r.ok}
+
+
+def completed_hashes(results: Path) -> set[str]:
+    """Config hashes that already have an ``ok`` record."""
+    return set(completed_records(results))
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -33,7 +169,7 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def git_commit() -> str | None:
     """The archbench checkout's commit (with ``+dirty`` when it has uncommitted changes), if any."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=5, check=True).stdout.strip()
@@ -46,6 +182,7 @@ def git_commit() -> str | None:
 
 def environment(device: str) -> dict[str, Any]:
     """Versions and hardware a result depends on."""
+    # Imported here, not at the top: reading records (the board) must not pay for importing torch and timm.
     import timm
     import torch
     import torchvision
@@ -60,62 +197,6 @@ def environment(device: str) -> dict[str, Any]:
         env["gpu"] = torch.cuda.get_device_name(0)
         env["cuda"] = torch.version.cuda
     return env
-
-
-def record_path(results: Path, record: dict[str, Any]) -> Path:
-    """``results/runs/<task>-<neck>-phi<phi>-s<seed>-<config hash>.json``."""
-    name = f"{record['task']}-{record['neck']}-phi{record['phi']}-s{record['seed']}-{record['config_hash']}.json"
-    return Path(results) / RUNS_DIR / name
-
-
-def write_record(results: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` atomically (temp file in the same folder, fsync, rename): never a partial file."""
-    record = {"schema_version": SCHEMA_VERSION, "written_at": datetime.now(timezone.utc).isoformat(), **record}
-    path = record_path(results, record)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_records(results: Path) -> list[dict[str, Any]]:
-    """Every record under ``results/runs`` (temp files of interrupted writes are ignored).
-
-    A file that is not valid JSON, or has a newer schema than this archbench reads, is a
-    ``UserError`` naming the file: records are never silently skipped.
-    """
-    runs = Path(results) / RUNS_DIR
-    if not runs.is_dir():
-        return []
-    out = []
-    for path in sorted(runs.glob("*.json")):
-        if path.name.startswith(".tmp-"):
-            continue
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: not a readable run record ({exc})") from None
-        version = rec.get("schema_version") if isinstance(rec, dict) else None
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise UserError(f"{path}: record schema version {version!r}; this archbench reads versions "
-                            f"<= {SCHEMA_VERSION} (upgrade archbench or move the file away)")
-        rec["_path"] = str(path)
-        out.append(rec)
-    return out
-
-
-def completed_hashes(results: Path) -> set[str]:
-    """Config hashes that already have an ``ok`` record (a sweep skips them unless forced)."""
-    return {r["config_hash"] for r in load_records(results) if r.get("status") == "ok"}
 
 
 def python_command() -> str:

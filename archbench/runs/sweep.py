@@ -14,34 +14,39 @@ together (:mod:`archbench.train.distributed`); rank 0 alone writes records and c
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from archbench.costs.flops import cpu_latency_ms
+from archbench.costs.profile import profile_model
 from archbench.errors import UserError
+from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
-from archbench.costs.profile import profile
-from archbench.runs.records import completed_hashes, config_hash, environment, python_command, record_path, write_record
-from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
+from archbench.runs.layout import cache_root, checkpoint_path
+from archbench.runs.records import (
+    FAILED,
+    OK,
+    STOPPED,
+    RunRecord,
+    completed_hashes,
+    config_hash,
+    environment,
+    python_command,
+)
 from archbench.spec import resolve_spec
-from archbench.train.tasks import get_task
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged
+from archbench.train.tasks import get_task
 from archbench.train.trainer import StepInfo, TrainConfig
-
-
-def cache_root() -> Path:
-    """Where generated data sets are cached: ``$ARCHBENCH_CACHE`` or ``~/.cache/archbench``."""
-    return Path(os.environ.get("ARCHBENCH_CACHE", Path.home() / ".cache" / "archbench"))
 
 
 @dataclass(frozen=True)
@@ -56,17 +61,19 @@ class RunRequest:
     data: str = "synthetic"
     subset: int | None = None
     categories: tuple[str, ...] | None = None
-    train: TrainConfig | None = None  # None: the task's defaults, TrainConfig.for_task(task)
+    train: TrainConfig | None = None  # None: the task's defaults (see ``training``)
     pretrained: bool = False
     backbone_weights: str | None = None
     device: str = "cpu"
     threads: int | None = None
-    #: an explicit rule (e.g. a search trial's coefficients) instead of the named preset; its coefficients join the config
+    #: an explicit rule (e.g. a search trial's coefficients) instead of the named preset; its coefficients join
+    #: the config
     rule: ParametricRule | None = None
 
-    def __post_init__(self) -> None:
-        if self.train is None:
-            object.__setattr__(self, "train", TrainConfig.for_task(self.task))
+    @property
+    def training(self) -> TrainConfig:
+        """The training settings: ``train``, or the task's defaults (``TrainConfig.for_task``) when not given."""
+        return self.train if self.train is not None else TrainConfig.for_task(self.task)
 
 
 class SweepObserver:
@@ -76,9 +83,13 @@ class SweepObserver:
 
     def step(self, info: StepInfo) -> None: ...
 
-    def run_finished(self, label: str, record: dict[str, Any]) -> None: ...
+    def run_finished(self, label: str, record: RunRecord) -> None: ...
 
     def skipped(self, label: str, reason: str) -> None: ...
+
+    def data_progress(self, data: str, done: int, total: int) -> None:
+        """While the data of reference ``data`` is generated (the built-in set, not cached yet): ``done`` of
+        ``total`` images so far."""
 
     def epoch_finished(self, epoch: int, epochs: int, evaluate: Callable[[], dict[str, float]]) -> None:
         """After each epoch's checkpoint; ``evaluate()`` scores the current weights. Raise ``RunStopped`` to stop."""
@@ -103,48 +114,51 @@ def _peak_memory_mb(device: torch.device) -> dict[str, float]:
 class Prepared:
     """A request resolved into everything a run needs, and its config hash."""
 
-    def __init__(self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None) -> None:
+    def __init__(self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None,
+                 observer: SweepObserver | None = None) -> None:
         self.req, self.task = req, get_task(req.task)
         self.spec = resolve_spec(req.neck)
         self.rule = req.rule if req.rule is not None else get_rule(req.preset)
         self.model_cfg = self.rule.config(req.phi)
-        check_levels(self.spec, self.model_cfg)  # before any data is opened or anything trained
+        check_levels(self.spec, self.model_cfg)  # the run's one level check: before any data is opened or model built
         key = (req.task, req.data, self.model_cfg.resolution, req.subset, req.categories)
         cache = data_cache if data_cache is not None else {}
         if key not in cache:  # a sweep opens each (task, data, resolution, selection) once
             cache[key] = self.task.open_data(
                 req.data, resolution=self.model_cfg.resolution, subset=req.subset,
-                categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root())
+                categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root(),
+                progress=partial(observer.data_progress, req.data) if observer is not None else None)
         self.train, self.val, self.data_info = cache[key]
         self.config = {
             "task": req.task, "neck": self.spec.name, "spec_hash": self.spec.spec_hash(), "preset": req.preset,
             "phi": req.phi, "model": self.model_cfg.to_dict(), "num_classes": self.data_info["num_classes"],
             "data": {"ref": req.data, "fingerprint": self.data_info["fingerprint"], "subset": req.subset,
                      "categories": list(req.categories) if req.categories else None},
-            "train": req.train.to_dict(), "seed": req.seed, "pretrained": req.pretrained,
+            "train": req.training.to_dict(), "seed": req.seed, "pretrained": req.pretrained,
             "backbone_weights": req.backbone_weights, "device": torch.device(req.device).type,
         }
         if req.rule is not None:
             self.config["rule"] = rule_to_dict(req.rule)
         self.hash = config_hash(self.config)
 
-    def base_record(self) -> dict[str, Any]:
+    def record(self, *, status: str, **outcome: Any) -> RunRecord:
+        """This configuration's record: what was run (request, spec, model, data), with ``status`` and the
+        ``outcome`` fields of :class:`RunRecord` (reason, metrics, ...)."""
         d = self.data_info
-        return {
-            "task": self.req.task, "neck": self.spec.name, "neck_ref": self.req.neck, "phi": self.req.phi,
-            "preset": self.req.preset, "seed": self.req.seed, "epochs": self.req.train.epochs,
-            "config_hash": self.hash, "config": self.config, "spec_hash": self.spec.spec_hash(),
-            "spec": self.spec.to_dict(), "model_config": self.model_cfg.to_dict(),
-            "dataset": {"name": d["name"], "fingerprint": d["fingerprint"], "n_train": d["n_train"],
-                        "n_val": d["n_val"], "num_classes": d["num_classes"], "class_names": d["class_names"],
-                        "stats": d["stats"], **self.task.data_summary(d)},
-            "command": python_command(),
-        }
+        return RunRecord(
+            task=self.req.task, neck=self.spec.name, neck_ref=self.req.neck, phi=self.req.phi,
+            preset=self.req.preset, seed=self.req.seed, epochs=self.req.training.epochs,
+            config_hash=self.hash, config=self.config, spec_hash=self.spec.spec_hash(),
+            spec=self.spec.to_dict(), model_config=self.model_cfg.to_dict(),
+            dataset={"name": d["name"], "fingerprint": d["fingerprint"], "n_train": d["n_train"],
+                     "n_val": d["n_val"], "num_classes": d["num_classes"], "class_names": d["class_names"],
+                     "stats": d["stats"], **self.task.data_summary(d)},
+            command=python_command(), status=status, **outcome,
+        )
 
 
 def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
-    (row,) = profile([prep.req.neck], [prep.req.phi], prep.rule, num_classes=prep.data_info["num_classes"],
-                     task=prep.req.task)
+    row = profile_model(prep.spec, prep.model_cfg, prep.data_info["num_classes"], prep.task)
     costs = {k: row[k] for k in row if k.startswith(("params_", "gflops"))}
     res = prep.model_cfg.resolution
     image = torch.randn(1, 3, res, res, device=device)
@@ -161,12 +175,8 @@ def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict
     return costs
 
 
-def checkpoint_path(results: Path, config_hash_: str) -> Path:
-    return Path(results) / "checkpoints" / config_hash_ / "last.pt"
-
-
 def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
-            dist: DistContext = LOCAL) -> dict[str, Any]:
+            dist: DistContext = LOCAL) -> RunRecord:
     """Train, evaluate and cost one prepared configuration; returns the record to write.
 
     Under torchrun every rank trains and evaluates; rank 0 alone measures the costs (its record is
@@ -176,49 +186,49 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
     device = torch.device(dist.device(req.device))
     if req.threads:
         torch.set_num_threads(req.threads)
-    record = prep.base_record()
     ckpt = checkpoint_path(results, prep.hash)
     torch.manual_seed(req.seed)
     model = prep.task.model(prep.spec, prep.model_cfg, prep.data_info["num_classes"],
                             pretrained_backbone=req.pretrained)
-    if req.backbone_weights:
-        record["backbone_weights_loaded"] = load_backbone_weights(model.backbone.body, req.backbone_weights)
-    trainer = prep.task.trainer(model, prep.train, req.train, seed=req.seed, device=device, dist=dist)
-    if dist.enabled:
-        record["distributed"] = {"world_size": dist.world_size, "backend": dist.backend,
-                                 "per_rank_batch": trainer.rank_batch}
+    weights_loaded = load_backbone_weights(model.backbone.body, req.backbone_weights) if req.backbone_weights else None
+    trainer = prep.task.trainer(model, prep.train, req.training, seed=req.seed, device=device, dist=dist)
+    distributed = ({"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": trainer.rank_batch}
+                   if dist.enabled else None)
+    resumed_from_epoch = None
     if dist.broadcast(resume and ckpt.is_file()):
         trainer.restore(ckpt)
-        record["resumed_from_epoch"] = trainer.epoch
-    observer.run_started(_label(req), req.train.epochs, trainer.total_steps)
+        resumed_from_epoch = trainer.epoch
+
+    def finished(status: str, **outcome: Any) -> RunRecord:
+        return prep.record(status=status, backbone_weights_loaded=weights_loaded, distributed=distributed,
+                           resumed_from_epoch=resumed_from_epoch, **outcome)
+
+    observer.run_started(_label(req), req.training.epochs, trainer.total_steps)
     try:
         epoch_losses = []
-        while trainer.epoch < req.train.epochs:
+        while trainer.epoch < req.training.epochs:
             epoch_losses.append(trainer.train_epoch(observer.step))
             trainer.save(ckpt)
-            observer.epoch_finished(trainer.epoch, req.train.epochs,
+            observer.epoch_finished(trainer.epoch, req.training.epochs,
                                     lambda: trainer.evaluate(prep.val, prep.data_info))
         eval_start = time.perf_counter()
         metrics = trainer.evaluate(prep.val, prep.data_info)
         eval_seconds = time.perf_counter() - eval_start
     except TrainingDiverged as exc:
-        record.update(status="failed", reason=str(exc), failed_at_step=exc.step)
-        record["environment"] = environment(device.type)
-        return record
-    record.update(
-        status="ok", metrics=metrics, epoch_losses=epoch_losses, steps=trainer.step,
+        return finished(FAILED, reason=str(exc), failed_at_step=exc.step, environment=environment(device.type))
+    return finished(
+        OK, metrics=metrics, epoch_losses=epoch_losses, steps=trainer.step,
         timing={"train_seconds": trainer.train_seconds, "eval_seconds": eval_seconds,
                 "images_per_s": trainer.images_seen / trainer.train_seconds if trainer.train_seconds else None,
                 "eval_fraction": eval_seconds / (eval_seconds + trainer.train_seconds)},
         costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None, memory=_peak_memory_mb(device),
         environment=environment(device.type),
     )
-    return record
 
 
 def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
-            extra: dict[str, Any] | None = None, dist: DistContext = LOCAL) -> tuple[Path, dict[str, Any]]:
-    """Execute one configuration and write its record (``extra`` fields added, e.g. a search trial's tags).
+            extra: dict[str, Any] | None = None, dist: DistContext = LOCAL) -> tuple[Path, RunRecord]:
+    """Execute one configuration and write its record (``extra`` top-level keys added, e.g. a search trial's tags).
 
     A crash is recorded as ``failed``. A ``UserError`` propagates with nothing recorded, and so does
     ``RunStopped``, after removing the run's checkpoint. Under torchrun only rank 0 writes; a crash on
@@ -231,27 +241,26 @@ def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
         raise
     except RunStopped as exc:
         checkpoint_path(results, prep.hash).unlink(missing_ok=True)
-        observer.run_finished(label, {"status": "stopped", "reason": str(exc)})
+        observer.run_finished(label, prep.record(status=STOPPED, reason=str(exc)))
         raise
-    except Exception as exc:  # noqa: BLE001 (a crash in one run is recorded; the sweep goes on)
+    except Exception as exc:  # a crash in one run is recorded; the sweep goes on
         if dist.enabled:
             raise
-        record = prep.base_record()
-        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
-    record.update(extra or {})
+        record = prep.record(status=FAILED, reason=f"{type(exc).__name__}: {exc}",
+                             traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
+    record.extra.update(extra or {})
     if not dist.is_main:
-        return record_path(results, record), record
-    path = write_record(results, record)
-    if record["status"] == "ok":
+        return record.path(results), record
+    path = record.save(results)
+    if record.ok:
         checkpoint_path(results, prep.hash).unlink(missing_ok=True)
     observer.run_finished(label, record)
     return path, record
 
 
 def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = False,
-          observer: SweepObserver | None = None, on_record: Callable[[Path, dict], None] | None = None,
-          dist: DistContext = LOCAL) -> list[dict]:
+          observer: SweepObserver | None = None, on_record: Callable[[Path, RunRecord], None] | None = None,
+          dist: DistContext = LOCAL) -> list[RunRecord]:
     """Run every request in order; returns the records written (skipped configurations are not).
 
     Under torchrun every rank runs the same sweep (rank 0's view of the finished runs decides what
@@ -260,7 +269,7 @@ def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False,
     observer = observer or SweepObserver()
     done = dist.broadcast(set() if force else completed_hashes(results))
     data_cache: dict[tuple, tuple] = {}
-    prepared = [Prepared(req, data_cache) for req in requests]  # resolve specs and data before training
+    prepared = [Prepared(req, data_cache, observer) for req in requests]  # resolve specs and data before training
     written = []
     for prep in prepared:
         label = _label(prep.req)

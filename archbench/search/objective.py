@@ -19,16 +19,17 @@ its cost the largest GFLOPs among them (of the task's model: detector or segment
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import optuna
 
-from archbench.costs.profile import profile
-from archbench.runs.records import load_records
-from archbench.runs.sweep import Prepared, RunRequest, RunStopped, SweepObserver, run_one
+from archbench.costs.profile import profile_model
 from archbench.models.scaling import ParametricRule, rule_to_dict
+from archbench.runs.records import RunRecord, completed_records
+from archbench.runs.sweep import Prepared, RunRequest, RunStopped, SweepObserver, run_one
 from archbench.search.space import Infeasible, SearchSpace
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
 from archbench.train.trainer import StepInfo, TrainConfig
@@ -55,7 +56,7 @@ class TrialObserver(SweepObserver):
     def step(self, info: StepInfo) -> None:
         self.inner.step(info)
 
-    def run_finished(self, label: str, record: dict[str, Any]) -> None:
+    def run_finished(self, label: str, record: RunRecord) -> None:
         self.inner.run_finished(label, record)
 
     def skipped(self, label: str, reason: str) -> None:
@@ -117,8 +118,8 @@ class SearchObjective:
         rule = self.space.rule(coefficients, rule_name(self.study, original(me)))
         trial.set_user_attr("coefficients", coefficients)
         trial.set_user_attr("rule", rule_to_dict(rule))
-        preps = [Prepared(self._request(rule, phi), self.data_cache) for phi in self.settings.phis]
-        gflops = {p.req.phi: _gflops(p, rule) for p in preps}
+        preps = [Prepared(self._request(rule, phi), self.data_cache, self.observer) for phi in self.settings.phis]
+        gflops = {p.req.phi: _gflops(p) for p in preps}
         cost = max(gflops.values())
         trial.set_user_attr("gflops_by_phi", {str(k): v for k, v in gflops.items()})
         trial.set_user_attr("gflops", cost)
@@ -133,7 +134,7 @@ class SearchObjective:
         stops the worker before it touches the study (the opened data is kept for the trials)."""
         rule = self.space.rule(self.space.corner("low"), rule_name(self.study, 0))
         for phi in self.settings.phis:
-            Prepared(self._request(rule, phi), self.data_cache)
+            Prepared(self._request(rule, phi), self.data_cache, self.observer)
 
     def _request(self, rule: ParametricRule, phi: int) -> RunRequest:
         s = self.settings
@@ -141,10 +142,13 @@ class SearchObjective:
                           subset=s.subset, train=TrainConfig(**s.train), device=self.device, threads=self.threads)
 
     def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[float]:
-        """Each phi's run, in order; returns their accuracies. Prunes (TrialPruned) or fails (TrialFailed) on the way."""
+        """Each phi's run, in order; returns their accuracies.
+
+        Prunes (TrialPruned) or fails (TrialFailed) on the way.
+        """
         prune = self.settings.objective == "single"
         epochs = self.settings.train["epochs"]
-        done = {r["config_hash"]: r for r in load_records(self.results) if r.get("status") == "ok"}
+        done = completed_records(self.results)
         accuracies, records = [], []
         try:
             for i, prep in enumerate(preps):
@@ -152,14 +156,13 @@ class SearchObjective:
                 if record is None:
                     observer = TrialObserver(self.observer, trial, i * epochs, prune, self.settings.metric)
                     tags = {"search": {**self.tags, "study": self.study, "trial": trial.number}}
-                    path, record = run_one(prep, self.results, resume=resume, observer=observer, extra=tags)
-                    record["_path"] = str(path)
-                records.append(Path(record["_path"]).name)
+                    _, record = run_one(prep, self.results, resume=resume, observer=observer, extra=tags)
+                records.append(record.path(self.results).name)
                 trial.set_user_attr("records", records)
-                if record["status"] != "ok":
-                    trial.set_user_attr("fail_reason", record["reason"])
-                    raise TrialFailed(record["reason"])
-                accuracies.append(record["metrics"][self.settings.metric])
+                if not record.ok:
+                    trial.set_user_attr("fail_reason", record.reason)
+                    raise TrialFailed(record.reason)
+                accuracies.append((record.metrics or {})[self.settings.metric])
                 if prune:
                     report(trial, (i + 1) * epochs - 1, accuracies[-1], self.settings.metric, check=i + 1 < len(preps))
         except RunStopped as exc:
@@ -167,8 +170,6 @@ class SearchObjective:
         return accuracies
 
 
-def _gflops(prep: Prepared, rule: ParametricRule) -> float:
-    """GFLOPs of the whole model (the task's) at the run's phi, on meta tensors (no training)."""
-    (row,) = profile([prep.req.neck], [prep.req.phi], rule, num_classes=prep.data_info["num_classes"],
-                     task=prep.req.task)
-    return row["gflops"]
+def _gflops(prep: Prepared) -> float:
+    """GFLOPs of the whole prepared model (the task's) at the run's phi, on meta tensors (no training)."""
+    return profile_model(prep.spec, prep.model_cfg, prep.data_info["num_classes"], prep.task)["gflops"]

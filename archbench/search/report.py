@@ -5,6 +5,8 @@ trial that did not complete with its reason; plus the rule of a chosen trial for
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -13,7 +15,8 @@ from rich.table import Table
 
 from archbench.errors import UserError
 from archbench.models.scaling import ParametricRule, rule_from_dict
-from archbench.search.study import StudySettings, continues, counts, is_retry, settings_of
+from archbench.search.storage import default_storage_url, open_storage, redact
+from archbench.search.study import StudySettings, continues, counts, is_retry, load_study, settings_of
 
 _REF = re.compile(r"^study:(?P<name>[A-Za-z0-9_.-]+)(?:#(?P<trial>\d+))?$")
 TOP_ROWS = 10
@@ -24,7 +27,7 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     if len(study.directions) > 1:
         return sorted(study.best_trials, key=lambda t: t.values[1])
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted(done, key=lambda t: -t.value)
+    return sorted(done, key=lambda t: -cast(float, t.value))  # a complete single-objective trial has a value
 
 
 def chosen_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
@@ -79,7 +82,8 @@ def _header(study: optuna.Study, s: StudySettings, storage: str) -> list[str]:
     retries = sum(is_retry(t) for t in trials)
     return [
         f"study {study.study_name} ({storage})",
-        f"task {s.task}, neck {s.neck}, space {s.space['name']} ({s.space['rule']}, phis {','.join(map(str, s.phis))}), "
+        f"task {s.task}, neck {s.neck}, space {s.space['name']} "
+        f"({s.space['rule']}, phis {','.join(map(str, s.phis))}), "
         f"objective {s.objective}: {goal}{budget}; {s.train['epochs']} epoch(s) on {s.data}, seed {s.seed}",
         f"{sum(counts(t) for t in trials)} trial(s): {states[TrialState.COMPLETE]} complete, "
         f"{states[TrialState.PRUNED]} pruned, {states[TrialState.FAIL]} failed, {states[TrialState.RUNNING]} running"
@@ -99,7 +103,8 @@ def print_report(study: optuna.Study, storage: str, console: Console) -> None:
     table = Table("trial", s.metric, "GFLOPs", *names, title=title if best else None)
     for t in best[:None if multi else TOP_ROWS]:
         c = t.user_attrs["coefficients"]
-        table.add_row(f"#{t.number}", f"{t.values[0]:.4f}", f"{t.user_attrs['gflops']:.4f}", *(_fmt(c[n]) for n in names))
+        table.add_row(f"#{t.number}", f"{t.values[0]:.4f}", f"{t.user_attrs['gflops']:.4f}",
+                      *(_fmt(c[n]) for n in names))
     if best:
         console.print(table)
         ref = f"study:{study.study_name}" + (f"#{best[0].number}" if multi and len(best) > 1 else "")
@@ -107,8 +112,26 @@ def print_report(study: optuna.Study, storage: str, console: Console) -> None:
     else:
         console.print("no completed trial yet", highlight=False)
     trials = study.get_trials(deepcopy=False)
-    retry_of = {continues(t): t.number for t in trials if is_retry(t)}
+    retry_of = {stale: t.number for t in trials if (stale := continues(t)) is not None}
     for t in trials:
         if t.state in (TrialState.PRUNED, TrialState.FAIL):
             word = "pruned" if t.state == TrialState.PRUNED else "failed"
             console.print(f"{word:7} #{t.number}: {_reason(t, retry_of)}", highlight=False, markup=False)
+
+
+def stored_study(name: str, storage: str | None, results: Path) -> tuple[optuna.Study, str]:
+    """An existing study in ``storage`` (default: RESULTS/search.db) and that storage's URL without its password."""
+    url = storage or default_storage_url(results)
+    return load_study(open_storage(url, create=False), name), redact(url)
+
+
+def report(study_name: str, storage: str | None, results: Path, console: Console) -> None:
+    """Print what a study found (``archbench search --report``)."""
+    study, url = stored_study(study_name, storage, results)
+    print_report(study, url, console)
+
+
+def study_rule(ref: str, storage: str | None, results: Path) -> ParametricRule:
+    """The rule ``study:NAME[#TRIAL]`` stands for: the chosen trial's coefficients, named ``study:NAME#K``."""
+    name, number = parse_study_ref(ref)
+    return trial_rule(stored_study(name, storage, results)[0], number)

@@ -30,18 +30,16 @@ import json
 import math
 import re
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from archbench.errors import UserError
-from archbench.models.scaling import CompoundRule, EfficientNetRule, ParametricRule, TableRule, get_rule
-from archbench.errors import Problem
+from archbench.errors import Problem, UserError
 from archbench.files import read_yaml_file
+from archbench.models.scaling import RULE_KINDS, CompoundRule, ParametricRule, get_rule
 
-RULES: dict[str, type] = {"compound": CompoundRule, "efficientnet": EfficientNetRule}
 TOP_FIELDS = {"name", "description", "rule", "base", "phis", "fixed", "search", "constraint"}
 RANGE_FIELDS = {"low", "high", "step", "log"}
 #: exponent of each coefficient in EfficientNet's FLOPs constraint alpha * beta**2 * gamma**2
@@ -112,7 +110,8 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """The space as data (stored with a study, so every worker and report sees the same space)."""
         return {
-            "name": self.name, "source": self.source, "rule": self.rule_kind, "base": self.base, "phis": list(self.phis),
+            "name": self.name, "source": self.source, "rule": self.rule_kind, "base": self.base,
+            "phis": list(self.phis),
             "fixed": self.fixed, "search": {r.name: {"low": r.low, "high": r.high, "step": r.step, "log": r.log}
                                             for r in self.ranges},
             "constraint": {"product": self.constraint.product, "solve": self.constraint.solve} if self.constraint
@@ -127,20 +126,20 @@ class SearchSpace:
 
     def sample(self, trial: optuna.Trial) -> dict[str, float]:
         """The trial's coefficients (the solved one included); raises ``Infeasible`` if the constraint can't hold."""
-        solve = self.constraint.solve if self.constraint else None
-        values = {r.name: r.suggest(trial) for r in self.ranges if r.name != solve}
-        if self.constraint is not None:
-            solved = self.constraint.solved(values)
+        constraint = self.constraint
+        values = {r.name: r.suggest(trial) for r in self.ranges if constraint is None or r.name != constraint.solve}
+        if constraint is not None:
+            solve, solved = constraint.solve, constraint.solved(values)
             bounds = next(r for r in self.ranges if r.name == solve)
             if not bounds.contains(solved):
                 raise Infeasible(f"{solve} = {solved:.4f} solved from alpha * beta^2 * gamma^2 = "
-                                 f"{self.constraint.product:g} is outside its range {bounds.low:g}..{bounds.high:g}")
+                                 f"{constraint.product:g} is outside its range {bounds.low:g}..{bounds.high:g}")
             values[solve] = solved
         return values
 
     def rule(self, values: dict[str, float], name: str) -> ParametricRule:
         """The scaling rule of one trial's coefficients."""
-        return RULES[self.rule_kind](name=name, **{**self._base_fields, **self.fixed, **values})
+        return RULE_KINDS[self.rule_kind](name=name, **{**self._base_fields, **self.fixed, **values})
 
     def corner(self, end: str) -> dict[str, float]:
         """Every searched coefficient at the ``low`` or ``high`` end of its range (the constraint ignored)."""
@@ -156,20 +155,12 @@ class SearchSpace:
         return space
 
 
-def _base_fields(kind: str, base: TableRule | CompoundRule) -> dict[str, Any]:
-    """Coefficients a rule of ``kind`` takes from the ``base`` preset."""
-    if kind == "compound":
-        return {f.name: getattr(base, f.name) for f in fields(CompoundRule) if f.name != "name"}
-    zero = base.config(0)
-    return {"backbones": tuple(base.backbones), "width_base": zero.width, "repeats_base": zero.repeats,
-            "head_base": zero.head_depth, "resolution_base": zero.resolution, "anchor_size": zero.anchor_size}
-
-
 class _Checker:
     """Collects every problem of one file."""
 
     def __init__(self, source: str) -> None:
-        self.source, self.problems = source, []
+        self.source = source
+        self.problems: list[Problem] = []
 
     def add(self, rule: str, message: str, where: str | None = None) -> None:
         self.problems.append(Problem(self.source, rule, message, field=where))
@@ -194,7 +185,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _field_types(kind: str) -> dict[str, Any]:
-    return {k: v for k, v in typing.get_type_hints(RULES[kind]).items() if k != "name"}
+    return {k: v for k, v in typing.get_type_hints(RULE_KINDS[kind]).items() if k != "name"}
 
 
 def _check_value(c: _Checker, name: str, value: Any, typ: Any, where: str) -> Any:
@@ -265,7 +256,8 @@ def _check_constraint(c: _Checker, raw: Any, kind: str, searched: set[str]) -> C
         return None
     data = c.mapping(raw, "constraint")
     c.unknown(data, {"product", "solve"}, "constraint")
-    product, solve = data.get("product"), data.get("solve")
+    product: Any = data.get("product")
+    solve: Any = data.get("solve")
     if not _is_number(product) or product <= 0:
         c.add("wrong-type", f"product is a positive number (EfficientNet: 2), got {product!r}", "constraint.product")
     if solve not in EXPONENTS:
@@ -289,15 +281,15 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     for key in ("name", "rule", "phis", "search"):
         if key not in data:
             c.add("missing-field", f"a search space needs {key!r}", key)
-    name = data.get("name")
+    name: Any = data.get("name")
     if "name" in data and not (isinstance(name, str) and _NAME.match(name)):
         c.add("bad-name", f"name is letters, digits, '_', '.' or '-', got {name!r}", "name")
     description = data.get("description", "")
     if not isinstance(description, str):
         c.add("wrong-type", "description is text", "description")
     kind = data.get("rule")
-    if "rule" in data and kind not in RULES:
-        c.add("unknown-rule", f"rule is one of {', '.join(RULES)}, got {kind!r}", "rule")
+    if "rule" in data and kind not in RULE_KINDS:
+        c.add("unknown-rule", f"rule is one of {', '.join(RULE_KINDS)}, got {kind!r}", "rule")
         kind = None
     base_name = data.get("base", "proxy")
     base = None
@@ -311,7 +303,7 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
         c.add("bad-base", f"rule compound takes its other coefficients from a compound preset (proxy); "
                           f"{base_name!r} is a per-phi table", "base")
         base = None
-    phis = data.get("phis")
+    phis: Any = data.get("phis")
     if "phis" in data and not (isinstance(phis, list) and phis and len(set(map(str, phis))) == len(phis)
                                and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in phis)):
         c.add("bad-phis", f"phis is a list of distinct phi values >= 0, like [0, 1]; got {phis!r}", "phis")
@@ -337,12 +329,13 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
             c.add("duplicate-param", f"{key} is both fixed and searched", f"search.{key}")
         else:
             r = _check_range(c, key, spec, types[key])
-            ranges.append(r)
+            if r is not None:  # else a problem was recorded and no space is built
+                ranges.append(r)
     constraint = _check_constraint(c, data.get("constraint"), kind, set(search))
     if c.problems or base is None:
         return None, c.problems
     space = SearchSpace(name, source, kind, base_name, tuple(phis), fixed, tuple(ranges), constraint,
-                        description.strip(), _base_fields(kind, base))
+                        description.strip(), RULE_KINDS[kind].preset_coefficients(base))
     _check_buildable(c, space)
     return (None if c.problems else space), c.problems
 

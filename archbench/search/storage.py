@@ -12,16 +12,15 @@ import importlib.util
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
 from archbench.errors import UserError
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
+from archbench.runs.layout import search_db
 
 DEFAULT_HEARTBEAT_S = 60
 #: a stale trial is re-queued this many times at most (a trial that kills its worker twice is left failed)
@@ -32,13 +31,11 @@ SQLITE_TIMEOUT_S = 60
 
 def default_storage_url(results: Path) -> str:
     """``sqlite:///RESULTS/search.db``."""
-    return f"sqlite:///{Path(results) / 'search.db'}"
+    return f"sqlite:///{search_db(results)}"
 
 
 def redact(url: str) -> str:
     """The URL without its password, for records and messages."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 (an unparsable URL is shown as given; it has no password field)
@@ -57,9 +54,6 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
 
     With ``create=False`` a SQLite file that does not exist is an error instead of a new empty database.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
-
     try:
         parsed = _with_driver(make_url(url))
     except ArgumentError:
@@ -84,6 +78,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
                             f"pip install {driver}") from None
         except (optuna.exceptions.StorageInternalError, DatabaseError) as exc:  # dead server, schema race
             if attempt == 2:
-                raise UserError(f"--storage {redact(url)}: cannot open the study database: {str(exc).splitlines()[0]}") from None
+                raise UserError(f"--storage {redact(url)}: cannot open the study database: "
+                                f"{str(exc).splitlines()[0]}") from None
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.storages import RDBStorage
@@ -68,7 +68,7 @@ class StudySettings:
     def from_dict(cls, d: dict[str, Any]) -> StudySettings:
         return cls(**{**d, "phis": tuple(d["phis"])})
 
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
         return ["maximize"] if self.objective == "single" else ["maximize", "minimize"]
 
 

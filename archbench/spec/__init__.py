@@ -1,14 +1,14 @@
-"""Topology specs: the data model, YAML loading + validation, graph rules and built-in families."""
+"""Topology specs: the data model (schema), YAML loading (loader) + validation (rules), graph traversal
+(graph), built-in families and drawing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from archbench.errors import UserError
-from archbench.spec.families import DEFAULT_LEVELS, builtin_names, builtin_spec
-from archbench.errors import Problem
+from archbench.errors import Problem, UserError
+from archbench.spec.families import builtin_names, builtin_spec
 from archbench.spec.loader import SpecError, check_file, dump_yaml, load_spec_file, parse_yaml
-from archbench.spec.model import NeckSpec, NodeSpec, OpSpec
+from archbench.spec.schema import DEFAULT_LEVELS, NeckSpec, NodeSpec, OpSpec
 
 __all__ = [
     "DEFAULT_LEVELS", "NeckSpec", "NodeSpec", "OpSpec", "Problem", "SpecError", "builtin_names", "builtin_spec",

@@ -12,12 +12,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch
 
-from archbench.spec.graph import execution_order  # noqa: E402
-from archbench.spec.model import NeckSpec, input_level  # noqa: E402
+from archbench.spec.graph import execution_order
+from archbench.spec.schema import NeckSpec, input_level
 
 EDGE_COLOURS = {"up": "#1f77b4", "down": "#d62728", "same": "#7f7f7f"}
 EDGE_LABELS = {"up": "top-down (upsample)", "down": "bottom-up (downsample)", "same": "same level"}

@@ -12,9 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from archbench.errors import UserError
-from archbench.spec.model import AttentionSpec, NeckSpec, NodeSpec, OpSpec, ResampleSpec
-
-DEFAULT_LEVELS = (3, 4, 5, 6, 7)
+from archbench.spec.schema import DEFAULT_LEVELS, AttentionSpec, NeckSpec, NodeSpec, OpSpec, ResampleSpec
 
 Generator = Callable[..., NeckSpec]
 _FAMILIES: dict[str, Generator] = {}
@@ -54,7 +52,8 @@ def builtin_spec(name: str, levels: tuple[int, ...] | None = None) -> NeckSpec:
 
 def _check_levels(name: str, levels: tuple[int, ...], min_count: int = 2) -> tuple[int, int]:
     if len(levels) < min_count or list(levels) != list(range(levels[0], levels[0] + len(levels))) or levels[0] < 1:
-        raise UserError(f"{name}: levels must be a contiguous range of at least {min_count} levels >= 1, got {list(levels)}")
+        raise UserError(f"{name}: levels must be a contiguous range of at least {min_count} levels >= 1, "
+                        f"got {list(levels)}")
     return levels[0], levels[-1]
 
 

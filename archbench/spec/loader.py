@@ -1,13 +1,14 @@
 """Reading specs from YAML / dicts, with every problem reported at once.
 
 ``parse_spec`` never raises on bad content: it returns the spec it could build (or None) and
-a list of ``Problem``s, type errors and graph-rule violations together, each naming the file,
-node id, field and rule. ``load_spec`` raises ``SpecError`` carrying all of them.
+a list of ``Problem``s, type errors and graph-rule violations (:mod:`archbench.spec.rules`)
+together, each naming the file, node id, field and rule. ``load_spec_file`` raises ``SpecError``
+carrying all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import yaml
 
 from archbench.errors import Problem, UserError
 from archbench.files import load_yaml_text, read_yaml_file
-from archbench.spec import model as m
-from archbench.spec.model import AttentionSpec, NeckSpec, NodeSpec, OpSpec, ResampleSpec
+from archbench.spec import schema as m
+from archbench.spec.rules import graph_problems
+from archbench.spec.schema import AttentionSpec, NeckSpec, NodeSpec, OpSpec, ResampleSpec
 
 
 class SpecError(UserError):
@@ -114,12 +116,13 @@ def _parse_node(raw: Any, index: int, c: _Collector) -> NodeSpec | None:
     if not isinstance(raw, dict):
         c.add("wrong-type", f"node #{index} must be a mapping with id, level, inputs; got {raw!r}", None, "nodes")
         return None
-    nid = raw.get("id")
+    nid: Any = raw.get("id")
     label = nid if isinstance(nid, str) else f"#{index}"
     ok = True
     for key in raw:
         if key not in _NODE_FIELDS:
-            c.add("unknown-field", f"nodes have no field {key!r} (known: {', '.join(sorted(_NODE_FIELDS))})", label, key)
+            known = ", ".join(sorted(_NODE_FIELDS))
+            c.add("unknown-field", f"nodes have no field {key!r} (known: {known})", label, key)
     for key in ("id", "level", "inputs"):
         if key not in raw:
             c.add("missing-field", f"a node needs {key!r}", label, key)
@@ -151,15 +154,14 @@ def _parse_node(raw: Any, index: int, c: _Collector) -> NodeSpec | None:
 
 def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[Problem]]:
     """Check a raw (YAML-decoded) spec; return the spec (None if it can't be built) and all problems."""
-    from archbench.spec.graph import graph_problems  # graph imports this module's Problem
-
     c = _Collector(source)
     if not isinstance(raw, dict):
         c.add("wrong-type", f"a spec is a mapping with levels, nodes and outputs; got {type(raw).__name__}")
         return None, c.problems
     for key in raw:
         if key not in _TOP_FIELDS:
-            c.add("unknown-field", f"specs have no field {key!r} (known: {', '.join(sorted(_TOP_FIELDS))})", None, str(key))
+            known = ", ".join(sorted(_TOP_FIELDS))
+            c.add("unknown-field", f"specs have no field {key!r} (known: {known})", None, str(key))
     buildable = True
     for key in ("levels", "nodes", "outputs"):
         if key not in raw:
@@ -183,7 +185,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
             c.add("wrong-type", f"levels must be integers, got {levels!r}", None, "levels")
             buildable = levels_ok = False
         elif not levels or levels != list(range(levels[0], levels[0] + len(levels))):
-            c.add("bad-levels", f"levels must be a non-empty contiguous ascending range, got {levels!r}", None, "levels")
+            c.add("bad-levels", f"levels must be a non-empty contiguous ascending range, got {levels!r}", None,
+                  "levels")
             buildable = levels_ok = False
         elif levels[0] < 1:
             c.add("bad-levels", f"levels start at 1 (stride 2) or above, got {levels[0]}", None, "levels")

@@ -1,1 +1,7 @@
-"""Training and evaluation of detectors: :mod:`.trainer` (epoch loop, checkpoints) and :mod:`.loop` (shared pieces)."""
+"""Training and evaluation, shared by every task.
+
+- :mod:`.trainer`: the epoch loop, evaluation with EMA weights, checkpoints; :mod:`.schedule`: the LR
+  schedule and the divergence error; :mod:`.distributed`: DDP context and samplers.
+- :mod:`.det_trainer` / :mod:`.seg_trainer`: each task's loss, prediction and metrics.
+- :mod:`.tasks`: what each task (``det``, ``seg``) uses: data opener, model, head, trainer, headline metrics.
+"""

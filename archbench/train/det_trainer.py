@@ -16,20 +16,22 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from archbench.data.coco import collate_detection
-from archbench.detection import (AnchorConfig, DetectionLoss, anchors_for, coco_evaluate, decode,
-                                 flatten_head_outputs, to_dataset_frame)
+from archbench.detection import (
+    AnchorConfig,
+    DetectionLoss,
+    anchors_for,
+    coco_evaluate,
+    decode,
+    flatten_head_outputs,
+    to_dataset_frame,
+)
 from archbench.detection.anchors import feature_sizes_of
+from archbench.models.detector import Detector
 from archbench.train.distributed import LOCAL, DistContext
-from archbench.train.trainer import Trainer, TrainConfig
+from archbench.train.trainer import TrainConfig, Trainer
 
 #: Detections scoring below this are not kept for COCOeval.
 SCORE_THRESH = 0.05
-
-
-def anchors_of(model: nn.Module, outputs: Sequence[torch.Tensor], anchor_cfg: AnchorConfig) -> torch.Tensor:
-    """Anchors [N, 4] (xyxy px) matching the flattened head ``outputs`` of ``model``."""
-    strides = [2 ** int(level) for level in model.config.levels]
-    return anchors_for(feature_sizes_of(outputs), strides, anchor_cfg, device=outputs[0].device)
 
 
 def size_thresholds(area_ranges: Any) -> tuple[float, float] | None:
@@ -53,11 +55,17 @@ class DetectionTrainer(Trainer):
 
     collate = staticmethod(collate_detection)
 
-    def __init__(self, model: nn.Module, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
+    def __init__(self, model: Detector, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
                  dist: DistContext = LOCAL) -> None:
         super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
+        self.num_classes = model.num_classes
+        self.strides = [2 ** int(level) for level in model.config.levels]
         self.anchor_cfg = AnchorConfig(size=model.config.anchor_size)
         self.loss_fn = DetectionLoss(model.num_classes, normaliser=self.dist.normaliser)
+
+    def _anchors(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Anchors [N, 4] (xyxy px) matching the flattened head ``outputs`` (one [B, C, H_l, W_l] per level)."""
+        return anchors_for(feature_sizes_of(outputs), self.strides, self.anchor_cfg, device=outputs[0].device)
 
     def _to_device(self, targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
         return [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
@@ -66,8 +74,8 @@ class DetectionTrainer(Trainer):
         with self._autocast():
             cls_outs, box_outs = self.net(images)
         cls, box = flatten_head_outputs([c.float() for c in cls_outs], [b.float() for b in box_outs],
-                                        self.model.num_classes)
-        return self.loss_fn(cls, box, anchors_of(self.model, cls_outs, self.anchor_cfg), targets)
+                                        self.num_classes)
+        return self.loss_fn(cls, box, self._anchors(cls_outs), targets)
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> list[dict[str, Any]]:
         """COCO-format detections (original image frame) of the images in ``batches``."""
@@ -75,8 +83,8 @@ class DetectionTrainer(Trainer):
         for images, targets in batches:
             images = images.to(self.device)
             cls_outs, box_outs = model(images)
-            cls, box = flatten_head_outputs(cls_outs, box_outs, model.num_classes)
-            dets = decode(cls, box, anchors_of(model, cls_outs, self.anchor_cfg),
+            cls, box = flatten_head_outputs(cls_outs, box_outs, self.num_classes)
+            dets = decode(cls, box, self._anchors(cls_outs),
                           image_size=(int(images.shape[-2]), int(images.shape[-1])), score_thresh=SCORE_THRESH)
             for det, t in zip(dets, targets):
                 detections.append(to_dataset_frame(det, t["scale"], val_ds.cat_ids, image_id=t["image_id"],

@@ -6,7 +6,7 @@ The epoch loop itself is :mod:`archbench.train.trainer`.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
 class TrainingDiverged(RuntimeError):

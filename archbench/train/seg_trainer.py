@@ -19,7 +19,7 @@ from archbench.data.seg_dataset import collate_segmentation
 from archbench.data.transforms import resized_size
 from archbench.segmentation import confusion_matrix, segmentation_metrics
 from archbench.train.distributed import LOCAL, DistContext
-from archbench.train.trainer import Trainer, TrainConfig
+from archbench.train.trainer import TrainConfig, Trainer
 
 
 def original_frame_prediction(logits: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:

@@ -18,6 +18,7 @@ from archbench.data.coco import open_detection_data
 from archbench.data.seg_sources import open_segmentation_data
 from archbench.errors import UserError
 from archbench.models.detector import Detector
+from archbench.models.scaling import ModelConfig
 from archbench.models.segmenter import Segmenter
 from archbench.train.det_trainer import DetectionTrainer
 from archbench.train.seg_trainer import SegmentationTrainer
@@ -36,13 +37,14 @@ def _segmentation_summary(info: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Task:
-    """One task: ``open_data(ref, resolution=, subset=, categories=, seed=, cache_root=) -> (train, val, info)``,
-    ``model(spec, config, num_classes, pretrained_backbone=, neck_overrides=)``, its trainer class, the
-    task-specific fields of a record's ``dataset`` and the metrics a progress line shows."""
+    """One task: ``open_data(ref, resolution=, subset=, categories=, seed=, cache_root=, progress=) -> (train, val,
+    info)`` (``progress(done, total)`` hears of the images of a data set generated on the way),
+    its model class (``model(spec, config, num_classes, pretrained_backbone=, neck_overrides=)``), its trainer
+    class, the task-specific fields of a record's ``dataset`` and the metrics a progress line shows."""
 
     name: str
     open_data: Callable[..., tuple[Any, Any, dict[str, Any]]]
-    model: Callable[..., nn.Module]
+    model: type[Detector] | type[Segmenter]
     trainer: type[Trainer]
     data_summary: Callable[[dict[str, Any]], dict[str, Any]]
     headline: tuple[str, ...]
@@ -51,6 +53,13 @@ class Task:
     def metric(self) -> str:
         """The accuracy a search maximises and a record's first headline: AP (det) or mIoU (seg)."""
         return self.headline[0]
+
+    def head(self, config: ModelConfig, num_classes: int) -> nn.Module:
+        """The head the task's model builds at ``config``, alone (what cost reports count as ``head``).
+
+        Its forward takes the neck's outputs (n_levels x [B, width, H_l, W_l]) and the input size (H, W).
+        """
+        return self.model.build_head(config, num_classes)
 
 
 TASKS: dict[str, Task] = {
@@ -63,5 +72,6 @@ TASKS: dict[str, Task] = {
 def get_task(name: str) -> Task:
     """The task called ``name``; UserError listing the tasks otherwise."""
     if name not in TASKS:
-        raise UserError(f"--task {name!r}: choose one of {', '.join(TASKS)} (det: detection, seg: semantic segmentation)")
+        raise UserError(f"--task {name!r}: choose one of {', '.join(TASKS)} "
+                        "(det: detection, seg: semantic segmentation)")
     return TASKS[name]

@@ -17,8 +17,6 @@ writes checkpoints.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +28,7 @@ from timm.utils import ModelEmaV3
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from archbench.files import atomic_write
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged, warmup_cosine
 
@@ -72,8 +71,8 @@ def epoch_sampler(dataset: Any, seed: int, epoch: int, dist: DistContext = LOCAL
     r, r + N, ... of it (the tail that N does not divide is dropped), so with a per-rank batch of
     B / N the ranks' b-th batches together are exactly a single process's b-th batch of B.
     """
-    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                 seed=seed * 100_003, drop_last=True)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed * 100_003, drop_last=True)
     sampler.set_epoch(epoch)
     return sampler
 
@@ -224,15 +223,8 @@ class Trainer:
         """Atomic checkpoint write (temp file + rename) by rank 0: a kill never leaves a half-written file."""
         if not self.dist.is_main:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-        os.close(fd)
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        state = self.state_dict()
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     def restore(self, path: Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))

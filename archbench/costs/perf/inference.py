@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from typing import cast
 
 import torch
 from timm.layers import BatchNormAct2d
@@ -87,7 +88,8 @@ def fold_constants(gm: fx.GraphModule) -> int:
     with torch.no_grad():
         for node in gm.graph.nodes:
             inputs = node.all_input_nodes
-            pure = node.op in ("call_function", "call_method") and not str(getattr(node.target, "__name__", node.target)).endswith("_")
+            target = str(getattr(node.target, "__name__", node.target))
+            pure = node.op in ("call_function", "call_method") and not target.endswith("_")
             if node.op == "get_attr" or (pure and inputs and all(n in constant for n in inputs)):
                 constant.add(node)
                 interpreter.env[node] = interpreter.run_node(node)
@@ -128,5 +130,5 @@ def prepare(module: nn.Module, *, fuse: bool = False, channels_last: bool = Fals
     if channels_last:
         out = out.to(memory_format=torch.channels_last)
     if compile:
-        out = torch.compile(out)
+        out = cast(nn.Module, torch.compile(out))  # typed as a callable; a module compiles to an OptimizedModule
     return out

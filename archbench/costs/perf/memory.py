@@ -31,7 +31,7 @@ class _LiveBytes(TorchDispatchMode):
     def _free(self, nbytes: int) -> None:
         self.live -= nbytes
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's signature)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         returns = func._schema.returns
         outs = out if isinstance(out, (tuple, list)) else (out,)

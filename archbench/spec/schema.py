@@ -7,8 +7,8 @@ with ``repeat: true`` is one cell, stacked D times by the compiler, cell k's ``i
 cell k-1's output at level L.
 
 These classes hold *validated* data. ``archbench.spec.loader`` turns YAML / dicts into them
-and reports every problem; ``NeckSpec.to_dict`` writes the exact form the loader reads, so
-``load(dump(spec)) == spec``.
+and reports every problem (the graph rules are in ``archbench.spec.rules``); ``NeckSpec.to_dict``
+writes the exact form the loader reads, so ``load(dump(spec)) == spec``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from typing import Any
 
 from archbench.errors import UserError
 
+#: The pyramid levels (P3..P7, EfficientDet's) that built-in necks are generated over and that the
+#: scaling presets build; a neck and the model config it is built at must agree on them.
+DEFAULT_LEVELS = (3, 4, 5, 6, 7)
 FUSE_TYPES = ("sum", "weighted", "softmax", "concat", "attention")
 #: Fusions that combine inputs with learned or data-dependent weights and need >= 2 inputs.
 MULTI_INPUT_FUSES = ("weighted", "softmax", "concat", "attention")

@@ -1,6 +1,7 @@
-"""``archbench search``: open (or join) a study, run trials until it has its total, report it.
+"""One ``archbench search`` worker: what it was asked for, its sampler and pruner, and running it on a study.
 
-Also what ``archbench run --scaling study:NAME`` needs: the rule of a study's best (or chosen) trial.
+The worker opens (or joins) the study and runs trials until the study has its total. It prints nothing
+itself: it tells a :class:`SearchObserver` what happens (``archbench.cli.progress`` shows it on the terminal).
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ from pathlib import Path
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from rich.console import Console
+from optuna.trial import FrozenTrial
 
 from archbench.errors import UserError
-from archbench.cli.progress import RichObserver
-from archbench.models.scaling import ParametricRule
-from archbench.cli.search_display import SearchDisplay
+from archbench.runs.layout import study_results
+from archbench.runs.sweep import SweepObserver
 from archbench.search.objective import SearchObjective, TrialFailed
-from archbench.search.report import parse_study_ref, print_report, trial_rule
 from archbench.search.space import load_space
 from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
-from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, load_study, work
+from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, work
 from archbench.spec import resolve_spec
-from archbench.train.tasks import get_task
 from archbench.train.trainer import TrainConfig
 
 PRUNERS = ("median", "hyperband", "none")
@@ -58,6 +56,30 @@ class SearchOptions:
     device: str = "cpu"
     threads: int | None = None
     heartbeat: int = DEFAULT_HEARTBEAT_S
+
+
+class SearchObserver:
+    """Hooks for a search worker's progress display; the default shows nothing.
+
+    ``runs`` hears each trial's training run. The worker enters the observer (a context manager) while it
+    runs trials, after it has opened the study.
+    """
+
+    runs: SweepObserver = SweepObserver()
+
+    def __enter__(self) -> SearchObserver:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def opened(self, study: str, storage: str, existing: int) -> None:
+        """The worker opened ``study`` in ``storage`` (its URL without the password), which has ``existing`` trials."""
+
+    def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """A trial ended (complete, pruned or failed); an Optuna study callback."""
+
+    def waiting(self, running: list[int]) -> None:
+        """Nothing is left to start: the worker waits for the ``running`` trials of other workers."""
 
 
 def make_pruner(name: str | None, objective: str, steps: int) -> optuna.pruners.BasePruner:
@@ -104,10 +126,10 @@ def default_study_name(neck: str, space: Path, task: str = "det") -> str:
     return f"{resolve_spec(neck).name}-{load_space(space).name}" + ("" if task == "det" else f"-{task}")
 
 
-def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
-    """Work on the study until it has ``opts.trials`` finished trials in total; returns the study."""
+def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> optuna.Study:
+    """Work on the study until it has ``opts.trials`` finished trials in total, telling ``observer``; returns it."""
     _check(opts)
-    metric = get_task(opts.task).metric
+    observer = observer or SearchObserver()
     space = load_space(opts.space)
     if opts.phis is not None:
         space = space.at_phis(opts.phis)
@@ -120,31 +142,18 @@ def run_search(opts: SearchOptions, console: Console) -> optuna.Study:
         population=opts.population if opts.objective == "multi" else None, task=opts.task)
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
-    observer = RichObserver(console)
-    objective = SearchObjective(name, opts.neck, settings, space, opts.results / "search" / name, opts.trials,
-                                observer, opts.device, opts.threads, tags={"space": space.name, "storage": redact(url)})
+    objective = SearchObjective(name, opts.neck, settings, space, study_results(opts.results, name), opts.trials,
+                                observer.runs, opts.device, opts.threads,
+                                tags={"space": space.name, "storage": redact(url)})
     objective.preflight()
     storage = open_storage(url, opts.heartbeat)
-    optuna.logging.set_verbosity(logging.ERROR)  # the study and each trial's outcome are printed by us instead
+    optuna.logging.set_verbosity(logging.ERROR)  # the observer shows the study and each trial's outcome instead
     study = create_or_join(storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population),
                            pruner)
-    display = SearchDisplay(console, opts.trials, metric)
-    console.print(f"study {name} ({redact(url)}): {opts.trials} trial(s) in total across workers, "
-                  f"{len(study.trials)} there already", highlight=False, markup=False)
+    observer.opened(name, redact(url), len(study.trials))
     with observer, warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        work(study, objective, opts.trials, catch=(TrialFailed,), callbacks=[display], on_wait=display.waiting,
-             poll_s=min(POLL_S, opts.heartbeat))
+        work(study, objective, opts.trials, catch=(TrialFailed,), callbacks=[observer.trial_finished],
+             on_wait=observer.waiting, poll_s=min(POLL_S, opts.heartbeat))
     return study
 
-
-def report(study_name: str, storage: str | None, results: Path, console: Console) -> None:
-    """Print what a study found (``archbench search --report``)."""
-    url = storage or default_storage_url(results)
-    print_report(load_study(open_storage(url, create=False), study_name), redact(url), console)
-
-
-def study_rule(ref: str, storage: str | None, results: Path) -> ParametricRule:
-    """The rule ``study:NAME[#TRIAL]`` stands for: the chosen trial's coefficients, named ``study:NAME#K``."""
-    name, number = parse_study_ref(ref)
-    return trial_rule(load_study(open_storage(storage or default_storage_url(results), create=False), name), number)

@@ -1,0 +1,54 @@
+"""How the runs on a board were made: training schedule, data, environment, code and dates per group.
+
+A board mixing machines, data sets or code versions says so in ``setup_table``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from archbench.board.aggregate import GROUP_KEYS, Record, as_dict
+
+SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "code", "written"]
+
+
+def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
+    """How one run was made, as short texts (None where the record does not say)."""
+    train = (record.get("config") or {}).get("train") or {}
+    dataset = record.get("dataset") or {}
+    env = record.get("environment") or {}
+    commit = env.get("git_commit") or ""
+    return {
+        "task": record.get("task", "det"), "dataset": dataset.get("name", "?"), "preset": record.get("preset", "?"),
+        "training": (f"{train['epochs']} epochs, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']:g}"
+                     if {"epochs", "batch_size", "optimizer", "lr"} <= set(train) else None),
+        "data": (f"{dataset['n_train']} train / {dataset['n_val']} val images, fingerprint "
+                 f"{str(dataset.get('fingerprint', '?'))[:12]}" if {"n_train", "n_val"} <= set(dataset) else None),
+        "environment": (f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads on "
+                        f"{env.get('cpu_count', '?')} cores, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}"
+                        if env else None),
+        "code": (commit[:12] + (" (uncommitted changes)" if commit.endswith("+dirty") else "")) or None,
+        "written": str(record.get("written_at") or "")[:10] or None,
+    }
+
+
+def _distinct(values: Iterable[Any]) -> str:
+    """The different values, sorted and joined with '; ' ('?' when none is known)."""
+    return "; ".join(sorted({str(v) for v in values if v is not None})) or "?"
+
+
+def setup_table(records: Iterable[Record], task: str | None = None) -> pd.DataFrame:
+    """Per (task, dataset, preset): how many runs, and every distinct training schedule, data set,
+    environment and code version among them, and the dates they were written (first .. last)."""
+    rows = pd.DataFrame([_run_setup(r) for r in map(as_dict, records) if task is None or r.get("task") == task],
+                        columns=[c for c in SETUP_COLUMNS if c != "runs"])
+    out = []
+    for keys, group in rows.groupby(GROUP_KEYS, sort=True):
+        dates = sorted(d for d in group["written"] if d)
+        out.append({**dict(zip(GROUP_KEYS, keys)), "runs": len(group),
+                    **{c: _distinct(group[c]) for c in ("training", "data", "environment", "code")},
+                    "written": f"{dates[0]} .. {dates[-1]}" if dates else "?"})
+    return pd.DataFrame(out, columns=SETUP_COLUMNS)

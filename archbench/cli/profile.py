@@ -1,0 +1,67 @@
+"""``archbench profile``: params, GFLOPs and optional CPU latency per neck and phi."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import typer
+
+from archbench.cli.consoles import err, out
+from archbench.cli.options import neck_list, parse_int_range
+from archbench.cli.progress import profile_progress
+from archbench.costs.profile import LatencyOptions, profile
+from archbench.costs.render import render_profile
+from archbench.errors import UserError
+from archbench.spec.schema import ACT_TYPES, FUSE_TYPES, NORM_TYPES, OP_TYPES
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def equal_terms_overrides(op: str | None, fuse: str | None, act: str | None, norm: str | None) -> dict:
+    """Spec-wide defaults to impose on every neck (``None`` keeps each spec's own)."""
+    for value, allowed, flag in ((op, OP_TYPES, "--op"), (fuse, FUSE_TYPES, "--fuse"),
+                                 (act, ACT_TYPES, "--act"), (norm, NORM_TYPES, "--norm")):
+        if value is not None and value not in allowed:
+            raise UserError(f"{flag} {value!r}: choose one of {', '.join(allowed)}")
+    return {"op_type": op, "fuse": fuse, "act": act, "norm": norm}
+
+
+def profile_cmd(
+    neck: str = typer.Option("all", "--neck", help="'all', or comma list of built-in names / spec files"),
+    phi: str = typer.Option("0", "--phi", help="phi values: 0..3, 0,2,5 or 4"),
+    preset: str = typer.Option("efficientdet", "--preset", help="scaling rule: efficientdet | proxy"),
+    num_classes: int = typer.Option(90, "--num-classes", min=1),
+    task: str = typer.Option("det", "--task", help="det (class + box nets) | seg (semantic-FPN head)"),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+    latency: bool = typer.Option(False, "--latency", help="also time the CPU forward (median of --latency-runs)"),
+    latency_runs: int = typer.Option(20, "--latency-runs", min=1),
+    fuse_bn: bool = typer.Option(False, "--fuse-bn", help="--latency: fold batch norms into convs first"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="--latency: NHWC memory format"),
+    compile_model: bool = typer.Option(False, "--compile", help="--latency: torch.compile (slow first call)"),
+    relative_to: str | None = typer.Option(None, "--relative-to", help="add params/GFLOPs ratios to this neck"),
+    op: str | None = typer.Option(None, "--op", help="impose this op type on every neck (sepconv|conv|none)"),
+    fuse: str | None = typer.Option(None, "--fuse", help="impose this default fusion on every neck"),
+    act: str | None = typer.Option(None, "--act", help="impose this activation on every neck"),
+    norm: str | None = typer.Option(None, "--norm", help="impose this norm on every neck"),
+) -> None:
+    """Params, GFLOPs (fvcore convention: 1 multiply-add = 1 flop) and optional CPU latency per neck and phi.
+
+    Latency uses the harness of scripts/bench_necks.py (warm-up, median of --latency-runs); see
+    docs/performance.md.
+    """
+    if not latency and (fuse_bn or channels_last or compile_model):
+        raise UserError("--fuse-bn, --channels-last and --compile change how --latency runs the model; "
+                        "add --latency (costs do not depend on them)")
+    timing = LatencyOptions(latency_runs, fuse_bn, channels_last, compile_model) if latency else None
+    phis = parse_int_range(phi, "--phi")
+    necks = neck_list(neck)
+    overrides = equal_terms_overrides(op, fuse, act, norm)
+    total = len(phis) * len(set(necks + ([relative_to] if relative_to else [])))
+    with profile_progress(err, total) as advance:
+        rows = profile(necks, phis, preset, num_classes, latency=timing, overrides=overrides,
+                       relative_to=relative_to, on_row=advance, task=task)
+    render_profile(rows, fmt.value, out)

@@ -1,0 +1,86 @@
+"""``archbench run``: train and evaluate every (neck, phi, seed) and record each run."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+
+from archbench.cli.consoles import err, out
+from archbench.cli.options import neck_list, parse_int_range, split_list
+from archbench.cli.progress import RichObserver
+from archbench.errors import UserError
+from archbench.runs.layout import runs_dir
+from archbench.runs.sweep import RunRequest, SweepObserver, sweep
+from archbench.search.report import study_rule
+from archbench.train.distributed import DistContext
+from archbench.train.trainer import TrainConfig
+
+
+def run_cmd(
+    neck: str = typer.Option("bifpn", "--neck", help="comma list of built-in names / spec files, or 'all'"),
+    phi: str = typer.Option("0", "--phi", help="phi values: 0..3, 0,2 or 1"),
+    task: str = typer.Option("det", "--task", help="det (detection) | seg (semantic segmentation)"),
+    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH | segfolder:PATH (seg only)"),
+    preset: str = typer.Option("proxy", "--preset", help="scaling rule: proxy (CPU-sized) | efficientdet"),
+    seeds: str = typer.Option("0", "--seeds", help="comma list / range of seeds, e.g. 0,1,2"),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="training epochs (default: the task's)"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1,
+                                          help="global batch (split across torchrun's processes)"),
+    lr: float | None = typer.Option(None, "--lr"),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="adamw | sgd"),
+    ema: bool = typer.Option(False, "--ema", help="evaluate an exponential moving average of the weights"),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA only)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    subset: int | None = typer.Option(None, "--subset", min=1, help="train on N images (deterministic)"),
+    categories: str | None = typer.Option(None, "--categories", help="comma list of category names or ids"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="timm's pretrained backbone weights (needs network)"),
+    backbone_weights: Path | None = typer.Option(None, "--backbone-weights", help="local backbone state dict"),
+    results: Path = typer.Option(Path("results"), "--results", help="folder for runs/ records and checkpoints"),
+    force: bool = typer.Option(False, "--force", help="re-run configurations that already have an ok record"),
+    resume: bool = typer.Option(False, "--resume", help="continue interrupted runs from their last epoch checkpoint"),
+    scaling: str | None = typer.Option(None, "--scaling",
+                                       help="study:NAME[#TRIAL]: a search's coefficients instead of --preset"),
+    storage: str | None = typer.Option(None, "--storage",
+                                       help="--scaling's study database (default: RESULTS/search.db)"),
+) -> None:
+    """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/.
+
+    Under `torchrun --nproc_per_node N -m archbench run ...` each run is trained by N processes with
+    DistributedDataParallel (gloo on the CPU, nccl on CUDA); rank 0 writes the records.
+    """
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available on this machine")
+    train_cfg = TrainConfig.for_task(task)
+    changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
+    if optimizer is not None and optimizer not in ("adamw", "sgd"):
+        raise UserError(f"--optimizer {optimizer!r}: choose adamw or sgd")
+    train_cfg = replace(train_cfg, **{k: v for k, v in changes.items() if v is not None}, ema=ema, amp=amp)
+    rule = None
+    if scaling is not None:
+        rule = study_rule(scaling, storage, results)
+        preset = rule.name
+    requests = [
+        RunRequest(neck=n, phi=p, seed=s, task=task, preset=preset, data=data, subset=subset,
+                   categories=tuple(split_list(categories)) if categories else None, train=train_cfg,
+                   pretrained=pretrained, backbone_weights=str(backbone_weights) if backbone_weights else None,
+                   device=device, threads=threads, rule=rule)
+        for p in parse_int_range(phi, "--phi") for n in neck_list(neck) for s in parse_int_range(seeds, "--seeds")
+    ]
+    dist = DistContext.from_env(device)
+    try:
+        with RichObserver(err) if dist.is_main else nullcontext(SweepObserver()) as observer:
+            records = sweep(requests, results, force=force, resume=resume, observer=observer, dist=dist)
+    finally:
+        dist.close()
+    failed = [r for r in records if not r.ok]
+    if not dist.is_main:
+        raise typer.Exit(1 if failed else 0)
+    out.print(f"{len(records)} run(s) recorded under {runs_dir(results)}; {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,81 @@
+"""``archbench search``: a search worker on the terminal (its progress on stderr), or a study's report."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from archbench.cli.consoles import err, out
+from archbench.cli.options import parse_int_range
+from archbench.cli.progress import SearchDisplay
+from archbench.errors import UserError
+from archbench.search.report import report
+from archbench.search.space import DEFAULT_SPACE, resolve_space
+from archbench.search.worker import SearchOptions, default_study_name, run_search
+from archbench.train.tasks import get_task
+from archbench.train.trainer import TrainConfig
+
+
+class Objective(str, Enum):
+    single = "single"
+    multi = "multi"
+
+
+def search_cmd(
+    neck: str | None = typer.Option(None, "--neck", help="built-in name or spec file"),
+    space: str | None = typer.Option(None, "--space", help="search space YAML, or the name of one in "
+                                     "search_spaces/ (default: efficientdet_family)"),
+    task: str = typer.Option("det", "--task", help="det: maximise AP | seg: maximise mIoU"),
+    trials: int = typer.Option(20, "--trials", min=1,
+                               help="the study's total number of trials, across all its workers"),
+    storage: str | None = typer.Option(None, "--storage",
+                                       help="Optuna RDB URL (default: sqlite:///RESULTS/search.db)"),
+    study: str | None = typer.Option(None, "--study", help="study name (default: NECK-SPACE)"),
+    phi: str | None = typer.Option(None, "--phi", help="phis each trial trains (default: the space's phis)"),
+    objective: Objective = typer.Option(Objective.single, "--objective",
+                                        help="single: max accuracy within --gflops-budget | "
+                                        "multi: accuracy vs GFLOPs, NSGA-II"),
+    gflops_budget: float | None = typer.Option(None, "--gflops-budget", help="refuse costlier configs untrained"),
+    pruner: str | None = typer.Option(None, "--pruner", help="median (default) | hyperband | none (single only)"),
+    population: int = typer.Option(8, "--population", min=2, help="NSGA-II population size (multi)"),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="training epochs per run (default: TrainConfig)"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
+    lr: float | None = typer.Option(None, "--lr"),
+    data: str = typer.Option("synthetic", "--data", help="synthetic | coco:PATH | segfolder:PATH (seg only)"),
+    subset: int | None = typer.Option(None, "--subset", min=1, help="train on N images (deterministic)"),
+    seed: int = typer.Option(0, "--seed", help="training seed of every run"),
+    sampler_seed: int | None = typer.Option(None, "--sampler-seed", help="sampler seed (give workers different ones)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    heartbeat: int = typer.Option(60, "--heartbeat", min=1,
+                                  help="seconds between a running trial's heartbeats; 3 missed = worker dead, retried"),
+    results: Path = typer.Option(Path("results"), "--results",
+                                 help="records go to RESULTS/search/STUDY/runs/; default database RESULTS/search.db"),
+    report_only: bool = typer.Option(False, "--report", help="print the study's best coefficients / Pareto set"),
+) -> None:
+    """Optuna search over a scaling rule's coefficients; each trial trains through the runner and writes records.
+
+    Start one worker per machine with the same --study and --storage: together they run --trials trials.
+    """
+    metric = get_task(task).metric
+    space_file = resolve_space(space or DEFAULT_SPACE) if neck else None
+    name = study or (default_study_name(neck, space_file, task) if neck and space_file else None)
+    if not report_only:
+        if neck is None or space_file is None:
+            raise UserError("archbench search needs --neck (or --report to print a study)")
+        changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+        train = replace(TrainConfig.for_task(task), **{k: v for k, v in changes.items() if v is not None})
+        opts = SearchOptions(
+            neck=neck, space=space_file, trials=trials, train=train, task=task, study=name, storage=storage,
+            phis=tuple(parse_int_range(phi, "--phi")) if phi else None, objective=objective.value,
+            gflops_budget=gflops_budget, data=data, subset=subset, seed=seed, sampler_seed=sampler_seed,
+            pruner=pruner, population=population, results=results, device=device, threads=threads,
+            heartbeat=heartbeat)
+        run_search(opts, SearchDisplay(err, trials, metric))
+    if name is None:  # --report without --study or --neck
+        raise UserError("archbench search --report needs --study (or --neck, and --space unless it is the default)")
+    report(name, storage, results, out)
