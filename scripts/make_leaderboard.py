@@ -36,8 +36,11 @@ def archbench(*args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Not results/ itself: a fresh clone's `archbench run` would find the board's records there and skip.
-    parser.add_argument("--results", default="results/board",
-                        help="folder of the board: records under RESULTS/runs/, LEADERBOARD.md, figures/")
+    parser.add_argument(
+        "--results",
+        default="results/board",
+        help="folder of the board: records under RESULTS/runs/, LEADERBOARD.md, figures/",
+    )
     parser.add_argument("--necks", default="all", help="comma list of necks, or all")
     parser.add_argument("--phi", default="0,1,2", help="comma list of phi values, run in this order")
     parser.add_argument("--seeds", default="0,1")
@@ -47,8 +50,19 @@ def main() -> None:
     if not args.from_records:
         for phi in args.phi.split(","):
             archbench("run", "--neck", args.necks, "--phi", phi, "--seeds", args.seeds, "--results", str(results))
-    archbench("leaderboard", "--results", str(results), "--task", "det", "--format", "md",
-              "-o", str(results / "LEADERBOARD.md"), "--plot", str(results / "figures"))
+    archbench(
+        "leaderboard",
+        "--results",
+        str(results),
+        "--task",
+        "det",
+        "--format",
+        "md",
+        "-o",
+        str(results / "LEADERBOARD.md"),
+        "--plot",
+        str(results / "figures"),
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def run_cli(*args: str) -> CliResult:
 SEG_CLASSES = ("background", "red_square", "green_bar")
 
 
-def make_segfolder(root, *, n_train: int = 8, n_val: int = 4, size: tuple[int, int] = (32, 32),
-                   layout: str = "folders", seed: int = 0):
+def make_segfolder(
+    root, *, n_train: int = 8, n_val: int = 4, size: tuple[int, int] = (32, 32), layout: str = "folders", seed: int = 0
+):
     """Write a tiny, easy segmentation folder: images and masks with the same objects, classes.yaml.
 
     Each image (``size`` = (w, h) px, dark noise) holds a red square (class 1, half the shorter side)

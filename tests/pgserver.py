@@ -25,8 +25,9 @@ def _server_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl: on PATH, else the newest /usr/lib/postgresql/*/bin."""
     on_path = shutil.which("pg_ctl")
     folders = ([Path(on_path).resolve().parent] if on_path else []) + [
-        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]),
-                                reverse=True)]
+        Path(p)
+        for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    ]
     return next((f for f in folders if (f / "initdb").is_file() and (f / "pg_ctl").is_file()), None)
 
 
@@ -54,8 +55,10 @@ def postgres_url() -> Iterator[str]:
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install -e '.[dev]')")
     bindir = _server_binaries()
     if bindir is None:
-        pytest.skip("no PostgreSQL server here (initdb/pg_ctl not on PATH nor in /usr/lib/postgresql/*/bin); "
-                    "apt-get install postgresql")
+        pytest.skip(
+            "no PostgreSQL server here (initdb/pg_ctl not on PATH nor in /usr/lib/postgresql/*/bin); "
+            "apt-get install postgresql"
+        )
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="archbench-pg-"))
     if user is not None:
@@ -64,13 +67,26 @@ def postgres_url() -> Iterator[str]:
     port, data = _free_port(), root / "data"
 
     def pg(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=120,
-                              cwd=root, **as_user)
+        return subprocess.run(
+            [str(bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=120, cwd=root, **as_user
+        )
 
     init = pg("initdb", "-D", str(data), "-U", "archbench", "--auth=trust", "-E", "UTF8")
-    start = init if init.returncode else pg(
-        "pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "start",
-        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off")
+    start = (
+        init
+        if init.returncode
+        else pg(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "start",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off",
+        )
+    )
     try:
         if start.returncode:
             log = (root / "server.log").read_text()[-500:] if (root / "server.log").is_file() else ""

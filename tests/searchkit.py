@@ -36,12 +36,30 @@ def write_space(folder: Path, phis: str = "[0]") -> Path:
 
 def search_args(data: str, results: Path, space: Path, study: str, trials: int, *extra: str) -> list[str]:
     """``archbench search`` arguments for a tiny study (one epoch, batch 8, one thread unless ``extra`` says)."""
-    return ["search", "--neck", "bifpn", "--space", str(space), "--study", study, "--trials", str(trials),
-            "--data", data, "--batch-size", "8", "--threads", "1", "--results", str(results),
-            *(extra if "--epochs" in extra else ("--epochs", "1", *extra))]
+    return [
+        "search",
+        "--neck",
+        "bifpn",
+        "--space",
+        str(space),
+        "--study",
+        study,
+        "--trials",
+        str(trials),
+        "--data",
+        data,
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--results",
+        str(results),
+        *(extra if "--epochs" in extra else ("--epochs", "1", *extra)),
+    ]
 
 
 def load(results: Path, study: str, storage: str | None = None) -> optuna.Study:
     """The study as stored (default: the SQLite file under ``results``)."""
-    return optuna.load_study(study_name=study,
-                             storage=open_storage(storage or default_storage_url(results), create=False))
+    return optuna.load_study(
+        study_name=study, storage=open_storage(storage or default_storage_url(results), create=False)
+    )

@@ -21,8 +21,19 @@ def test_json_is_only_a_json_array_on_stdout():
 def test_csv_and_table_with_proxy_preset_and_a_spec_file(tmp_path: Path):
     spec = tmp_path / "my_neck.yaml"
     spec.write_text(run_cli("specs", "show", "panet").stdout.replace("name: panet", "name: my_neck", 1))
-    res = run_cli("profile", "--neck", f"{spec},bifpn", "--phi", "0..1", "--preset", "proxy", "--format", "csv",
-                  "--relative-to", "bifpn")
+    res = run_cli(
+        "profile",
+        "--neck",
+        f"{spec},bifpn",
+        "--phi",
+        "0..1",
+        "--preset",
+        "proxy",
+        "--format",
+        "csv",
+        "--relative-to",
+        "bifpn",
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert {r["neck"] for r in rows} == {"my_neck", "bifpn"} and len(rows) == 4
@@ -33,9 +44,13 @@ def test_csv_and_table_with_proxy_preset_and_a_spec_file(tmp_path: Path):
 
 
 def test_bad_arguments_are_clear_errors():
-    for args, needle in [(("--phi", "0..9"), "phi 0..7"), (("--preset", "huge"), "unknown preset"),
-                         (("--neck", "bifnp"), "unknown neck"), (("--phi", "a..b"), "--phi"),
-                         (("--op", "magic"), "--op")]:
+    for args, needle in [
+        (("--phi", "0..9"), "phi 0..7"),
+        (("--preset", "huge"), "unknown preset"),
+        (("--neck", "bifnp"), "unknown neck"),
+        (("--phi", "a..b"), "--phi"),
+        (("--op", "magic"), "--op"),
+    ]:
         res = run_cli("profile", *args)
         assert res.returncode == 2, (args, res.stderr)
         assert needle in res.stderr and "Traceback" not in res.stderr
@@ -44,8 +59,22 @@ def test_bad_arguments_are_clear_errors():
 def test_seg_task_costs_the_segmentation_head():
     rows = {}
     for task in ("det", "seg"):
-        res = run_cli("profile", "--task", task, "--neck", "fpn", "--preset", "proxy", "--num-classes", "7",
-                      "--format", "json", "--latency", "--latency-runs", "1")
+        res = run_cli(
+            "profile",
+            "--task",
+            task,
+            "--neck",
+            "fpn",
+            "--preset",
+            "proxy",
+            "--num-classes",
+            "7",
+            "--format",
+            "json",
+            "--latency",
+            "--latency-runs",
+            "1",
+        )
         assert res.returncode == 0, res.stderr
         (rows[task],) = json.loads(res.stdout)
     assert rows["seg"]["params_neck"] == rows["det"]["params_neck"]  # same trunk, other head

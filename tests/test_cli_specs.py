@@ -36,8 +36,9 @@ def test_show_edit_load_compile(tmp_path: Path):
 
 def test_validate_bad_spec_exits_2_with_every_problem_and_no_traceback(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("levels: [3, 4]\nnodes:\n  - {id: a, level: 3, inputs: [in3, ghost], fuse: blend}\n"
-                   "outputs: {3: a}\n")
+    bad.write_text(
+        "levels: [3, 4]\nnodes:\n  - {id: a, level: 3, inputs: [in3, ghost], fuse: blend}\noutputs: {3: a}\n"
+    )
     res = run_cli("specs", "validate", str(bad))
     assert res.returncode == 2
     assert "Traceback" not in res.stderr + res.stdout
@@ -80,9 +81,11 @@ def test_traced_module_is_usable_by_fvcore():
 def test_console_script_prints_no_traceback_for_user_errors(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("levels: [3, 4]\nnodes: []\noutputs: {3: a}\n")
-    res = subprocess.run([sys.executable, "-m", "archbench", "specs", "validate", str(bad)], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "archbench", "specs", "validate", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 2 and "output-not-produced" in res.stderr and "Traceback" not in res.stderr
-    res = subprocess.run([sys.executable, "-m", "archbench", "profile", "--preset", "huge"], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "archbench", "profile", "--preset", "huge"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 2 and "unknown preset" in res.stderr and "Traceback" not in res.stderr

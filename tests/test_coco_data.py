@@ -321,8 +321,9 @@ def tiny_synthetic(tmp_path_factory: pytest.TempPathFactory) -> synthetic.Synthe
     return synthetic.generate(tmp_path_factory.mktemp("syn") / "ds", n_train=6, n_val=3, size=64, workers=1)
 
 
-def test_synthetic_reference(tiny_synthetic: synthetic.SyntheticInfo, monkeypatch: pytest.MonkeyPatch,
-                             tmp_path: Path) -> None:
+def test_synthetic_reference(
+    tiny_synthetic: synthetic.SyntheticInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(synthetic, "ensure_synthetic", lambda cache_root, progress=None: tiny_synthetic.path)
     train, val, info = open_detection_data("synthetic", resolution=64, cache_root=tmp_path)
     assert (info["name"], info["n_train"], info["n_val"]) == ("synthetic", 6, 3)

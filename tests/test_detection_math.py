@@ -19,6 +19,7 @@ from archbench.detection.postprocess import decode
 
 # ---------------------------------------------------------------- anchors / flattening
 
+
 def test_anchor_count_and_order_match_head_flattening():
     cfg = AnchorConfig()
     a_n = cfg.num_anchors
@@ -59,12 +60,13 @@ def test_anchor_shapes_and_cache():
     w, h = cell[:, 2] - cell[:, 0], cell[:, 3] - cell[:, 1]
     sides = torch.tensor([4 * 8 * s for s in cfg.scales for _ in cfg.ratios], dtype=torch.float64)
     ratios = torch.tensor([r for _ in cfg.scales for r in cfg.ratios], dtype=torch.float64)
-    torch.testing.assert_close(w * h, sides ** 2)  # area kept
+    torch.testing.assert_close(w * h, sides**2)  # area kept
     torch.testing.assert_close(h / w, ratios)  # ratio = h / w
     assert anchors_for([(4, 4)], [8], cfg) is anchors_for([(4, 4)], [8], cfg)
 
 
 # ---------------------------------------------------------------- box coding
+
 
 def test_encode_decode_round_trip():
     g = torch.Generator().manual_seed(0)
@@ -86,14 +88,17 @@ def test_decode_clamps_log_scale():
 
 # ---------------------------------------------------------------- assignment
 
+
 def test_assignment_thresholds():
     gt = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
-    anchors = torch.tensor([
-        [0.0, 0.0, 100.0, 100.0],    # IoU 1    -> positive
-        [0.0, 0.0, 100.0, 45.0],     # IoU 0.45 -> ignored
-        [0.0, 0.0, 100.0, 10.0],     # IoU 0.1  -> background
-        [200.0, 200.0, 300.0, 300.0],  # IoU 0  -> background
-    ])
+    anchors = torch.tensor(
+        [
+            [0.0, 0.0, 100.0, 100.0],  # IoU 1    -> positive
+            [0.0, 0.0, 100.0, 45.0],  # IoU 0.45 -> ignored
+            [0.0, 0.0, 100.0, 10.0],  # IoU 0.1  -> background
+            [200.0, 200.0, 300.0, 300.0],  # IoU 0  -> background
+        ]
+    )
     torch.testing.assert_close(box_iou(anchors, gt)[:, 0], torch.tensor([1.0, 0.45, 0.1, 0.0]))
     a = assign(anchors, gt, torch.tensor([3]))
     assert a.labels.tolist() == [3, IGNORE, BACKGROUND, BACKGROUND]
@@ -129,6 +134,7 @@ def test_shared_best_anchor_goes_to_larger_iou():
 
 
 # ---------------------------------------------------------------- loss
+
 
 def _toy_problem(seed: int = 0):
     torch.manual_seed(seed)
@@ -191,6 +197,7 @@ def test_loss_decreases_and_head_learns_the_box():
 
 # ---------------------------------------------------------------- post-processing
 
+
 def _nms_case(labels: tuple[int, int]):
     anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [30.0, 30.0, 40.0, 40.0]])
     cls = torch.full((1, 3, 2), -10.0)
@@ -225,15 +232,24 @@ def test_decode_threshold_topk_maxdet_and_clip():
 
 # ---------------------------------------------------------------- COCO evaluation
 
+
 def _coco(annotations: list[tuple[int, int, list[float], float | None]]) -> COCO:
     """(image_id, category_id, xywh bbox, area or None for w*h) -> an in-memory COCO."""
     coco = COCO()
     coco.dataset = {
         "images": [{"id": i, "width": 200, "height": 200, "file_name": f"{i}.png"} for i in (1, 2)],
         "categories": [{"id": 1, "name": "a"}, {"id": 3, "name": "b"}],
-        "annotations": [{"id": n + 1, "image_id": img, "category_id": cat, "bbox": bb, "iscrowd": 0,
-                         "area": bb[2] * bb[3] if area is None else area}
-                        for n, (img, cat, bb, area) in enumerate(annotations)],
+        "annotations": [
+            {
+                "id": n + 1,
+                "image_id": img,
+                "category_id": cat,
+                "bbox": bb,
+                "iscrowd": 0,
+                "area": bb[2] * bb[3] if area is None else area,
+            }
+            for n, (img, cat, bb, area) in enumerate(annotations)
+        ],
     }
     coco.createIndex()
     return coco
@@ -243,8 +259,11 @@ def _xyxy(bb: list[float]) -> list[float]:
     return [bb[0], bb[1], bb[0] + bb[2], bb[1] + bb[3]]
 
 
-ANNS = [(1, 1, [10.0, 10.0, 8.0, 8.0], None), (1, 3, [50.0, 40.0, 40.0, 50.0], None),
-        (2, 1, [20.0, 30.0, 110.0, 100.0], None)]
+ANNS = [
+    (1, 1, [10.0, 10.0, 8.0, 8.0], None),
+    (1, 3, [50.0, 40.0, 40.0, 50.0], None),
+    (2, 1, [20.0, 30.0, 110.0, 100.0], None),
+]
 
 
 def _perfect(anns, cat_map=lambda c: c):
@@ -302,14 +321,24 @@ def test_to_dataset_frame_recovers_original_boxes():
     dets = []
     for img in (1, 2):
         anns = [a for a in ANNS if a[0] == img]
-        resized = {"boxes": torch.tensor([_xyxy(bb) for _, _, bb, _ in anns]) * scale,
-                   "scores": torch.full((len(anns),), 0.8),
-                   "labels": torch.tensor([cat_ids.index(c) for _, c, _, _ in anns])}
+        resized = {
+            "boxes": torch.tensor([_xyxy(bb) for _, _, bb, _ in anns]) * scale,
+            "scores": torch.full((len(anns),), 0.8),
+            "labels": torch.tensor([cat_ids.index(c) for _, c, _, _ in anns]),
+        }
         out = to_dataset_frame(resized, scale, cat_ids, image_id=img, orig_size=(200, 200))
         torch.testing.assert_close(out["boxes"], torch.tensor([_xyxy(bb) for _, _, bb, _ in anns]))
         assert out["labels"].tolist() == [c for _, c, _, _ in anns] and out["image_id"] == img
         dets.append(out)
     assert coco_evaluate(coco, dets)["AP"] == pytest.approx(1.0)
-    clipped = to_dataset_frame({"boxes": torch.tensor([[100.0, 0.0, 140.0, 20.0]]), "scores": torch.ones(1),
-                                "labels": torch.zeros(1, dtype=torch.int64)}, 0.64, cat_ids, orig_size=(200, 200))
+    clipped = to_dataset_frame(
+        {
+            "boxes": torch.tensor([[100.0, 0.0, 140.0, 20.0]]),
+            "scores": torch.ones(1),
+            "labels": torch.zeros(1, dtype=torch.int64),
+        },
+        0.64,
+        cat_ids,
+        orig_size=(200, 200),
+    )
     assert clipped["boxes"][0, 2].item() == 200.0 and "image_id" not in clipped

@@ -21,8 +21,18 @@ COMMON = ["--neck", "fpn", "--phi", "0", "--epochs", "2", "--batch-size", "8"]
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node 2 -m archbench run ARGS`` (one CPU thread per rank)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "archbench", "run", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "archbench",
+        "run",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 

@@ -23,29 +23,72 @@ from helpers import run_cli
 
 #: (neck, phi) -> (gflops, mean AP). Seeds add -0.01 / +0.01, so mean = AP, sample std = 0.01 * sqrt(2).
 POINTS: dict[tuple[str, int], tuple[float, float]] = {
-    ("fpn", 0): (1.0, 0.30), ("fpn", 1): (2.0, 0.35), ("fpn", 2): (4.0, 0.40),
-    ("bifpn", 0): (1.5, 0.33), ("bifpn", 1): (3.0, 0.38), ("bifpn", 2): (6.0, 0.42),
-    ("pan", 0): (2.0, 0.29), ("pan", 1): (4.0, 0.36), ("pan", 2): (8.0, 0.39),
+    ("fpn", 0): (1.0, 0.30),
+    ("fpn", 1): (2.0, 0.35),
+    ("fpn", 2): (4.0, 0.40),
+    ("bifpn", 0): (1.5, 0.33),
+    ("bifpn", 1): (3.0, 0.38),
+    ("bifpn", 2): (6.0, 0.42),
+    ("pan", 0): (2.0, 0.29),
+    ("pan", 1): (4.0, 0.36),
+    ("pan", 2): (8.0, 0.39),
 }
 SEED_OFFSET = {0: -0.01, 1: 0.01}
 STD = 0.01 * math.sqrt(2)
 
 
-def make_record(neck: str, phi: int, seed: int, *, ap: float = 0.3, gflops: float = 1.0,
-                status: str = "ok", reason: str | None = None, task: str = "det",
-                **metric_overrides: float) -> dict[str, Any]:
+def make_record(
+    neck: str,
+    phi: int,
+    seed: int,
+    *,
+    ap: float = 0.3,
+    gflops: float = 1.0,
+    status: str = "ok",
+    reason: str | None = None,
+    task: str = "det",
+    **metric_overrides: float,
+) -> dict[str, Any]:
     """A realistic run record (the fields leaderboards read, plus some they do not)."""
-    metrics = {"AP": ap, "AP50": ap + 0.2, "AP75": ap - 0.05, "APs": ap - 0.1, "APm": ap, "APl": ap + 0.1,
-               "AR1": 0.2, "AR10": 0.4, "AR100": 0.5, "ARs": 0.3, "ARm": 0.5, "ARl": 0.6, **metric_overrides}
+    metrics = {
+        "AP": ap,
+        "AP50": ap + 0.2,
+        "AP75": ap - 0.05,
+        "APs": ap - 0.1,
+        "APm": ap,
+        "APl": ap + 0.1,
+        "AR1": 0.2,
+        "AR10": 0.4,
+        "AR100": 0.5,
+        "ARs": 0.3,
+        "ARm": 0.5,
+        "ARl": 0.6,
+        **metric_overrides,
+    }
     rec: dict[str, Any] = {
-        "schema_version": 1, "status": status, "task": task, "neck": neck, "neck_ref": neck, "phi": phi,
-        "preset": "proxy", "seed": seed, "epochs": 2,
+        "schema_version": 1,
+        "status": status,
+        "task": task,
+        "neck": neck,
+        "neck_ref": neck,
+        "phi": phi,
+        "preset": "proxy",
+        "seed": seed,
+        "epochs": 2,
         "dataset": {"name": "synthetic", "fingerprint": "abc123", "sizes": {"train": 2048, "val": 512}},
         "metrics": metrics if status == "ok" else {},
-        "costs": {"params_total": 3.0e6 + 1e6 * phi, "params_backbone": 2.0e6, "params_neck": 0.5e6,
-                  "params_head": 0.5e6, "gflops": gflops, "gflops_neck": gflops / 4, "latency_ms": 10.0 * gflops},
+        "costs": {
+            "params_total": 3.0e6 + 1e6 * phi,
+            "params_backbone": 2.0e6,
+            "params_neck": 0.5e6,
+            "params_head": 0.5e6,
+            "gflops": gflops,
+            "gflops_neck": gflops / 4,
+            "latency_ms": 10.0 * gflops,
+        },
         "timing": {"train_seconds": 60.0, "eval_seconds": 5.0, "images_per_s": 100.0 / gflops},
-        "config_hash": f"{neck}{phi}{seed}".ljust(16, "0")[:16], "spec_hash": f"spec-{neck}",
+        "config_hash": f"{neck}{phi}{seed}".ljust(16, "0")[:16],
+        "spec_hash": f"spec-{neck}",
     }
     if status == "failed":
         rec["reason"] = reason or "loss became nan at step 12"
@@ -54,8 +97,11 @@ def make_record(neck: str, phi: int, seed: int, *, ap: float = 0.3, gflops: floa
 
 def sweep() -> list[dict[str, Any]]:
     """3 necks x 3 phi x 2 seeds of ok records plus one failed run."""
-    recs = [make_record(neck, phi, seed, ap=ap + SEED_OFFSET[seed], gflops=g)
-            for (neck, phi), (g, ap) in POINTS.items() for seed in (0, 1)]
+    recs = [
+        make_record(neck, phi, seed, ap=ap + SEED_OFFSET[seed], gflops=g)
+        for (neck, phi), (g, ap) in POINTS.items()
+        for seed in (0, 1)
+    ]
     recs.append(make_record("fpn", 3, 0, gflops=8.0, status="failed", reason="loss became nan at step 12"))
     return recs
 
@@ -85,16 +131,28 @@ def test_seed_statistics(table):
 
 
 def test_single_seed_std_is_nan_and_sentinel_ignored():
-    recs = [make_record("fpn", 0, 0, ap=0.3, APl=-1.0), make_record("fpn", 0, 1, ap=0.5, APl=0.6),
-            make_record("pan", 0, 0, ap=0.4)]
+    recs = [
+        make_record("fpn", 0, 0, ap=0.3, APl=-1.0),
+        make_record("fpn", 0, 1, ap=0.5, APl=0.6),
+        make_record("pan", 0, 0, ap=0.4),
+    ]
     t = build_table(recs)
     assert row(t, "pan", 0)["n_seeds"] == 1 and math.isnan(row(t, "pan", 0)["AP_std"])
     assert row(t, "fpn", 0)["APl_mean"] == pytest.approx(0.6)  # -1 (no ground truth) is missing, not 0
 
 
 def test_ranks(table):
-    order = [("bifpn", 2), ("fpn", 2), ("pan", 2), ("bifpn", 1), ("pan", 1), ("fpn", 1),
-             ("bifpn", 0), ("fpn", 0), ("pan", 0)]
+    order = [
+        ("bifpn", 2),
+        ("fpn", 2),
+        ("pan", 2),
+        ("bifpn", 1),
+        ("pan", 1),
+        ("fpn", 1),
+        ("bifpn", 0),
+        ("fpn", 0),
+        ("pan", 0),
+    ]
     for rank, (neck, phi) in enumerate(order, start=1):
         assert row(table, neck, phi)["rank"] == rank
     assert list(table["rank"]) == list(range(1, 10))  # sorted by rank
@@ -103,7 +161,7 @@ def test_ranks(table):
 def test_pareto_flags(table):
     # Hand-checked: every pan point is dominated (pan@2 by fpn@2 at equal cost, pan@4 by fpn@4,
     # pan@8 by bifpn@6); fpn and bifpn points alternate along the front.
-    for (neck, phi) in POINTS:
+    for neck, phi in POINTS:
         assert bool(row(table, neck, phi)["pareto"]) is (neck != "pan"), (neck, phi)
 
 
@@ -139,9 +197,15 @@ def test_iso_flops_default_budgets(table):
     # Ranges: fpn [1, 4], bifpn [1.5, 6], pan [2, 8] -> shared [2, 4]; row gflops inside: 2, 3, 4.
     assert sorted(iso["gflops"].unique()) == [2.0, 3.0, 4.0]
     expected = {
-        ("fpn", 2.0): 0.35, ("bifpn", 2.0): 0.33 + 0.05 * 0.5 / 1.5, ("pan", 2.0): 0.29,
-        ("fpn", 3.0): 0.375, ("bifpn", 3.0): 0.38, ("pan", 3.0): 0.325,
-        ("fpn", 4.0): 0.40, ("bifpn", 4.0): 0.38 + 0.04 / 3, ("pan", 4.0): 0.36,
+        ("fpn", 2.0): 0.35,
+        ("bifpn", 2.0): 0.33 + 0.05 * 0.5 / 1.5,
+        ("pan", 2.0): 0.29,
+        ("fpn", 3.0): 0.375,
+        ("bifpn", 3.0): 0.38,
+        ("pan", 3.0): 0.325,
+        ("fpn", 4.0): 0.40,
+        ("bifpn", 4.0): 0.38 + 0.04 / 3,
+        ("pan", 4.0): 0.36,
     }
     for (neck, b), v in expected.items():
         assert iso_value(iso, neck, b) == pytest.approx(v), (neck, b)
@@ -170,8 +234,13 @@ def test_failed_runs_listed_apart(table):
     failed = failed_runs(sweep())
     assert list(failed.columns) == ["task", "neck", "phi", "seed", "reason"]
     assert len(failed) == 1
-    assert failed.iloc[0].to_dict() == {"task": "det", "neck": "fpn", "phi": 3, "seed": 0,
-                                        "reason": "loss became nan at step 12"}
+    assert failed.iloc[0].to_dict() == {
+        "task": "det",
+        "neck": "fpn",
+        "phi": 3,
+        "seed": 0,
+        "reason": "loss became nan at step 12",
+    }
     assert 3 not in set(table["phi"])
 
 
@@ -232,15 +301,27 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
     for i, r in enumerate(recs):
         r["config"] = {"train": {"epochs": 8, "batch_size": 16, "optimizer": "adamw", "lr": 0.006}}
         r["dataset"].update(n_train=2048, n_val=512)
-        r["environment"] = {"device": "cpu", "torch_threads": 2, "cpu_count": 2, "torch": "2.14.1", "timm": "1.0.31",
-                            "git_commit": "a" * 40 if i else "b" * 40 + "+dirty"}
+        r["environment"] = {
+            "device": "cpu",
+            "torch_threads": 2,
+            "cpu_count": 2,
+            "torch": "2.14.1",
+            "timm": "1.0.31",
+            "git_commit": "a" * 40 if i else "b" * 40 + "+dirty",
+        }
         r["written_at"] = f"2026-11-{20 + i % 3:02d}T10:00:00+00:00"
     (row,) = setup_table(recs).to_dict("records")
-    assert row == {"task": "det", "dataset": "synthetic", "preset": "proxy", "runs": 19,
-                   "training": "8 epochs, batch 16, adamw lr 0.006",
-                   "data": "2048 train / 512 val images, fingerprint abc123",
-                   "environment": "cpu, 2 threads on 2 cores, torch 2.14.1, timm 1.0.31",
-                   "code": "aaaaaaaaaaaa; bbbbbbbbbbbb (uncommitted changes)", "written": "2026-11-20 .. 2026-11-22"}
+    assert row == {
+        "task": "det",
+        "dataset": "synthetic",
+        "preset": "proxy",
+        "runs": 19,
+        "training": "8 epochs, batch 16, adamw lr 0.006",
+        "data": "2048 train / 512 val images, fingerprint abc123",
+        "environment": "cpu, 2 threads on 2 cores, torch 2.14.1, timm 1.0.31",
+        "code": "aaaaaaaaaaaa; bbbbbbbbbbbb (uncommitted changes)",
+        "written": "2026-11-20 .. 2026-11-22",
+    }
     (bare,) = setup_table(sweep()).to_dict("records")  # records that do not say: '?', never a guess
     assert bare["runs"] == 19 and {bare[k] for k in ("training", "data", "environment", "code", "written")} == {"?"}
     assert setup_table(sweep(), task="seg").empty
@@ -292,8 +373,9 @@ def test_cli_leaderboard(tmp_path):
     assert len(board["leaderboard"]) == 9 and board["failed"]
     assert [(row["preset"], row["runs"]) for row in board["setup"]] == [("proxy", 19)]
     html = tmp_path / "board.html"
-    res = run_cli("leaderboard", "--results", str(tmp_path), "--format", "html", "-o", str(html),
-                  "--plot", str(tmp_path / "fig"))
+    res = run_cli(
+        "leaderboard", "--results", str(tmp_path), "--format", "html", "-o", str(html), "--plot", str(tmp_path / "fig")
+    )
     assert res.returncode == 0 and "data:image/png;base64," in html.read_text()
     assert (tmp_path / "fig" / "accuracy_vs_gflops.png").is_file()
     empty = run_cli("leaderboard", "--results", str(tmp_path / "none"))
@@ -309,6 +391,11 @@ def test_checked_in_board_is_derived_from_its_records():
     names = plots.figure_names(table)
     figures = [board / "figures" / name for name in names]
     assert all(f.is_file() for f in figures), "a figure is missing: run scripts/make_leaderboard.py --from-records"
-    expected = render_md(table, failed_runs(records), iso_flops(table), setup_table(records, "det"),
-                         figures=[f"figures/{name}" for name in names])
+    expected = render_md(
+        table,
+        failed_runs(records),
+        iso_flops(table),
+        setup_table(records, "det"),
+        figures=[f"figures/{name}" for name in names],
+    )
     assert (board / "LEADERBOARD.md").read_text() == expected

@@ -161,8 +161,9 @@ def test_peak_bytes_counts_new_storage_not_views_or_in_place_results():
 
 
 def test_op_breakdown_splits_depthwise_dense_and_the_rest():
-    model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.Conv2d(16, 32, 1),
-                          nn.SiLU()).eval()
+    model = nn.Sequential(
+        nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.Conv2d(16, 32, 1), nn.SiLU()
+    ).eval()
     x = torch.randn(1, 16, 20, 20)
     with torch.inference_mode():
         b = op_breakdown(lambda: model(x), runs=2)
@@ -191,13 +192,20 @@ def test_bench_ratios_line_reports_eager_ours_unless_a_rewrite_was_asked_for():
 
 
 def test_bench_script_refuses_bad_input_without_a_traceback():
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_necks.py"), "--phi", "9"],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_necks.py"), "--phi", "9"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr and "0..7" in proc.stderr
     bench = _bench_script()
-    for args, message in ((["--runs", "0"], "at least 1"), (["--resolution", "128"], "256 px"),
-                          (["--phi", "x"], "comma list")):
+    for args, message in (
+        (["--runs", "0"], "at least 1"),
+        (["--resolution", "128"], "256 px"),
+        (["--phi", "x"], "comma list"),
+    ):
         with pytest.raises(UserError, match=message):
             bench.main(args)
 
@@ -214,20 +222,52 @@ def test_bifpn_matches_effdet_parameter_for_parameter():
 @pytest.mark.slow
 def test_bench_script_end_to_end_small():
     pytest.importorskip("effdet")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_necks.py"), "--phi", "0", "--resolution",
-                           "256", "--runs", "2", "--warmup", "1", "--threads", "1", "--fuse", "--channels-last",
-                           "--no-cuda"], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_necks.py"),
+            "--phi",
+            "0",
+            "--resolution",
+            "256",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--fuse",
+            "--channels-last",
+            "--no-cuda",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1].split()
-    assert last[0] == "ratios" and [kv.split("=")[0] for kv in last[1:]] == ["neck_fwd", "neck_fwd_bwd",
-                                                                             "detector_fwd"]
+    assert last[0] == "ratios" and [kv.split("=")[0] for kv in last[1:]] == ["neck_fwd", "neck_fwd_bwd", "detector_fwd"]
     assert all(float(kv.split("=")[1]) > 0 for kv in last[1:])
     assert "ours (fuse+cl)" in proc.stdout and "peak memory" in proc.stdout and "GFLOP/s" in proc.stdout
 
 
 def test_profile_latency_on_the_harness_with_rewrites():
-    res = run_cli("profile", "--neck", "bifpn", "--phi", "0", "--preset", "proxy", "--latency", "--latency-runs", "2",
-                  "--fuse-bn", "--channels-last", "--format", "json")
+    res = run_cli(
+        "profile",
+        "--neck",
+        "bifpn",
+        "--phi",
+        "0",
+        "--preset",
+        "proxy",
+        "--latency",
+        "--latency-runs",
+        "2",
+        "--fuse-bn",
+        "--channels-last",
+        "--format",
+        "json",
+    )
     assert res.returncode == 0, res.stderr
     (row,) = json.loads(res.stdout)
     assert row["latency_mode"] == "fuse+cl" and row["latency_runs"] == 2 and row["latency_ms"] > 0
@@ -246,7 +286,8 @@ class _OpCounter(TorchDispatchMode):
 
 
 def test_an_input_read_by_several_nodes_is_resampled_and_projected_once_at_run_time():
-    spec, problems = parse_yaml("""
+    spec, problems = parse_yaml(
+        """
 name: shared_reads
 levels: [3, 4, 5]
 nodes:
@@ -254,7 +295,9 @@ nodes:
   - {id: b4, level: 4, inputs: [a4, in5, in3]}
   - {id: c4, level: 4, inputs: [b4, in3]}
 outputs: {3: in3, 4: c4, 5: in5}
-""", "test")
+""",
+        "test",
+    )
     assert spec is not None, problems
     neck = compile_neck(spec, [16, 24, 32], 8).eval()
     counter = _OpCounter()

@@ -30,14 +30,32 @@ def test_checked_in_records_load_and_write_back_byte_identical(tmp_path):
 
 
 def test_a_new_record_is_stamped_and_keeps_the_file_order(tmp_path):
-    record = RunRecord(status="failed", reason="loss became nan", seed=1, phi=2, neck="fpn", task="det",
-                       config_hash="0123456789abcdef", extra={"search": {"study": "s", "trial": 3}})
+    record = RunRecord(
+        status="failed",
+        reason="loss became nan",
+        seed=1,
+        phi=2,
+        neck="fpn",
+        task="det",
+        config_hash="0123456789abcdef",
+        extra={"search": {"study": "s", "trial": 3}},
+    )
     assert record.written_at is None and not record.ok
     path = record.save(tmp_path)
     assert path == tmp_path / "runs" / "det-fpn-phi2-s1-0123456789abcdef.json"
     on_disk = json.loads(path.read_text())
-    assert list(on_disk) == ["schema_version", "written_at", "task", "neck", "phi", "seed", "config_hash", "status",
-                             "reason", "search"]  # None fields absent; extra keys last, at the top level
+    assert list(on_disk) == [
+        "schema_version",
+        "written_at",
+        "task",
+        "neck",
+        "phi",
+        "seed",
+        "config_hash",
+        "status",
+        "reason",
+        "search",
+    ]  # None fields absent; extra keys last, at the top level
     assert on_disk["schema_version"] == SCHEMA_VERSION and on_disk["written_at"] == record.written_at
     assert RunRecord.load(path) == record
     assert path.read_text().endswith("}\n")
@@ -83,13 +101,19 @@ def test_newer_schema_is_refused_clearly(tmp_path):
         load_records(tmp_path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", r"bad\.json: not a readable run record \(Expecting property name"),
-    ("[1, 2]", r"bad\.json: record schema version None; this archbench reads versions <= 1"),
-    ('{"schema_version": "1"}', r"bad\.json: record schema version '1'"),
-    ('{"schema_version": 1, "task": "det"}', r"bad\.json: not a readable run record \(missing neck, phi, seed, "
-                                              r"config_hash, status\)"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", r"bad\.json: not a readable run record \(Expecting property name"),
+        ("[1, 2]", r"bad\.json: record schema version None; this archbench reads versions <= 1"),
+        ('{"schema_version": "1"}', r"bad\.json: record schema version '1'"),
+        (
+            '{"schema_version": 1, "task": "det"}',
+            r"bad\.json: not a readable run record \(missing neck, phi, seed, "
+            r"config_hash, status\)",
+        ),
+    ],
+)
 def test_bad_files_are_user_errors_naming_the_file(tmp_path, text, message):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "bad.json").write_text(text)

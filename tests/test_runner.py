@@ -21,8 +21,24 @@ from helpers import run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
 #: A record's keys in file order: what was run, then the outcome (as the runner always wrote them).
-BASE_KEYS = ["schema_version", "written_at", "task", "neck", "neck_ref", "phi", "preset", "seed", "epochs",
-             "config_hash", "config", "spec_hash", "spec", "model_config", "dataset", "command"]
+BASE_KEYS = [
+    "schema_version",
+    "written_at",
+    "task",
+    "neck",
+    "neck_ref",
+    "phi",
+    "preset",
+    "seed",
+    "epochs",
+    "config_hash",
+    "config",
+    "spec_hash",
+    "spec",
+    "model_config",
+    "dataset",
+    "command",
+]
 OK_KEYS = [*BASE_KEYS, "status", "metrics", "epoch_losses", "steps", "timing", "costs", "memory", "environment"]
 
 
@@ -44,8 +60,20 @@ def test_run_writes_one_complete_record(tiny_data, tmp_path):
     on_disk = json.loads(files[0].read_text())
     assert list(on_disk) == OK_KEYS
     assert on_disk["schema_version"] == SCHEMA_VERSION and on_disk["status"] == "ok"
-    assert set(on_disk["metrics"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
-                                       "ARs", "ARm", "ARl"}
+    assert set(on_disk["metrics"]) == {
+        "AP",
+        "AP50",
+        "AP75",
+        "APs",
+        "APm",
+        "APl",
+        "AR1",
+        "AR10",
+        "AR100",
+        "ARs",
+        "ARm",
+        "ARl",
+    }
     assert all(isinstance(v, float) for v in on_disk["metrics"].values())
     assert on_disk["spec"]["name"] == "bifpn" and len(on_disk["spec_hash"]) == 16
     assert on_disk["dataset"]["fingerprint"] and on_disk["dataset"]["n_train"] == 16
@@ -87,7 +115,7 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tiny_data, tmp_pa
     assert resumed.metrics == straight.metrics
     assert resumed.epoch_losses and straight.epoch_losses
     assert resumed.epoch_losses[-1] == straight.epoch_losses[-1]
-    assert list(resumed.to_dict()) == [*BASE_KEYS, "resumed_from_epoch", *OK_KEYS[len(BASE_KEYS):]]
+    assert list(resumed.to_dict()) == [*BASE_KEYS, "resumed_from_epoch", *OK_KEYS[len(BASE_KEYS) :]]
 
 
 def test_nan_loss_is_recorded_as_failed_and_the_sweep_goes_on(tiny_data, tmp_path, monkeypatch):
@@ -116,8 +144,13 @@ def test_a_crash_is_recorded_as_failed_with_its_traceback(tiny_data, tmp_path, m
     monkeypatch.setattr(DetectionTrainer, "train_epoch", crash)
     (rec,) = sweep([request(tiny_data)], tmp_path)
     assert rec.status == "failed" and rec.reason == "RuntimeError: boom" and rec.traceback
-    assert list(json.loads(rec.path(tmp_path).read_text())) == [*BASE_KEYS, "status", "reason", "traceback",
-                                                                 "environment"]
+    assert list(json.loads(rec.path(tmp_path).read_text())) == [
+        *BASE_KEYS,
+        "status",
+        "reason",
+        "traceback",
+        "environment",
+    ]
 
 
 def test_bad_data_stops_before_anything_is_recorded(tmp_path):
@@ -147,12 +180,26 @@ def test_local_backbone_weights(tmp_path):
 
 
 def test_cli_run_end_to_end(tiny_data, tmp_path):
-    res = run_cli("run", "--neck", "bifpn,fpn", "--phi", "0", "--data", tiny_data, "--epochs", "1",
-                  "--batch-size", "8", "--results", str(tmp_path))
+    res = run_cli(
+        "run",
+        "--neck",
+        "bifpn,fpn",
+        "--phi",
+        "0",
+        "--data",
+        tiny_data,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--results",
+        str(tmp_path),
+    )
     assert res.returncode == 0, res.stderr
     assert sorted(r.neck for r in load_records(tmp_path)) == ["bifpn", "fpn"]
-    again = run_cli("run", "--neck", "bifpn", "--data", tiny_data, "--epochs", "1", "--batch-size", "8",
-                    "--results", str(tmp_path))
+    again = run_cli(
+        "run", "--neck", "bifpn", "--data", tiny_data, "--epochs", "1", "--batch-size", "8", "--results", str(tmp_path)
+    )
     assert again.returncode == 0 and "skip" in again.stderr
     bad = run_cli("run", "--data", "imagenet", "--results", str(tmp_path))
     assert bad.returncode == 2 and "unknown data reference" in bad.stderr
@@ -163,8 +210,19 @@ def test_run_refuses_a_spec_on_other_levels_before_any_training(tiny_data, tmp_p
     res = run_cli("specs", "show", "fpn", "--levels", "3-5")
     assert res.returncode == 0, res.stderr
     spec.write_text(res.stdout)
-    bad = run_cli("run", "--neck", f"fpn,{spec}", "--phi", "0", "--data", tiny_data, "--epochs", "1",
-                  "--results", str(tmp_path / "r"))
+    bad = run_cli(
+        "run",
+        "--neck",
+        f"fpn,{spec}",
+        "--phi",
+        "0",
+        "--data",
+        tiny_data,
+        "--epochs",
+        "1",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "is defined on levels [3, 4, 5] but preset 'proxy' builds levels [3, 4, 5, 6, 7]" in bad.stderr
     assert load_records(tmp_path / "r") == []  # not even fpn, listed first, was trained

@@ -45,8 +45,25 @@ def test_search_records_trials_reports_and_run_applies_the_best(data, tmp_path):
     assert report.returncode == 0 and "best trials by AP" in report.stdout
     assert f"#{best.number}" in report.stdout and "--scaling study:s1" in report.stdout
 
-    applied = run_cli("run", "--neck", "bifpn", "--scaling", "study:s1", "--phi", "0..1", "--epochs", "1",
-                      "--batch-size", "8", "--data", data, "--threads", "1", "--results", str(results))
+    applied = run_cli(
+        "run",
+        "--neck",
+        "bifpn",
+        "--scaling",
+        "study:s1",
+        "--phi",
+        "0..1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--data",
+        data,
+        "--threads",
+        "1",
+        "--results",
+        str(results),
+    )
     assert applied.returncode == 0, applied.stderr
     rule = rule_from_dict(best.user_attrs["rule"])
     runs = sorted((r.to_dict() for r in load_records(results)), key=lambda r: r["phi"])  # only these two
@@ -96,12 +113,29 @@ def test_a_pruned_trial_stops_training_and_leaves_no_record(data, tmp_path, monk
 def test_multi_objective_gives_a_pareto_set_and_refuses_over_budget_configs_untrained(data, tmp_path):
     space = write_space(tmp_path)
     loaded = load_space(space)
-    costs = [profile(["bifpn"], [0], loaded.rule({"width_base": w, "width_growth": 1.1}, "t"), num_classes=6)[0]
-             ["gflops"] for w in (8, 16)]
+    costs = [
+        profile(["bifpn"], [0], loaded.rule({"width_base": w, "width_growth": 1.1}, "t"), num_classes=6)[0]["gflops"]
+        for w in (8, 16)
+    ]
     budget = sum(costs) / 2  # width 8 fits, width 16 does not
     results = tmp_path / "r"
-    res = run_cli(*search_args(data, results, space, "s4", 3, "--objective", "multi", "--population", "2",
-                               "--gflops-budget", f"{budget:.6f}", "--sampler-seed", "2"))
+    res = run_cli(
+        *search_args(
+            data,
+            results,
+            space,
+            "s4",
+            3,
+            "--objective",
+            "multi",
+            "--population",
+            "2",
+            "--gflops-budget",
+            f"{budget:.6f}",
+            "--sampler-seed",
+            "2",
+        )
+    )
     assert res.returncode == 0, res.stderr
     trials = load(results, "s4").trials
     assert len(trials) == 3 and {t.params["width_base"] for t in trials} == {8, 16}
@@ -146,8 +180,19 @@ def test_a_study_stored_before_tasks_existed_is_a_det_study(tmp_path):
     from archbench.search.storage import open_storage
     from archbench.search.study import SETTINGS_ATTR, StudySettings, create_or_join
 
-    settings = StudySettings(neck="bifpn", spec_hash="h", space={"name": "tiny"}, space_digest="d", phis=(0,),
-                             objective="single", gflops_budget=None, data="synthetic", subset=None, train={}, seed=0)
+    settings = StudySettings(
+        neck="bifpn",
+        spec_hash="h",
+        space={"name": "tiny"},
+        space_digest="d",
+        phis=(0,),
+        objective="single",
+        gflops_budget=None,
+        data="synthetic",
+        subset=None,
+        train={},
+        seed=0,
+    )
     storage = open_storage(f"sqlite:///{tmp_path / 'old.db'}")
     old = {k: v for k, v in settings.to_dict().items() if k != "task"}
     optuna.create_study(storage=storage, study_name="old").set_user_attr(SETTINGS_ATTR, old)

@@ -28,8 +28,15 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_spaces_load_and_build_their_rules():
     family = load_space(SPACES / "efficientdet_family.yaml")
     assert family.phis == (0, 1) and family.constraint is None
-    assert {r.name for r in family.ranges} == {"width_base", "width_growth", "repeats_base", "repeats_step",
-                                              "head_base", "resolution_base", "resolution_step"}
+    assert {r.name for r in family.ranges} == {
+        "width_base",
+        "width_growth",
+        "repeats_base",
+        "repeats_step",
+        "head_base",
+        "resolution_base",
+        "resolution_step",
+    }
     values = {r.name: r.low for r in family.ranges}
     rule = family.rule(values, "t")
     assert isinstance(rule, CompoundRule) and rule.backbones == PROXY.backbones and rule.head_every == PROXY.head_every
@@ -71,39 +78,84 @@ def test_rule_dict_round_trip():
         assert rule_from_dict(rule_to_dict(r)) == r
 
 
-@pytest.mark.parametrize("text, rule, where", [
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: [\n", "malformed-yaml", "line 5"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {}\n", "nothing-to-search", "field 'search'"),
-    ("name: x\nrule: resnet\nphis: [0]\nsearch: {alpha: {low: 1, high: 2}}\n", "unknown-rule", "field 'rule'"),
-    ("rule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n", "missing-field", "field 'name'"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {width: {low: 8, high: 16}}\n", "unknown-param",
-     "field 'search.width'"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 16, high: 8}}\n", "bad-range",
-     "field 'search.width_base'"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {repeats_base: {low: 1, high: 2.5}}\n", "wrong-type",
-     "field 'search.repeats_base.high'"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16, log: true, step: 8}}\n",
-     "bad-range", "field 'search.width_base'"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {backbones: {low: 1, high: 2}}\n", "not-searchable",
-     "field 'search.backbones'"),
-    ("name: x\nrule: compound\nphis: [0]\nfixed: {width_base: 8}\nsearch: {width_base: {low: 8, high: 16}}\n",
-     "duplicate-param", "field 'search.width_base'"),
-    ("name: x\nrule: compound\nphis: [-1]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-phis", "field 'phis'"),
-    ("name: x\nrule: compound\nphis: [9]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-phis", "phi 0..7"),
-    ("name: x\nrule: compound\nbase: efficientdet\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n",
-     "bad-base", "field 'base'"),
-    ("name: x\nrule: compound\nbase: nope\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n",
-     "unknown-preset", "field 'base'"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\nconstraint: {product: 2}\n",
-     "constraint-rule", "field 'constraint'"),
-    ("name: x\nrule: efficientnet\nphis: [1]\nsearch: {alpha: {low: 1, high: 2}}\n"
-     "constraint: {product: 2, solve: gamma}\n", "constraint-params", "missing: beta, gamma"),
-    ("name: x\nrule: efficientnet\nphis: [1]\nsearch: {alpha: {low: 1, high: 2}, beta: {low: 1, high: 2}, "
-     "gamma: {low: 1, high: 2}}\nconstraint: {product: 2, solve: delta}\n", "wrong-type", "constraint.solve"),
-    ("name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\nextra: 1\n", "unknown-field",
-     "field 'extra'"),
-    ("name: a b\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-name", "field 'name'"),
-])
+@pytest.mark.parametrize(
+    "text, rule, where",
+    [
+        ("name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: [\n", "malformed-yaml", "line 5"),
+        ("name: x\nrule: compound\nphis: [0]\nsearch: {}\n", "nothing-to-search", "field 'search'"),
+        ("name: x\nrule: resnet\nphis: [0]\nsearch: {alpha: {low: 1, high: 2}}\n", "unknown-rule", "field 'rule'"),
+        ("rule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n", "missing-field", "field 'name'"),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {width: {low: 8, high: 16}}\n",
+            "unknown-param",
+            "field 'search.width'",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 16, high: 8}}\n",
+            "bad-range",
+            "field 'search.width_base'",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {repeats_base: {low: 1, high: 2.5}}\n",
+            "wrong-type",
+            "field 'search.repeats_base.high'",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16, log: true, step: 8}}\n",
+            "bad-range",
+            "field 'search.width_base'",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {backbones: {low: 1, high: 2}}\n",
+            "not-searchable",
+            "field 'search.backbones'",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nfixed: {width_base: 8}\nsearch: {width_base: {low: 8, high: 16}}\n",
+            "duplicate-param",
+            "field 'search.width_base'",
+        ),
+        ("name: x\nrule: compound\nphis: [-1]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-phis", "field 'phis'"),
+        ("name: x\nrule: compound\nphis: [9]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-phis", "phi 0..7"),
+        (
+            "name: x\nrule: compound\nbase: efficientdet\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n",
+            "bad-base",
+            "field 'base'",
+        ),
+        (
+            "name: x\nrule: compound\nbase: nope\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n",
+            "unknown-preset",
+            "field 'base'",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\nconstraint: {product: 2}\n",
+            "constraint-rule",
+            "field 'constraint'",
+        ),
+        (
+            "name: x\nrule: efficientnet\nphis: [1]\nsearch: {alpha: {low: 1, high: 2}}\n"
+            "constraint: {product: 2, solve: gamma}\n",
+            "constraint-params",
+            "missing: beta, gamma",
+        ),
+        (
+            "name: x\nrule: efficientnet\nphis: [1]\nsearch: {alpha: {low: 1, high: 2}, beta: {low: 1, high: 2}, "
+            "gamma: {low: 1, high: 2}}\nconstraint: {product: 2, solve: delta}\n",
+            "wrong-type",
+            "constraint.solve",
+        ),
+        (
+            "name: x\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\nextra: 1\n",
+            "unknown-field",
+            "field 'extra'",
+        ),
+        (
+            "name: a b\nrule: compound\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n",
+            "bad-name",
+            "field 'name'",
+        ),
+    ],
+)
 def test_bad_space_names_file_field_and_rule(tmp_path, text, rule, where):
     path = write(tmp_path, text)
     with pytest.raises(SpaceError) as info:
@@ -113,7 +165,9 @@ def test_bad_space_names_file_field_and_rule(tmp_path, text, rule, where):
 
 
 def test_every_problem_is_listed_at_once(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         name: x
         rule: compound
         phis: [0]
@@ -121,7 +175,8 @@ def test_every_problem_is_listed_at_once(tmp_path):
         search:
           width_base: {low: 16, high: 8}
           nope: {low: 1, high: 2}
-        """)
+        """,
+    )
     with pytest.raises(SpaceError) as info:
         load_space(path)
     assert [p.rule for p in info.value.problems] == ["wrong-type", "bad-range", "unknown-param"]
@@ -133,8 +188,17 @@ def test_cli_refuses_bad_input_before_any_study_or_record(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "[bad-range]" in res.stderr and str(path) in res.stderr
     assert not (tmp_path / "r").exists()  # refused before any study or record
-    no_data = run_cli("search", "--neck", "bifpn", "--space", str(SPACES / "efficientnet_abg.yaml"),
-                      "--data", f"coco:{tmp_path / 'nope'}", "--results", str(tmp_path / "r"))
+    no_data = run_cli(
+        "search",
+        "--neck",
+        "bifpn",
+        "--space",
+        str(SPACES / "efficientnet_abg.yaml"),
+        "--data",
+        f"coco:{tmp_path / 'nope'}",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert no_data.returncode == 2 and "nope" in no_data.stderr
     assert not (tmp_path / "r").exists()
     missing = run_cli("search", "--report", "--study", "nope", "--results", str(tmp_path / "r"))

@@ -109,8 +109,10 @@ def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data,
 
 def test_workers_creating_a_new_database_at_once_all_join_one_study(tmp_path):
     db, start = tmp_path / "new.db", time.time() + 4
-    procs = [subprocess.Popen([sys.executable, "-c", JOIN_AT, str(db), str(start)], stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", JOIN_AT, str(db), str(start)], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
     summaries = optuna.get_all_study_summaries(open_storage(f"sqlite:///{db}", create=False))

@@ -34,8 +34,9 @@ def synth_root(tmp_path_factory):
 
 
 def seg_request(data: str, **kw) -> RunRequest:
-    return RunRequest(**{"neck": "fpn", "phi": 0, "seed": 0, "task": "seg", "data": data, "train": TINY,
-                         "threads": 2, **kw})
+    return RunRequest(
+        **{"neck": "fpn", "phi": 0, "seed": 0, "task": "seg", "data": data, "train": TINY, "threads": 2, **kw}
+    )
 
 
 def check_record(path_dir, class_names: list[str]) -> dict:
@@ -72,8 +73,11 @@ def test_seg_run_on_coco_instances(synth_root, tmp_path):
 
 def test_seg_run_on_the_builtin_data(synth_root, tmp_path, monkeypatch):
     real = synthetic.ensure_synthetic
-    monkeypatch.setattr(seg_sources.synthetic, "ensure_synthetic",  # the built-in path, on a tiny generated set
-                        functools.partial(real, n_train=16, n_val=8, size=64, workers=1))
+    monkeypatch.setattr(
+        seg_sources.synthetic,
+        "ensure_synthetic",  # the built-in path, on a tiny generated set
+        functools.partial(real, n_train=16, n_val=8, size=64, workers=1),
+    )
     monkeypatch.setenv("ARCHBENCH_CACHE", str(tmp_path / "cache"))
     sweep([seg_request("synthetic")], tmp_path / "r")
     rec = check_record(tmp_path / "r", SYNTH_CLASSES)
@@ -128,8 +132,21 @@ def test_seg_resume_gives_the_same_metrics(tmp_path, monkeypatch):
 
 def test_cli_seg_run_and_failed_run(tmp_path, monkeypatch):
     root = make_segfolder(tmp_path / "d", n_train=8, n_val=2)
-    res = run_cli("run", "--task", "seg", "--neck", "fpn", "--data", f"segfolder:{root}", "--epochs", "1",
-                  "--batch-size", "8", "--results", str(tmp_path / "r"))
+    res = run_cli(
+        "run",
+        "--task",
+        "seg",
+        "--neck",
+        "fpn",
+        "--data",
+        f"segfolder:{root}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert res.returncode == 0 and "mIoU" in res.stderr, res.stderr
     real_loss = SegmentationTrainer._loss
 
@@ -138,8 +155,21 @@ def test_cli_seg_run_and_failed_run(tmp_path, monkeypatch):
         return {"loss": out["loss"] * float("nan")}
 
     monkeypatch.setattr(SegmentationTrainer, "_loss", nan_loss)
-    failed = run_cli("run", "--task", "seg", "--neck", "bifpn", "--data", f"segfolder:{root}", "--epochs", "1",
-                     "--batch-size", "8", "--results", str(tmp_path / "r"))
+    failed = run_cli(
+        "run",
+        "--task",
+        "seg",
+        "--neck",
+        "bifpn",
+        "--data",
+        f"segfolder:{root}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert failed.returncode == 1 and "diverged at step 0" in failed.stderr
     assert sorted(r.status for r in load_records(tmp_path / "r")) == ["failed", "ok"]
 
@@ -150,14 +180,17 @@ def test_semantic_map_paints_small_over_large_and_crowd_as_ignore():
     crowd[7:, 9:] = 1
     rle = mask_utils.encode(crowd)
     rle["counts"] = rle["counts"].decode()
-    coco = _make_coco({
-        "images": [{"id": 1, "width": 12, "height": 10, "file_name": "a.png"}],
-        "categories": [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}],
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 9, "segmentation": square(1, 1, 2), "area": 4.0, "iscrowd": 0},
-            {"id": 2, "image_id": 1, "category_id": 5, "segmentation": square(0, 0, 6), "area": 36.0, "iscrowd": 0},
-            {"id": 3, "image_id": 1, "category_id": 5, "segmentation": rle, "area": 9.0, "iscrowd": 1},
-        ]})
+    coco = _make_coco(
+        {
+            "images": [{"id": 1, "width": 12, "height": 10, "file_name": "a.png"}],
+            "categories": [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 9, "segmentation": square(1, 1, 2), "area": 4.0, "iscrowd": 0},
+                {"id": 2, "image_id": 1, "category_id": 5, "segmentation": square(0, 0, 6), "area": 36.0, "iscrowd": 0},
+                {"id": 3, "image_id": 1, "category_id": 5, "segmentation": rle, "area": 9.0, "iscrowd": 1},
+            ],
+        }
+    )
     labels = semantic_map(coco, 1, {5: 1, 9: 2}, 255)
     assert labels.shape == (10, 12)
     assert (labels[1:3, 1:3] == 2).all()  # the small 'b' square stays on top of the large 'a' one

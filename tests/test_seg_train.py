@@ -109,8 +109,9 @@ def test_trainer_learns_an_easy_folder(tmp_path):
     cfg = dataclasses.replace(get_rule("proxy").config(0), resolution=64)
     torch.manual_seed(0)
     model = Segmenter(resolve_spec("fpn"), cfg, info["num_classes"])
-    trainer = SegmentationTrainer(model, train, TrainConfig(epochs=16, batch_size=8, lr=3e-3, warmup_steps=2),
-                                  seed=0, device=torch.device("cpu"))
+    trainer = SegmentationTrainer(
+        model, train, TrainConfig(epochs=16, batch_size=8, lr=3e-3, warmup_steps=2), seed=0, device=torch.device("cpu")
+    )
     losses = [trainer.train_epoch() for _ in range(16)]
     metrics = trainer.evaluate(val, info)
     assert trainer.step == 32 and losses[-1] < 0.6 * losses[0]

@@ -118,9 +118,23 @@ def _missing_split(root):
     return root, r"no 'val' split; accepted layouts"
 
 
-@pytest.mark.parametrize("break_it", [_bad_size, _bad_index, _rgb_mask, _unreadable_mask, _unreadable_image,
-                                      _missing_mask, _missing_classes, _duplicate_class, _ignore_is_a_class,
-                                      _unknown_key, _missing_split], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        _bad_size,
+        _bad_index,
+        _rgb_mask,
+        _unreadable_mask,
+        _unreadable_image,
+        _missing_mask,
+        _missing_classes,
+        _duplicate_class,
+        _ignore_is_a_class,
+        _unknown_key,
+        _missing_split,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_bad_folder_is_refused_naming_the_file(tmp_path, break_it):
     root = make_segfolder(tmp_path / "d")
     named, rule = break_it(root)
@@ -145,6 +159,7 @@ def test_cli_reports_bad_segfolder_without_traceback(tmp_path):
     assert bad_task.returncode == 2 and "choose one of det, seg" in bad_task.stderr
     det_on_seg = run_cli("run", "--data", f"segfolder:{root}", "--results", str(tmp_path / "r"))
     assert det_on_seg.returncode == 2 and "unknown data reference" in det_on_seg.stderr
-    picked = run_cli("run", "--task", "seg", "--data", f"segfolder:{root}", "--categories", "a",
-                     "--results", str(tmp_path / "r"))
+    picked = run_cli(
+        "run", "--task", "seg", "--data", f"segfolder:{root}", "--categories", "a", "--results", str(tmp_path / "r")
+    )
     assert picked.returncode == 2 and "only coco:PATH data can select categories" in picked.stderr

@@ -69,8 +69,13 @@ def test_bifpn_node_list_matches_the_paper():
     spec = builtin_spec("bifpn")
     got = {n.id: list(n.inputs) for n in spec.nodes}
     assert got == {
-        "td6": ["in6", "in7"], "td5": ["in5", "td6"], "td4": ["in4", "td5"], "out3": ["in3", "td4"],
-        "out4": ["in4", "td4", "out3"], "out5": ["in5", "td5", "out4"], "out6": ["in6", "td6", "out5"],
+        "td6": ["in6", "in7"],
+        "td5": ["in5", "td6"],
+        "td4": ["in4", "td5"],
+        "out3": ["in3", "td4"],
+        "out4": ["in4", "td4", "out3"],
+        "out5": ["in5", "td5", "out4"],
+        "out6": ["in6", "td6", "out5"],
         "out7": ["in7", "out6"],
     }
 
@@ -206,8 +211,11 @@ def test_resolve_spec_accepts_files_and_refuses_bad_ones(tmp_path):
 
 
 def test_rule_bad_and_reserved_ids():
-    assert rules(edit("{id: td4, level: 4, inputs: [in4, in5]}", "{id: td.4, level: 4, inputs: [in4, in5]}")
-                 .replace("td4]", "td.4]").replace("td4, out3]", "td.4, out3]")) == ["bad-id"]
+    assert rules(
+        edit("{id: td4, level: 4, inputs: [in4, in5]}", "{id: td.4, level: 4, inputs: [in4, in5]}")
+        .replace("td4]", "td.4]")
+        .replace("td4, out3]", "td.4, out3]")
+    ) == ["bad-id"]
     assert "reserved-id" in rules(edit("{id: out5, level: 5", "{id: in5, level: 5"))
 
 

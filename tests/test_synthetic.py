@@ -33,8 +33,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> synthetic.SyntheticInfo:
 @pytest.fixture(scope="module")
 def medium(tmp_path_factory: pytest.TempPathFactory) -> synthetic.SyntheticInfo:
     """64 training images at 128 px: enough objects for distribution checks."""
-    return synthetic.generate(tmp_path_factory.mktemp("medium") / "ds", seed=0, n_train=64, n_val=0, size=128,
-                              workers=1)
+    return synthetic.generate(
+        tmp_path_factory.mktemp("medium") / "ds", seed=0, n_train=64, n_val=0, size=128, workers=1
+    )
 
 
 def _coco(info: synthetic.SyntheticInfo, split: str) -> COCO:
@@ -77,8 +78,9 @@ def test_same_seed_same_bytes_other_seed_differs(tiny: synthetic.SyntheticInfo, 
 def test_output_does_not_depend_on_worker_count(tmp_path: Path) -> None:
     args = {"seed": 3, "n_train": 40, "n_val": 0, "size": 64}
     heard: list[tuple[int, int]] = []
-    one = synthetic.generate(tmp_path / "one", workers=1, progress=lambda done, total: heard.append((done, total)),
-                             **args)
+    one = synthetic.generate(
+        tmp_path / "one", workers=1, progress=lambda done, total: heard.append((done, total)), **args
+    )
     two = synthetic.generate(tmp_path / "two", workers=2, **args)
     assert one.fingerprint == two.fingerprint
     assert heard == [(0, 40), (32, 40), (40, 40)]  # at the start, then after each chunk of images

@@ -87,8 +87,12 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     timing = record.get("timing") or {}
     dataset = record.get("dataset") or {}
     row: dict[str, Any] = {
-        "task": task, "dataset": dataset.get("name", "?"), "preset": record.get("preset", "?"),
-        "neck": record.get("neck", "?"), "phi": record.get("phi"), "seed": record.get("seed"),
+        "task": task,
+        "dataset": dataset.get("name", "?"),
+        "preset": record.get("preset", "?"),
+        "neck": record.get("neck", "?"),
+        "phi": record.get("phi"),
+        "seed": record.get("seed"),
     }
     for m in TASK_METRICS.get(task, []):
         row[m] = _number(metrics.get(m))
@@ -99,8 +103,9 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _ok_rows(records: Iterable[Record], task: str | None) -> pd.DataFrame:
-    rows = [_flatten(r) for r in map(as_dict, records)
-            if r.get("status") == OK and (task is None or r.get("task") == task)]
+    rows = [
+        _flatten(r) for r in map(as_dict, records) if r.get("status") == OK and (task is None or r.get("task") == task)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -121,8 +126,10 @@ def _main_scores(table: pd.DataFrame) -> pd.DataFrame:
     """Add ``metric``, ``score`` and ``score_std``: the task's main metric, whatever the task."""
     table["metric"] = table["task"].map(main_metric)
     for out, suffix in (("score", "_mean"), ("score_std", "_std")):
-        table[out] = [table.at[i, m + suffix] if m + suffix in table.columns else math.nan
-                      for i, m in zip(table.index, table["metric"])]
+        table[out] = [
+            table.at[i, m + suffix] if m + suffix in table.columns else math.nan
+            for i, m in zip(table.index, table["metric"])
+        ]
     return table
 
 
@@ -146,8 +153,7 @@ def pareto_mask(accuracy: Sequence[float], cost: Sequence[float]) -> list[bool]:
 
 def _rank_and_pareto(table: pd.DataFrame) -> pd.DataFrame:
     """``rank`` (1 = best main metric, ties share the best rank) and ``pareto`` within each group."""
-    table["rank"] = (table.groupby(GROUP_KEYS, dropna=False)["score"]
-                     .rank(ascending=False, method="min").astype("Int64"))
+    table["rank"] = table.groupby(GROUP_KEYS, dropna=False)["score"].rank(ascending=False, method="min").astype("Int64")
     table["pareto"] = False
     for _, idx in table.groupby(GROUP_KEYS, dropna=False).groups.items():
         sub = table.loc[idx]
@@ -168,14 +174,24 @@ def build_table(records: Iterable[Record], task: str | None = None) -> pd.DataFr
     """
     rows = _ok_rows(records, task)
     if rows.empty:
-        return pd.DataFrame(columns=ROW_KEYS + ["n_seeds", *COST_COLUMNS, "metric", "score", "score_std",
-                                                "rank", "pareto"])
+        return pd.DataFrame(
+            columns=ROW_KEYS + ["n_seeds", *COST_COLUMNS, "metric", "score", "score_std", "rank", "pareto"]
+        )
     table = _rank_and_pareto(_main_scores(_aggregate(rows)))
     return table.sort_values(GROUP_KEYS + ["rank", "neck", "phi"]).reset_index(drop=True)
 
 
 def failed_runs(records: Iterable[Record]) -> pd.DataFrame:
     """The failed runs, apart: task, neck, phi, seed and reason."""
-    rows = [{"task": r.get("task"), "neck": r.get("neck"), "phi": r.get("phi"), "seed": r.get("seed"),
-             "reason": r.get("reason", "")} for r in map(as_dict, records) if r.get("status") == FAILED]
+    rows = [
+        {
+            "task": r.get("task"),
+            "neck": r.get("neck"),
+            "phi": r.get("phi"),
+            "seed": r.get("seed"),
+            "reason": r.get("reason", ""),
+        }
+        for r in map(as_dict, records)
+        if r.get("status") == FAILED
+    ]
     return pd.DataFrame(rows, columns=FAILED_COLUMNS)

@@ -46,16 +46,40 @@ def _display_metrics(table: pd.DataFrame) -> list[str]:
 def leaderboard_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of the leaderboard (metrics as mean ± std, params in M)."""
     metrics = _display_metrics(table)
-    headers = ["rank", "task", "dataset", "preset", "neck", "phi", "seeds", *metrics,
-               "params M", "GFLOPs", "latency ms", "img/s", "pareto"]
+    headers = [
+        "rank",
+        "task",
+        "dataset",
+        "preset",
+        "neck",
+        "phi",
+        "seeds",
+        *metrics,
+        "params M",
+        "GFLOPs",
+        "latency ms",
+        "img/s",
+        "pareto",
+    ]
     cells = []
     for _, r in table.iterrows():
-        cells.append([_fmt(r["rank"], "{}"), str(r["task"]), str(r["dataset"]), str(r["preset"]), str(r["neck"]),
-                      str(r["phi"]), str(r["n_seeds"]),
-                      *[mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics],
-                      _fmt(r["params_total"] / _MILLION, "{:.3f}"), _fmt(r["gflops"], "{:.3f}"),
-                      _fmt(r["latency_ms"], "{:.1f}"), _fmt(r["images_per_s"], "{:.1f}"),
-                      "*" if r["pareto"] else ""])
+        cells.append(
+            [
+                _fmt(r["rank"], "{}"),
+                str(r["task"]),
+                str(r["dataset"]),
+                str(r["preset"]),
+                str(r["neck"]),
+                str(r["phi"]),
+                str(r["n_seeds"]),
+                *[mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics],
+                _fmt(r["params_total"] / _MILLION, "{:.3f}"),
+                _fmt(r["gflops"], "{:.3f}"),
+                _fmt(r["latency_ms"], "{:.1f}"),
+                _fmt(r["images_per_s"], "{:.1f}"),
+                "*" if r["pareto"] else "",
+            ]
+        )
     return headers, cells
 
 
@@ -64,11 +88,14 @@ def iso_rows(iso: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     if iso.empty:
         return ["GFLOPs"], []
     necks = sorted(iso["neck"].unique())
-    wide = iso.pivot_table(index=[*GROUP_KEYS, "metric", "gflops"], columns="neck",
-                           values="value", aggfunc="first", dropna=False)
+    wide = iso.pivot_table(
+        index=[*GROUP_KEYS, "metric", "gflops"], columns="neck", values="value", aggfunc="first", dropna=False
+    )
     headers = [*GROUP_KEYS, "metric", "GFLOPs", *necks]
-    cells = [[str(k) for k in idx[:-1]] + [_fmt(idx[-1])] + [_fmt(row.get(n, math.nan)) for n in necks]
-             for idx, row in wide.iterrows()]
+    cells = [
+        [str(k) for k in idx[:-1]] + [_fmt(idx[-1])] + [_fmt(row.get(n, math.nan)) for n in necks]
+        for idx, row in wide.iterrows()
+    ]
     return headers, cells
 
 
@@ -77,8 +104,7 @@ def _text_rows(df: pd.DataFrame, columns: list[str]) -> list[list[str]]:
     return [[str(v) for v in row] for row in df[columns].itertuples(index=False)]
 
 
-def sections(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame,
-             setup: pd.DataFrame | None) -> list[Section]:
+def sections(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None) -> list[Section]:
     """The leaderboard, iso-FLOPs and failed-runs sections, then "how the runs were made" if ``setup`` is given."""
     out: list[Section] = [
         ("Leaderboard", *leaderboard_rows(table)),

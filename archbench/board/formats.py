@@ -56,19 +56,27 @@ def _markdown(title: str, headers: list[str], cells: list[list[str]]) -> str:
     return f"## {title}\n\n" + "\n".join(body) + "\n"
 
 
-def render_md(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None,
-              figures: Sequence[str] = ()) -> str:
+def render_md(
+    table: pd.DataFrame,
+    failed: pd.DataFrame,
+    iso: pd.DataFrame,
+    setup: pd.DataFrame | None = None,
+    figures: Sequence[str] = (),
+) -> str:
     """Markdown: a title, then one section per table, then ``figures`` (image paths or URLs) if any."""
-    title = ("# archbench leaderboard\n\n"
-             "Derived from the run records by `archbench leaderboard`: regenerate it, do not edit it.\n\n")
+    title = (
+        "# archbench leaderboard\n\n"
+        "Derived from the run records by `archbench leaderboard`: regenerate it, do not edit it.\n\n"
+    )
     text = title + "\n".join(_markdown(*s) for s in sections(table, failed, iso, setup))
     if figures:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"
     return text
 
 
-def render_rich(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None,
-                width: int = 200) -> str:
+def render_rich(
+    table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None, width: int = 200
+) -> str:
     """Rich terminal tables, returned as text (ANSI styling only when printed to a terminal)."""
     console = Console(file=io.StringIO(), width=width, record=True)
     for title, headers, cells in sections(table, failed, iso, setup):
@@ -95,28 +103,38 @@ def _figure_tags(table: pd.DataFrame) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for path in plots.write_all(table, Path(tmp)):
             data = base64.b64encode(path.read_bytes()).decode("ascii")
-            tags.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
-                        f"<figcaption>{html.escape(path.stem)}</figcaption></figure>")
+            tags.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+                f"<figcaption>{html.escape(path.stem)}</figcaption></figure>"
+            )
     return tags
 
 
-_CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
-        "img{max-width:100%}")
+_CSS = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
+    "img{max-width:100%}"
+)
 
 
 def render_html(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
     """One self-contained page: the tables and the figures (base64 PNG), no external files."""
-    parts = [f"<h2>{html.escape(title)}</h2>{_html_table(headers, cells)}"
-             for title, headers, cells in sections(table, failed, iso, setup)]
+    parts = [
+        f"<h2>{html.escape(title)}</h2>{_html_table(headers, cells)}"
+        for title, headers, cells in sections(table, failed, iso, setup)
+    ]
     figures = "".join(_figure_tags(table)) if not table.empty else "<p>No ok runs to plot.</p>"
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>archbench leaderboard</title>"
-            f"<style>{_CSS}</style></head><body><h1>archbench leaderboard</h1>"
-            + "".join(parts) + f"<h2>Figures</h2>{figures}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>archbench leaderboard</title>'
+        f"<style>{_CSS}</style></head><body><h1>archbench leaderboard</h1>"
+        + "".join(parts)
+        + f"<h2>Figures</h2>{figures}</body></html>\n"
+    )
 
 
-def _write(text: str, fmt: str, path: Path, failed: pd.DataFrame, iso: pd.DataFrame,
-           setup: pd.DataFrame | None) -> None:
+def _write(
+    text: str, fmt: str, path: Path, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None
+) -> None:
     """``text`` to ``path``; for csv also the other tables beside it (``<stem>.iso_flops.csv`` ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -127,8 +145,15 @@ def _write(text: str, fmt: str, path: Path, failed: pd.DataFrame, iso: pd.DataFr
             path.with_name(f"{path.stem}.setup.csv").write_text(setup.to_csv(index=False))
 
 
-def render(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, fmt: str,
-           path: Path | None = None, setup: pd.DataFrame | None = None, figures: Sequence[Path] = ()) -> str:
+def render(
+    table: pd.DataFrame,
+    failed: pd.DataFrame,
+    iso: pd.DataFrame,
+    fmt: str,
+    path: Path | None = None,
+    setup: pd.DataFrame | None = None,
+    figures: Sequence[Path] = (),
+) -> str:
     """Render the leaderboard, iso-FLOPs and failed tables (and ``setup``, if given) as ``fmt``;
     write to ``path`` if given.
 

@@ -65,6 +65,5 @@ def iso_flops(table: pd.DataFrame, budgets: Sequence[float] | None = None) -> pd
         metric = main_metric(keys["task"])
         for b in points:
             for neck, (xs, ys) in curves.items():
-                out.append({**keys, "metric": metric, "gflops": b, "neck": neck,
-                            "value": interpolate(xs, ys, b)})
+                out.append({**keys, "metric": metric, "gflops": b, "neck": neck, "value": interpolate(xs, ys, b)})
     return pd.DataFrame(out, columns=ISO_COLUMNS)

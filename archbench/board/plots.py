@@ -123,8 +123,9 @@ def size_ap_bars(table: pd.DataFrame, path: Path = Path("size_ap.png")) -> Path:
         raise ValueError("size_ap_bars needs detection rows with APs / APm / APl")
     panels = [(key, group, phi) for key, group in _groups(det) for phi in sorted(group["phi"].unique())]
     n_necks = det["neck"].nunique()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.6 * n_necks + 2), 2.6 * len(panels)),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(6.0, 0.6 * n_necks + 2), 2.6 * len(panels)), squeeze=False, sharey=True
+    )
     for r, (key, group, phi) in enumerate(panels):
         ax = axes[r, 0]
         necks = sorted(group["neck"].unique())
@@ -144,7 +145,9 @@ def _plan(table: pd.DataFrame) -> list[tuple[str, Callable[[Path], Path]]]:
         return []
     plan: list[tuple[str, Callable[[Path], Path]]] = [
         (f"accuracy_vs_{stem}.png", partial(accuracy_vs, table, x))
-        for x, (_, _, stem) in X_AXES.items() if x in table.columns and table[x].notna().any()]
+        for x, (_, _, stem) in X_AXES.items()
+        if x in table.columns and table[x].notna().any()
+    ]
     if all(f"{m}_mean" in table.columns for m in SIZE_METRICS) and (table["task"] == "det").any():
         plan.append(("size_ap.png", partial(size_ap_bars, table)))
     return plan

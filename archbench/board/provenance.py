@@ -22,14 +22,26 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
     env = record.get("environment") or {}
     commit = env.get("git_commit") or ""
     return {
-        "task": record.get("task", "det"), "dataset": dataset.get("name", "?"), "preset": record.get("preset", "?"),
-        "training": (f"{train['epochs']} epochs, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']:g}"
-                     if {"epochs", "batch_size", "optimizer", "lr"} <= set(train) else None),
-        "data": (f"{dataset['n_train']} train / {dataset['n_val']} val images, fingerprint "
-                 f"{str(dataset.get('fingerprint', '?'))[:12]}" if {"n_train", "n_val"} <= set(dataset) else None),
-        "environment": (f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads on "
-                        f"{env.get('cpu_count', '?')} cores, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}"
-                        if env else None),
+        "task": record.get("task", "det"),
+        "dataset": dataset.get("name", "?"),
+        "preset": record.get("preset", "?"),
+        "training": (
+            f"{train['epochs']} epochs, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']:g}"
+            if {"epochs", "batch_size", "optimizer", "lr"} <= set(train)
+            else None
+        ),
+        "data": (
+            f"{dataset['n_train']} train / {dataset['n_val']} val images, fingerprint "
+            f"{str(dataset.get('fingerprint', '?'))[:12]}"
+            if {"n_train", "n_val"} <= set(dataset)
+            else None
+        ),
+        "environment": (
+            f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads on "
+            f"{env.get('cpu_count', '?')} cores, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}"
+            if env
+            else None
+        ),
         "code": (commit[:12] + (" (uncommitted changes)" if commit.endswith("+dirty") else "")) or None,
         "written": str(record.get("written_at") or "")[:10] or None,
     }
@@ -43,12 +55,19 @@ def _distinct(values: Iterable[Any]) -> str:
 def setup_table(records: Iterable[Record], task: str | None = None) -> pd.DataFrame:
     """Per (task, dataset, preset): how many runs, and every distinct training schedule, data set,
     environment and code version among them, and the dates they were written (first .. last)."""
-    rows = pd.DataFrame([_run_setup(r) for r in map(as_dict, records) if task is None or r.get("task") == task],
-                        columns=[c for c in SETUP_COLUMNS if c != "runs"])
+    rows = pd.DataFrame(
+        [_run_setup(r) for r in map(as_dict, records) if task is None or r.get("task") == task],
+        columns=[c for c in SETUP_COLUMNS if c != "runs"],
+    )
     out = []
     for keys, group in rows.groupby(GROUP_KEYS, sort=True):
         dates = sorted(d for d in group["written"] if d)
-        out.append({**dict(zip(GROUP_KEYS, keys)), "runs": len(group),
-                    **{c: _distinct(group[c]) for c in ("training", "data", "environment", "code")},
-                    "written": f"{dates[0]} .. {dates[-1]}" if dates else "?"})
+        out.append(
+            {
+                **dict(zip(GROUP_KEYS, keys)),
+                "runs": len(group),
+                **{c: _distinct(group[c]) for c in ("training", "data", "environment", "code")},
+                "written": f"{dates[0]} .. {dates[-1]}" if dates else "?",
+            }
+        )
     return pd.DataFrame(out, columns=SETUP_COLUMNS)

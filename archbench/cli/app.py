@@ -19,8 +19,12 @@ from archbench.cli.run import run_cmd
 from archbench.cli.search import search_cmd
 from archbench.errors import UserError
 
-app = typer.Typer(help="Benchmark multi-scale feature-fusion necks on equal terms.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Benchmark multi-scale feature-fusion necks on equal terms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(specs.app, name="specs")
 app.add_typer(data.app, name="data", help="Make and inspect datasets (the built-in generated COCO-format set).")
 app.command("profile")(profile_cmd)

@@ -25,14 +25,17 @@ def _group() -> None:
 
 @app.command()
 def synth(
-    out: Path = typer.Option(..., "--out",
-                             help="Folder to write the data set into (absent, empty, or an earlier synthetic set)."),
-    seed: int = typer.Option(synthetic.DEFAULT_SEED, "--seed",
-                             help="Random seed; the same arguments give bit-identical files."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder to write the data set into (absent, empty, or an earlier synthetic set)."
+    ),
+    seed: int = typer.Option(
+        synthetic.DEFAULT_SEED, "--seed", help="Random seed; the same arguments give bit-identical files."
+    ),
     train: int = typer.Option(synthetic.DEFAULT_N_TRAIN, "--train", help="Number of training images."),
     val: int = typer.Option(synthetic.DEFAULT_N_VAL, "--val", help="Number of validation images."),
-    size: int = typer.Option(synthetic.DEFAULT_SIZE, "--size",
-                             help=f"Image side in px ({synthetic.MIN_SIZE}..{synthetic.MAX_SIZE})."),
+    size: int = typer.Option(
+        synthetic.DEFAULT_SIZE, "--size", help=f"Image side in px ({synthetic.MIN_SIZE}..{synthetic.MAX_SIZE})."
+    ),
 ) -> None:
     """Generate the synthetic COCO-format data set (shapes x textures at three scales)."""
     try:

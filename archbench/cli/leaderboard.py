@@ -37,8 +37,15 @@ def leaderboard_cmd(
     figures = write_all(table, plot) if plot is not None else []
     for path in figures:
         err.print(f"wrote {path}")
-    text = render(table, failed_runs(records), iso_flops(table), fmt.value, output, setup=setup_table(records, task),
-                  figures=figures)
+    text = render(
+        table,
+        failed_runs(records),
+        iso_flops(table),
+        fmt.value,
+        output,
+        setup=setup_table(records, task),
+        figures=figures,
+    )
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:

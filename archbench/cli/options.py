@@ -27,8 +27,9 @@ def parse_int_range(text: str, what: str) -> list[int]:
             else:
                 values.add(int(part))
         except ValueError:
-            raise UserError(f"{what} {text!r}: expected a number, a range like 0..3, "
-                            "or a comma list like 0,2,5") from None
+            raise UserError(
+                f"{what} {text!r}: expected a number, a range like 0..3, or a comma list like 0,2,5"
+            ) from None
     if not values:
         raise UserError(f"{what} {text!r}: no values given")
     return sorted(values)

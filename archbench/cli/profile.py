@@ -23,8 +23,12 @@ class OutputFormat(str, Enum):
 
 def equal_terms_overrides(op: str | None, fuse: str | None, act: str | None, norm: str | None) -> dict:
     """Spec-wide defaults to impose on every neck (``None`` keeps each spec's own)."""
-    for value, allowed, flag in ((op, OP_TYPES, "--op"), (fuse, FUSE_TYPES, "--fuse"),
-                                 (act, ACT_TYPES, "--act"), (norm, NORM_TYPES, "--norm")):
+    for value, allowed, flag in (
+        (op, OP_TYPES, "--op"),
+        (fuse, FUSE_TYPES, "--fuse"),
+        (act, ACT_TYPES, "--act"),
+        (norm, NORM_TYPES, "--norm"),
+    ):
         if value is not None and value not in allowed:
             raise UserError(f"{flag} {value!r}: choose one of {', '.join(allowed)}")
     return {"op_type": op, "fuse": fuse, "act": act, "norm": norm}
@@ -54,14 +58,25 @@ def profile_cmd(
     docs/performance.md.
     """
     if not latency and (fuse_bn or channels_last or compile_model):
-        raise UserError("--fuse-bn, --channels-last and --compile change how --latency runs the model; "
-                        "add --latency (costs do not depend on them)")
+        raise UserError(
+            "--fuse-bn, --channels-last and --compile change how --latency runs the model; "
+            "add --latency (costs do not depend on them)"
+        )
     timing = LatencyOptions(latency_runs, fuse_bn, channels_last, compile_model) if latency else None
     phis = parse_int_range(phi, "--phi")
     necks = neck_list(neck)
     overrides = equal_terms_overrides(op, fuse, act, norm)
     total = len(phis) * len(set(necks + ([relative_to] if relative_to else [])))
     with profile_progress(err, total) as advance:
-        rows = profile(necks, phis, preset, num_classes, latency=timing, overrides=overrides,
-                       relative_to=relative_to, on_row=advance, task=task)
+        rows = profile(
+            necks,
+            phis,
+            preset,
+            num_classes,
+            latency=timing,
+            overrides=overrides,
+            relative_to=relative_to,
+            on_row=advance,
+            task=task,
+        )
     render_profile(rows, fmt.value, out)

@@ -32,8 +32,14 @@ class RichObserver(SweepObserver):
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         )
         self.task: Any = None
         self.data_task: Any = None
@@ -59,8 +65,10 @@ class RichObserver(SweepObserver):
         if record.ok:
             m, t = record.metrics or {}, record.timing or {}
             scores = " ".join(f"{name} {m[name]:.3f}" for name in get_task(record.task).headline)
-            self.console.print(f"ok      {label}: {scores} "
-                               f"({t['train_seconds']:.0f}s train, {t['images_per_s']:.0f} img/s)", highlight=False)
+            self.console.print(
+                f"ok      {label}: {scores} ({t['train_seconds']:.0f}s train, {t['images_per_s']:.0f} img/s)",
+                highlight=False,
+            )
         else:  # failed, or stopped on purpose (a pruned search trial)
             self.console.print(f"{record.status.upper():7} {label}: {record.reason}", highlight=False)
 
@@ -98,8 +106,9 @@ class SearchDisplay(SearchObserver):
         self.console.print(text, highlight=False, markup=False)
 
     def opened(self, study: str, storage: str, existing: int) -> None:
-        self._print(f"study {study} ({storage}): {self.target} trial(s) in total across workers, "
-                    f"{existing} there already")
+        self._print(
+            f"study {study} ({storage}): {self.target} trial(s) in total across workers, {existing} there already"
+        )
 
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
@@ -112,15 +121,19 @@ class SearchDisplay(SearchObserver):
         else:
             outcome = f"FAILED  {trial.user_attrs.get('fail_reason', '')}"
         finished = sum(counts(t) and t.state.is_finished() for t in study.get_trials(deepcopy=False))
-        self._print(f"trial #{trial.number} {outcome} [{coefficients}] ({seconds:.0f} s; "
-                    f"{finished}/{self.target} finished in the study)")
+        self._print(
+            f"trial #{trial.number} {outcome} [{coefficients}] ({seconds:.0f} s; "
+            f"{finished}/{self.target} finished in the study)"
+        )
 
     def waiting(self, running: list[int]) -> None:
         """Say once (per set of trials) that this worker waits for other workers' running trials."""
         if running != self._waiting_for:
             self._waiting_for = running
-            self._print(f"no trial left to start; waiting for running trial(s) {', '.join(f'#{n}' for n in running)} "
-                        "(a trial whose worker died is retried here)")
+            self._print(
+                f"no trial left to start; waiting for running trial(s) {', '.join(f'#{n}' for n in running)} "
+                "(a trial whose worker died is retried here)"
+            )
 
 
 @contextmanager
@@ -143,8 +156,14 @@ class DataProgress:
 
     def __init__(self, console: Console, description: str) -> None:
         self.description = description
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
         self.task: Any = None
 
     def __enter__(self) -> DataProgress:

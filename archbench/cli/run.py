@@ -29,8 +29,9 @@ def run_cmd(
     preset: str = typer.Option("proxy", "--preset", help="scaling rule: proxy (CPU-sized) | efficientdet"),
     seeds: str = typer.Option("0", "--seeds", help="comma list / range of seeds, e.g. 0,1,2"),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="training epochs (default: the task's)"),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1,
-                                          help="global batch (split across torchrun's processes)"),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="global batch (split across torchrun's processes)"
+    ),
     lr: float | None = typer.Option(None, "--lr"),
     optimizer: str | None = typer.Option(None, "--optimizer", help="adamw | sgd"),
     ema: bool = typer.Option(False, "--ema", help="evaluate an exponential moving average of the weights"),
@@ -44,10 +45,12 @@ def run_cmd(
     results: Path = typer.Option(Path("results"), "--results", help="folder for runs/ records and checkpoints"),
     force: bool = typer.Option(False, "--force", help="re-run configurations that already have an ok record"),
     resume: bool = typer.Option(False, "--resume", help="continue interrupted runs from their last epoch checkpoint"),
-    scaling: str | None = typer.Option(None, "--scaling",
-                                       help="study:NAME[#TRIAL]: a search's coefficients instead of --preset"),
-    storage: str | None = typer.Option(None, "--storage",
-                                       help="--scaling's study database (default: RESULTS/search.db)"),
+    scaling: str | None = typer.Option(
+        None, "--scaling", help="study:NAME[#TRIAL]: a search's coefficients instead of --preset"
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", help="--scaling's study database (default: RESULTS/search.db)"
+    ),
 ) -> None:
     """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/.
 
@@ -66,11 +69,25 @@ def run_cmd(
         rule = study_rule(scaling, storage, results)
         preset = rule.name
     requests = [
-        RunRequest(neck=n, phi=p, seed=s, task=task, preset=preset, data=data, subset=subset,
-                   categories=tuple(split_list(categories)) if categories else None, train=train_cfg,
-                   pretrained=pretrained, backbone_weights=str(backbone_weights) if backbone_weights else None,
-                   device=device, threads=threads, rule=rule)
-        for p in parse_int_range(phi, "--phi") for n in neck_list(neck) for s in parse_int_range(seeds, "--seeds")
+        RunRequest(
+            neck=n,
+            phi=p,
+            seed=s,
+            task=task,
+            preset=preset,
+            data=data,
+            subset=subset,
+            categories=tuple(split_list(categories)) if categories else None,
+            train=train_cfg,
+            pretrained=pretrained,
+            backbone_weights=str(backbone_weights) if backbone_weights else None,
+            device=device,
+            threads=threads,
+            rule=rule,
+        )
+        for p in parse_int_range(phi, "--phi")
+        for n in neck_list(neck)
+        for s in parse_int_range(seeds, "--seeds")
     ]
     dist = DistContext.from_env(device)
     try:

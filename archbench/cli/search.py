@@ -27,18 +27,21 @@ class Objective(str, Enum):
 
 def search_cmd(
     neck: str | None = typer.Option(None, "--neck", help="built-in name or spec file"),
-    space: str | None = typer.Option(None, "--space", help="search space YAML, or the name of one in "
-                                     "search_spaces/ (default: efficientdet_family)"),
+    space: str | None = typer.Option(
+        None, "--space", help="search space YAML, or the name of one in search_spaces/ (default: efficientdet_family)"
+    ),
     task: str = typer.Option("det", "--task", help="det: maximise AP | seg: maximise mIoU"),
-    trials: int = typer.Option(20, "--trials", min=1,
-                               help="the study's total number of trials, across all its workers"),
-    storage: str | None = typer.Option(None, "--storage",
-                                       help="Optuna RDB URL (default: sqlite:///RESULTS/search.db)"),
+    trials: int = typer.Option(
+        20, "--trials", min=1, help="the study's total number of trials, across all its workers"
+    ),
+    storage: str | None = typer.Option(None, "--storage", help="Optuna RDB URL (default: sqlite:///RESULTS/search.db)"),
     study: str | None = typer.Option(None, "--study", help="study name (default: NECK-SPACE)"),
     phi: str | None = typer.Option(None, "--phi", help="phis each trial trains (default: the space's phis)"),
-    objective: Objective = typer.Option(Objective.single, "--objective",
-                                        help="single: max accuracy within --gflops-budget | "
-                                        "multi: accuracy vs GFLOPs, NSGA-II"),
+    objective: Objective = typer.Option(
+        Objective.single,
+        "--objective",
+        help="single: max accuracy within --gflops-budget | multi: accuracy vs GFLOPs, NSGA-II",
+    ),
     gflops_budget: float | None = typer.Option(None, "--gflops-budget", help="refuse costlier configs untrained"),
     pruner: str | None = typer.Option(None, "--pruner", help="median (default) | hyperband | none (single only)"),
     population: int = typer.Option(8, "--population", min=2, help="NSGA-II population size (multi)"),
@@ -51,10 +54,14 @@ def search_cmd(
     sampler_seed: int | None = typer.Option(None, "--sampler-seed", help="sampler seed (give workers different ones)"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
-    heartbeat: int = typer.Option(60, "--heartbeat", min=1,
-                                  help="seconds between a running trial's heartbeats; 3 missed = worker dead, retried"),
-    results: Path = typer.Option(Path("results"), "--results",
-                                 help="records go to RESULTS/search/STUDY/runs/; default database RESULTS/search.db"),
+    heartbeat: int = typer.Option(
+        60, "--heartbeat", min=1, help="seconds between a running trial's heartbeats; 3 missed = worker dead, retried"
+    ),
+    results: Path = typer.Option(
+        Path("results"),
+        "--results",
+        help="records go to RESULTS/search/STUDY/runs/; default database RESULTS/search.db",
+    ),
     report_only: bool = typer.Option(False, "--report", help="print the study's best coefficients / Pareto set"),
 ) -> None:
     """Optuna search over a scaling rule's coefficients; each trial trains through the runner and writes records.
@@ -70,11 +77,27 @@ def search_cmd(
         changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
         train = replace(TrainConfig.for_task(task), **{k: v for k, v in changes.items() if v is not None})
         opts = SearchOptions(
-            neck=neck, space=space_file, trials=trials, train=train, task=task, study=name, storage=storage,
-            phis=tuple(parse_int_range(phi, "--phi")) if phi else None, objective=objective.value,
-            gflops_budget=gflops_budget, data=data, subset=subset, seed=seed, sampler_seed=sampler_seed,
-            pruner=pruner, population=population, results=results, device=device, threads=threads,
-            heartbeat=heartbeat)
+            neck=neck,
+            space=space_file,
+            trials=trials,
+            train=train,
+            task=task,
+            study=name,
+            storage=storage,
+            phis=tuple(parse_int_range(phi, "--phi")) if phi else None,
+            objective=objective.value,
+            gflops_budget=gflops_budget,
+            data=data,
+            subset=subset,
+            seed=seed,
+            sampler_seed=sampler_seed,
+            pruner=pruner,
+            population=population,
+            results=results,
+            device=device,
+            threads=threads,
+            heartbeat=heartbeat,
+        )
         run_search(opts, SearchDisplay(err, trials, metric))
     if name is None:  # --report without --study or --neck
         raise UserError("archbench search --report needs --study (or --neck, and --space unless it is the default)")

@@ -22,8 +22,15 @@ def specs_list() -> None:
     table = Table("name", "family", "nodes", "fuse", "op", "extra levels", "hash")
     for name in builtin_names():
         spec = builtin_spec(name)
-        table.add_row(name, spec.family["name"] if spec.family else "", str(len(spec.nodes)), spec.fuse,
-                      f"{spec.op.type}{spec.op.kernel}", spec.extra_levels, spec.spec_hash())
+        table.add_row(
+            name,
+            spec.family["name"] if spec.family else "",
+            str(len(spec.nodes)),
+            spec.fuse,
+            f"{spec.op.type}{spec.op.kernel}",
+            spec.extra_levels,
+            spec.spec_hash(),
+        )
     out.print(table)
     out.print("Any of these names, or the path of a spec .yaml file, is accepted wherever a neck is asked for.")
 
@@ -50,8 +57,12 @@ def specs_validate(files: list[Path] = typer.Argument(..., help="spec files to c
             bad += 1
             err.print(f"{f}: INVALID ({len(errors)} error(s))", markup=False, highlight=False)
         else:
-            out.print(f"{f}: ok ({spec.name}, {len(spec.nodes)} nodes, levels {spec.min_level}..{spec.max_level}, "
-                      f"hash {spec.spec_hash()})", markup=False, highlight=False)
+            out.print(
+                f"{f}: ok ({spec.name}, {len(spec.nodes)} nodes, levels {spec.min_level}..{spec.max_level}, "
+                f"hash {spec.spec_hash()})",
+                markup=False,
+                highlight=False,
+            )
     if bad:
         raise typer.Exit(2)
 

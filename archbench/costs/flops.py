@@ -94,8 +94,21 @@ def _pool(args: tuple, out: Any) -> int:
     return _numel(_first(out)) * math.prod(kernel)
 
 
-_POINTWISE = ("add", "sub", "mul", "div", "relu", "silu", "sigmoid", "hardswish", "hardsigmoid", "gelu",
-              "tanh", "softmax", "_softmax")
+_POINTWISE = (
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "relu",
+    "silu",
+    "sigmoid",
+    "hardswish",
+    "hardsigmoid",
+    "gelu",
+    "tanh",
+    "softmax",
+    "_softmax",
+)
 #: What fvcore leaves out, counted for the separate ``elementwise`` figure.
 ELEMENTWISE_RULES: dict[Any, Callable[[tuple, Any], int]] = {
     **{getattr(aten, n): (lambda args, out: _numel(_first(out))) for n in _POINTWISE if hasattr(aten, n)},

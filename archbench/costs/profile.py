@@ -60,8 +60,9 @@ def _shared_costs(cfg: ModelConfig, num_classes: int, task: Task) -> _Shared:
     return _Shared(feats, backbone.channels, param_count(backbone), flops_bb, param_count(head), flops_head)
 
 
-def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int,
-                overrides: dict[str, Any]) -> dict[str, Any]:
+def profile_row(
+    spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int, overrides: dict[str, Any]
+) -> dict[str, Any]:
     """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg`` (their levels already checked)."""
     with torch.device("meta"):
         neck = compile_neck(spec, shared.channels, cfg.width, cfg.repeats, **overrides).eval()
@@ -70,11 +71,20 @@ def profile_row(spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: 
     fv = {"backbone": shared.flops_backbone.fvcore, "neck": flops_neck.fvcore, "head": shared.flops_head.fvcore}
     elementwise = shared.flops_backbone.elementwise + flops_neck.elementwise + shared.flops_head.elementwise
     return {
-        "neck": spec.name, "spec_hash": spec.spec_hash(), "preset": cfg.preset, "phi": cfg.phi,
-        "resolution": cfg.resolution, "backbone": cfg.backbone, "width": cfg.width, "repeats": neck.repeats,
-        "head_depth": cfg.head_depth, "num_classes": num_classes,
-        "params_total": sum(params.values()), **{f"params_{k}": v for k, v in params.items()},
-        "gflops": sum(fv.values()) / GIGA, **{f"gflops_{k}": v / GIGA for k, v in fv.items()},
+        "neck": spec.name,
+        "spec_hash": spec.spec_hash(),
+        "preset": cfg.preset,
+        "phi": cfg.phi,
+        "resolution": cfg.resolution,
+        "backbone": cfg.backbone,
+        "width": cfg.width,
+        "repeats": neck.repeats,
+        "head_depth": cfg.head_depth,
+        "num_classes": num_classes,
+        "params_total": sum(params.values()),
+        **{f"params_{k}": v for k, v in params.items()},
+        "gflops": sum(fv.values()) / GIGA,
+        **{f"gflops_{k}": v / GIGA for k, v in fv.items()},
         "gflops_elementwise": elementwise / GIGA,
     }
 
@@ -91,22 +101,36 @@ class LatencyOptions:
 
     def label(self) -> str:
         """``eager``, or the rewrites joined by '+': ``fuse`` (BN folded), ``cl`` (channels_last), ``compile``."""
-        on = [name for name, flag in (("fuse", self.fuse_bn), ("cl", self.channels_last), ("compile", self.compile))
-              if flag]
+        on = [
+            name
+            for name, flag in (("fuse", self.fuse_bn), ("cl", self.channels_last), ("compile", self.compile))
+            if flag
+        ]
         return "+".join(on) or "eager"
 
 
-def measure_latency(spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any],
-                    options: LatencyOptions, task: Task) -> dict[str, Any]:
+def measure_latency(
+    spec: NeckSpec, cfg: ModelConfig, num_classes: int, overrides: dict[str, Any], options: LatencyOptions, task: Task
+) -> dict[str, Any]:
     """CPU latency of the whole model's forward at batch 1 (random weights, eval mode), on the
     harness of ``scripts/bench_necks.py`` (``archbench.costs.perf.timing``: 3 warm-up calls, then the
     median of ``options.runs``)."""
-    model = prepare(task.model(spec, cfg, num_classes, neck_overrides=overrides).eval(), fuse=options.fuse_bn,
-                    channels_last=options.channels_last, compile=options.compile)
+    model = prepare(
+        task.model(spec, cfg, num_classes, neck_overrides=overrides).eval(),
+        fuse=options.fuse_bn,
+        channels_last=options.channels_last,
+        compile=options.compile,
+    )
     image = torch.randn(1, 3, cfg.resolution, cfg.resolution)
     stats = cpu_latency_ms(lambda: model(image), runs=options.runs, warmup=3)
-    return {"latency_ms": stats["median"], "latency_min_ms": stats["min"], "latency_max_ms": stats["max"],
-            "latency_runs": options.runs, "threads": torch.get_num_threads(), "latency_mode": options.label()}
+    return {
+        "latency_ms": stats["median"],
+        "latency_min_ms": stats["min"],
+        "latency_max_ms": stats["max"],
+        "latency_runs": options.runs,
+        "threads": torch.get_num_threads(),
+        "latency_mode": options.label(),
+    }
 
 
 def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
@@ -128,10 +152,17 @@ def profile_model(spec: NeckSpec, cfg: ModelConfig, num_classes: int, task: Task
     return profile_row(spec, cfg, _shared_costs(cfg, num_classes, task), num_classes, {})
 
 
-def profile(necks: Sequence[str], phis: Sequence[int], preset: str | Rule = "efficientdet", num_classes: int = 90,
-            latency: LatencyOptions | None = None, overrides: dict[str, Any] | None = None,
-            relative_to: str | None = None, on_row: Callable[[str], None] | None = None,
-            task: str = "det") -> list[dict[str, Any]]:
+def profile(
+    necks: Sequence[str],
+    phis: Sequence[int],
+    preset: str | Rule = "efficientdet",
+    num_classes: int = 90,
+    latency: LatencyOptions | None = None,
+    overrides: dict[str, Any] | None = None,
+    relative_to: str | None = None,
+    on_row: Callable[[str], None] | None = None,
+    task: str = "det",
+) -> list[dict[str, Any]]:
     """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts.
 
     ``task`` picks the head (the one its model builds): ``det`` the class + box nets, ``seg`` the

@@ -12,12 +12,23 @@ from rich.table import Table
 
 #: Profile columns shown in the terminal table, with their headers and formats.
 PROFILE_COLUMNS: list[tuple[str, str, str]] = [
-    ("neck", "neck", "{}"), ("phi", "phi", "{}"), ("resolution", "res", "{}"), ("width", "W", "{}"),
-    ("repeats", "D", "{}"), ("params_total", "params M", "{:.3f}"), ("params_backbone", "backbone M", "{:.3f}"),
-    ("params_neck", "neck M", "{:.3f}"), ("params_head", "head M", "{:.3f}"), ("gflops", "GFLOPs", "{:.3f}"),
-    ("gflops_backbone", "backbone", "{:.3f}"), ("gflops_neck", "neck", "{:.3f}"), ("gflops_head", "head", "{:.3f}"),
-    ("gflops_elementwise", "elementwise*", "{:.3f}"), ("neck_params_ratio", "neck params x", "{:.2f}x"),
-    ("neck_gflops_ratio", "neck GFLOPs x", "{:.2f}x"), ("latency_ms", "latency ms", "{:.1f}"),
+    ("neck", "neck", "{}"),
+    ("phi", "phi", "{}"),
+    ("resolution", "res", "{}"),
+    ("width", "W", "{}"),
+    ("repeats", "D", "{}"),
+    ("params_total", "params M", "{:.3f}"),
+    ("params_backbone", "backbone M", "{:.3f}"),
+    ("params_neck", "neck M", "{:.3f}"),
+    ("params_head", "head M", "{:.3f}"),
+    ("gflops", "GFLOPs", "{:.3f}"),
+    ("gflops_backbone", "backbone", "{:.3f}"),
+    ("gflops_neck", "neck", "{:.3f}"),
+    ("gflops_head", "head", "{:.3f}"),
+    ("gflops_elementwise", "elementwise*", "{:.3f}"),
+    ("neck_params_ratio", "neck params x", "{:.2f}x"),
+    ("neck_gflops_ratio", "neck GFLOPs x", "{:.2f}x"),
+    ("latency_ms", "latency ms", "{:.1f}"),
     ("latency_mode", "latency mode", "{}"),
 ]
 _MILLIONS = {"params_total", "params_backbone", "params_neck", "params_head"}
@@ -43,5 +54,7 @@ def render_profile(rows: list[dict[str, Any]], fmt: str, console: Console) -> No
                 cells.append(fmt_str.format(v / 1e6 if key in _MILLIONS else v))
         table.add_row(*cells)
     console.print(table)
-    console.print("* elementwise: adds, muls, activations, pooling and gates, which fvcore does not count; "
-                  "not included in GFLOPs.")
+    console.print(
+        "* elementwise: adds, muls, activations, pooling and gates, which fvcore does not count; "
+        "not included in GFLOPs."
+    )

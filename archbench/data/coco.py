@@ -99,12 +99,14 @@ def _read_json(ann_file: Path) -> tuple[dict[str, Any], bytes]:
     except UnicodeDecodeError as err:
         raise UserError(f"{ann_file}: not valid JSON: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not isinstance(data, dict):
-        raise UserError(f"{ann_file}: not a COCO annotation file: the top level is a {type(data).__name__}, "
-                        "not an object")
+        raise UserError(
+            f"{ann_file}: not a COCO annotation file: the top level is a {type(data).__name__}, not an object"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
-        raise UserError(f"{ann_file}: not a COCO annotation file: missing top-level key(s) "
-                        f"{', '.join(map(repr, missing))}")
+        raise UserError(
+            f"{ann_file}: not a COCO annotation file: missing top-level key(s) {', '.join(map(repr, missing))}"
+        )
     for key in REQUIRED_KEYS:
         if not isinstance(data[key], list):
             raise UserError(f"{ann_file}: top-level '{key}' must be a list, got {type(data[key]).__name__}")
@@ -194,8 +196,9 @@ def validate_coco(ann_file: Path, data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def select_categories(ann_file: Path, categories: list[dict[str, Any]],
-                      wanted: Sequence[str | int] | None) -> list[dict[str, Any]]:
+def select_categories(
+    ann_file: Path, categories: list[dict[str, Any]], wanted: Sequence[str | int] | None
+) -> list[dict[str, Any]]:
     """The kept category dicts, sorted by id (label k is the k-th); all when ``wanted`` is None.
 
     ``wanted`` holds names or ids (ints or digit strings); an unknown one is a UserError
@@ -257,8 +260,9 @@ def _scan_image(ann_file: Path, images_dir: Path, img: dict[str, Any], stats: di
     return path, width, height
 
 
-def _clean_boxes(anns: list[dict[str, Any]], width: int, height: int,
-                 stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _clean_boxes(
+    anns: list[dict[str, Any]], width: int, height: int, stats: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Training boxes of one image's non-crowd annotations: (xyxy float32 [N, 4], kept-index [N]).
 
     Degenerate boxes (width or height <= 0) and boxes entirely outside the image are
@@ -420,8 +424,9 @@ class CocoDetection(torch.utils.data.Dataset):
         self.area_ranges: list[list[float]] | None = synthetic_area_ranges(found) if found else None
         self.fingerprint = self._fingerprint(raw, found, subset, categories)
 
-    def _fingerprint(self, raw: bytes, info: synthetic.SyntheticInfo | None, subset: int | None,
-                     categories: list[str] | None) -> str:
+    def _fingerprint(
+        self, raw: bytes, info: synthetic.SyntheticInfo | None, subset: int | None, categories: list[str] | None
+    ) -> str:
         """dataset.json's fingerprint for the full synthetic set; else sha256 of file + selection."""
         if info is not None and subset is None and categories is None:
             return info.fingerprint
@@ -462,8 +467,9 @@ class CocoDetection(torch.utils.data.Dataset):
             aug = sample_augment(np.random.default_rng([self.seed, self.epoch, index]))
             scale *= aug.jitter
             size = resized_size(record.width, record.height, scale)
-            image, boxes, keep = augment_image(load_rgb(record.path, size), record.boxes, scale, size, aug,
-                                               self.resolution)
+            image, boxes, keep = augment_image(
+                load_rgb(record.path, size), record.boxes, scale, size, aug, self.resolution
+            )
             labels = record.labels[keep]
         else:
             size = resized_size(record.width, record.height, scale)
@@ -479,8 +485,9 @@ class CocoDetection(torch.utils.data.Dataset):
         return to_canvas(image, self.resolution), target
 
 
-def collate_detection(batch: Sequence[tuple[torch.Tensor, dict[str, Any]]]
-                      ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+def collate_detection(
+    batch: Sequence[tuple[torch.Tensor, dict[str, Any]]],
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Batch items of :class:`CocoDetection`: (images float32 ``[B, 3, R, R]``, list of B targets)."""
     images = torch.stack([image for image, _ in batch])
     return images, [target for _, target in batch]

@@ -30,13 +30,16 @@ def check_segmentation(ann_file: Path, ann: dict[str, Any], height: int, width: 
     seg = ann.get("segmentation")
     where = f"{ann_file}: annotation id {ann['id']} (image id {ann['image_id']})"
     if isinstance(seg, list):
-        if not seg or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(map(is_number, p))
-                              for p in seg):
+        if not seg or not all(
+            isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(map(is_number, p)) for p in seg
+        ):
             raise UserError(f"{where}: 'segmentation' polygons must be lists of x, y numbers, at least 3 points each")
     elif isinstance(seg, dict):
         if "counts" not in seg or list(seg.get("size", [])) != [height, width]:
-            raise UserError(f"{where}: 'segmentation' RLE needs 'counts' and 'size' equal to the image's "
-                            f"[height, width] = [{height}, {width}], got size {seg.get('size')!r}")
+            raise UserError(
+                f"{where}: 'segmentation' RLE needs 'counts' and 'size' equal to the image's "
+                f"[height, width] = [{height}, {width}], got size {seg.get('size')!r}"
+            )
     else:
         raise UserError(f"{where}: semantic segmentation needs a 'segmentation' (polygons or RLE), got {seg!r}")
 
@@ -55,15 +58,24 @@ def semantic_map(coco: COCO, image_id: int, label_of: dict[int, int], ignore_ind
     return out
 
 
-def open_coco_semantic(ann_file: Path, images_dir: Path, *, resolution: int, train: bool, subset: int | None = None,
-                       categories: list[str] | None = None, seed: int = 0) -> SegmentationDataset:
+def open_coco_semantic(
+    ann_file: Path,
+    images_dir: Path,
+    *,
+    resolution: int,
+    train: bool,
+    subset: int | None = None,
+    categories: list[str] | None = None,
+    seed: int = 0,
+) -> SegmentationDataset:
     """A :class:`SegmentationDataset` of a COCO instances split (``subset``/``categories`` as for detection).
 
     Classes: ``background`` then the kept categories in id order; the ignore index is 255 (or K
     when there are 255 classes or more). ``fingerprint`` and ``stats`` are the detection split's.
     """
-    det = CocoDetection(ann_file, images_dir, resolution=resolution, train=False, subset=subset,
-                        categories=categories, seed=seed)
+    det = CocoDetection(
+        ann_file, images_dir, resolution=resolution, train=False, subset=subset, categories=categories, seed=seed
+    )
     coco = det.coco
     for ann in coco.dataset["annotations"]:
         img = coco.imgs[ann["image_id"]]
@@ -73,5 +85,14 @@ def open_coco_semantic(ann_file: Path, images_dir: Path, *, resolution: int, tra
     label_of = {cat_id: k + 1 for k, cat_id in enumerate(det.cat_ids)}
     files = [ImageFile(*det.image_file(i)) for i in range(len(det))]
     labels: LabelSource = lambda index: semantic_map(coco, det.image_ids[index], label_of, ignore)  # noqa: E731
-    return SegmentationDataset(files, labels, class_names=class_names, ignore_index=ignore, resolution=resolution,
-                               train=train, fingerprint=det.fingerprint, stats=det.stats, seed=seed)
+    return SegmentationDataset(
+        files,
+        labels,
+        class_names=class_names,
+        ignore_index=ignore,
+        resolution=resolution,
+        train=train,
+        fingerprint=det.fingerprint,
+        stats=det.stats,
+        seed=seed,
+    )

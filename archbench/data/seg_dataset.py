@@ -67,9 +67,19 @@ class SegmentationDataset(torch.utils.data.Dataset):
     (of the files and the selection), ``stats`` (what reading found, per reader), ``files``.
     """
 
-    def __init__(self, files: Sequence[ImageFile], labels: LabelSource, *, class_names: Sequence[str],
-                 ignore_index: int, resolution: int, train: bool, fingerprint: str, stats: dict[str, Any],
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        files: Sequence[ImageFile],
+        labels: LabelSource,
+        *,
+        class_names: Sequence[str],
+        ignore_index: int,
+        resolution: int,
+        train: bool,
+        fingerprint: str,
+        stats: dict[str, Any],
+        seed: int = 0,
+    ) -> None:
         self.files, self._labels = list(files), labels
         self.class_names, self.ignore_index = list(class_names), int(ignore_index)
         self.resolution, self.train, self.seed, self.epoch = resolution, train, seed, 0
@@ -108,8 +118,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return to_canvas(image, self.resolution), to_label_canvas(labels, self.resolution, self.ignore_index), meta
 
 
-def collate_segmentation(batch: Sequence[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]]
-                         ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+def collate_segmentation(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]],
+) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
     """Batch items of :class:`SegmentationDataset`: (images ``[B, 3, R, R]``, labels ``[B, R, R]``, B metas)."""
-    return (torch.stack([image for image, _, _ in batch]), torch.stack([labels for _, labels, _ in batch]),
-            [meta for _, _, meta in batch])
+    return (
+        torch.stack([image for image, _, _ in batch]),
+        torch.stack([labels for _, labels, _ in batch]),
+        [meta for _, _, meta in batch],
+    )

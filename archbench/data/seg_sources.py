@@ -23,8 +23,10 @@ from archbench.data.segfolder import ClassTable, open_split, read_classes
 from archbench.data.splits import pair_fingerprint
 from archbench.errors import UserError
 
-ACCEPTED = ("'synthetic' (the built-in generated set and its semantic masks), 'coco:PATH' (a COCO-format folder; "
-            "instance masks become semantic maps) or 'segfolder:PATH' (images/ + masks/ PNG class-index maps)")
+ACCEPTED = (
+    "'synthetic' (the built-in generated set and its semantic masks), 'coco:PATH' (a COCO-format folder; "
+    "instance masks become semantic maps) or 'segfolder:PATH' (images/ + masks/ PNG class-index maps)"
+)
 
 
 def synthetic_classes(root: Path) -> ClassTable:
@@ -33,9 +35,14 @@ def synthetic_classes(root: Path) -> ClassTable:
     return ClassTable((BACKGROUND, *info.classes), synthetic.IGNORE_INDEX, str(root / "dataset.json"))
 
 
-def _open_splits(ref: str, common: dict[str, Any], subset: int | None, categories: list[str] | None,
-                 cache_root: Path, progress: synthetic.ProgressCallback | None
-                 ) -> tuple[str, SegmentationDataset, SegmentationDataset]:
+def _open_splits(
+    ref: str,
+    common: dict[str, Any],
+    subset: int | None,
+    categories: list[str] | None,
+    cache_root: Path,
+    progress: synthetic.ProgressCallback | None,
+) -> tuple[str, SegmentationDataset, SegmentationDataset]:
     """(name, train, val) of a data reference."""
     kind, _, rest = ref.partition(":")
     path = Path(rest).expanduser() if rest.strip() else None
@@ -45,8 +52,10 @@ def _open_splits(ref: str, common: dict[str, Any], subset: int | None, categorie
         val = open_coco_semantic(*layout["val"], train=False, categories=categories, **common)
         return f"coco:{path}", train, val
     if categories:
-        raise UserError(f"--categories: with --task seg only coco:PATH data can select categories (their other "
-                        f"objects become background); {ref!r} keeps its classes as its masks define them")
+        raise UserError(
+            f"--categories: with --task seg only coco:PATH data can select categories (their other "
+            f"objects become background); {ref!r} keeps its classes as its masks define them"
+        )
     if ref == "synthetic":
         root = synthetic.ensure_synthetic(Path(cache_root), progress=progress)
         classes, name = synthetic_classes(root), "synthetic"
@@ -60,19 +69,29 @@ def _open_splits(ref: str, common: dict[str, Any], subset: int | None, categorie
     return name, train, open_split(root, "val", classes, train=False, **common)
 
 
-def open_segmentation_data(ref: str, *, resolution: int, subset: int | None = None,
-                           categories: list[str] | None = None, seed: int = 0, cache_root: Path,
-                           progress: synthetic.ProgressCallback | None = None,
-                           ) -> tuple[SegmentationDataset, SegmentationDataset, dict[str, Any]]:
+def open_segmentation_data(
+    ref: str,
+    *,
+    resolution: int,
+    subset: int | None = None,
+    categories: list[str] | None = None,
+    seed: int = 0,
+    cache_root: Path,
+    progress: synthetic.ProgressCallback | None = None,
+) -> tuple[SegmentationDataset, SegmentationDataset, dict[str, Any]]:
     """(train, val, info) for a data reference; ``info``: name, fingerprint (both splits and the
     selection), n_train, n_val, num_classes, class_names, ignore_index, stats {train, val}.
     ``progress(done, total)`` hears of the built-in set's images while it is generated."""
     common = {"resolution": resolution, "seed": seed}
     name, train, val = _open_splits(ref, common, subset, categories, cache_root, progress)
     info = {
-        "name": name, "fingerprint": pair_fingerprint(train.fingerprint, val.fingerprint),
-        "n_train": len(train), "n_val": len(val), "num_classes": train.num_classes,
-        "class_names": list(train.class_names), "ignore_index": train.ignore_index,
+        "name": name,
+        "fingerprint": pair_fingerprint(train.fingerprint, val.fingerprint),
+        "n_train": len(train),
+        "n_val": len(val),
+        "num_classes": train.num_classes,
+        "class_names": list(train.class_names),
+        "ignore_index": train.ignore_index,
         "stats": {"train": train.stats, "val": val.stats},
     }
     return train, val, info

@@ -40,9 +40,11 @@ CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: PIL modes of a class-index map: 8-bit grey, palette (index = class), 16/32-bit grey, 1-bit.
 MASK_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I", "1")
-LAYOUT_HELP = ("PATH/images/{train,val}/ + PATH/masks/{train,val}/ (sub-folder splits), or PATH/images/ + "
-               "PATH/masks/ + PATH/train.txt and PATH/val.txt (list files); masks are NAME.png beside images "
-               "NAME.<ext>")
+LAYOUT_HELP = (
+    "PATH/images/{train,val}/ + PATH/masks/{train,val}/ (sub-folder splits), or PATH/images/ + "
+    "PATH/masks/ + PATH/train.txt and PATH/val.txt (list files); masks are NAME.png beside images "
+    "NAME.<ext>"
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,10 @@ def read_classes(root: Path) -> ClassTable:
     """The :class:`ClassTable` of ``root``'s classes file; UserError naming the file and the rule."""
     found = [root / n for n in CLASS_FILES if (root / n).is_file()]
     if not found:
-        raise UserError(f"segfolder:{root}: no classes file; write one of {', '.join(CLASS_FILES)} holding the "
-                        "list of class names (mask value k is the k-th name), or {names: [...], ignore_index: 255}")
+        raise UserError(
+            f"segfolder:{root}: no classes file; write one of {', '.join(CLASS_FILES)} holding the "
+            "list of class names (mask value k is the k-th name), or {names: [...], ignore_index: 255}"
+        )
     path = found[0]
     try:
         data = yaml.safe_load(path.read_text())  # JSON is YAML
@@ -90,14 +94,17 @@ def read_classes(root: Path) -> ClassTable:
     else:
         names = data
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise UserError(f"{path}: 'names' must be a non-empty list of class-name strings (mask value k is the "
-                        f"k-th name), got {names!r}")
+        raise UserError(
+            f"{path}: 'names' must be a non-empty list of class-name strings (mask value k is the "
+            f"k-th name), got {names!r}"
+        )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"{path}: duplicate class name(s) {', '.join(map(repr, duplicates))}")
     if not isinstance(ignore, int) or isinstance(ignore, bool) or 0 <= ignore < len(names):
-        raise UserError(f"{path}: 'ignore_index' must be an integer outside the class indices 0..{len(names) - 1}, "
-                        f"got {ignore!r}")
+        raise UserError(
+            f"{path}: 'ignore_index' must be an integer outside the class indices 0..{len(names) - 1}, got {ignore!r}"
+        )
     return ClassTable(tuple(names), ignore, str(path))
 
 
@@ -178,8 +185,10 @@ def decode_mask(path: Path, data: bytes | None = None) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data) if data is not None else path) as handle:
             if handle.mode not in MASK_MODES:
-                raise UserError(f"{path}: a mask must be a single-channel class-index PNG (grey or palette), "
-                                f"got PIL mode {handle.mode}")
+                raise UserError(
+                    f"{path}: a mask must be a single-channel class-index PNG (grey or palette), "
+                    f"got PIL mode {handle.mode}"
+                )
             return np.asarray(handle, dtype=np.int32 if handle.mode.startswith("I") else np.uint8)
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
         raise UserError(f"{path}: not a readable mask image ({err})") from None
@@ -194,14 +203,18 @@ def _check_pair(pair: _Pair, classes: ClassTable, counts: np.ndarray, digest: An
         raise UserError(f"{pair.mask}: cannot read the mask ({err.strerror or err})") from None
     labels = decode_mask(pair.mask, data)
     if labels.shape != (height, width):
-        raise UserError(f"{pair.mask}: the mask is {labels.shape[1]}x{labels.shape[0]} px but its image "
-                        f"{pair.image} is {width}x{height} px; a mask must have its image's size")
+        raise UserError(
+            f"{pair.mask}: the mask is {labels.shape[1]}x{labels.shape[0]} px but its image "
+            f"{pair.image} is {width}x{height} px; a mask must have its image's size"
+        )
     values = np.unique(labels)
     k = len(classes.names)
     unknown = [int(v) for v in values if not (0 <= v < k or v == classes.ignore_index)]
     if unknown:
-        raise UserError(f"{pair.mask}: unknown class index(es) {unknown[:10]}: the classes in {classes.source} "
-                        f"are 0..{k - 1} and the ignore index is {classes.ignore_index}")
+        raise UserError(
+            f"{pair.mask}: unknown class index(es) {unknown[:10]}: the classes in {classes.source} "
+            f"are 0..{k - 1} and the ignore index is {classes.ignore_index}"
+        )
     valid = labels[labels != classes.ignore_index]
     counts += np.bincount(valid.ravel(), minlength=k)[:k]
     digest.update(f"{pair.name}\0{pair.image.stat().st_size}\0".encode())
@@ -214,8 +227,16 @@ def png_labels(masks: Sequence[Path]) -> LabelSource:
     return lambda index: decode_mask(masks[index])
 
 
-def open_split(root: Path, split: str, classes: ClassTable, *, resolution: int, train: bool,
-               subset: int | None = None, seed: int = 0) -> SegmentationDataset:
+def open_split(
+    root: Path,
+    split: str,
+    classes: ClassTable,
+    *,
+    resolution: int,
+    train: bool,
+    subset: int | None = None,
+    seed: int = 0,
+) -> SegmentationDataset:
     """One split of a segmentation folder, every kept mask checked; ``subset`` keeps N images drawn with ``seed``.
 
     ``stats``: images, pixels per class, ignored pixels. ``fingerprint``: sha256 of the class
@@ -227,8 +248,19 @@ def open_split(root: Path, split: str, classes: ClassTable, *, resolution: int, 
     digest = hashlib.sha256(json.dumps([classes.names, classes.ignore_index]).encode())
     files = [_check_pair(p, classes, counts, digest) for p in pairs]
     total = sum(f.width * f.height for f in files)
-    stats = {"images": len(files), "pixels": dict(zip(classes.names, counts.tolist())),
-             "ignored_pixels": int(total - counts.sum())}
-    return SegmentationDataset(files, png_labels([p.mask for p in pairs]), class_names=classes.names,
-                               ignore_index=classes.ignore_index, resolution=resolution, train=train,
-                               fingerprint=digest.hexdigest(), stats=stats, seed=seed)
+    stats = {
+        "images": len(files),
+        "pixels": dict(zip(classes.names, counts.tolist())),
+        "ignored_pixels": int(total - counts.sum()),
+    }
+    return SegmentationDataset(
+        files,
+        png_labels([p.mask for p in pairs]),
+        class_names=classes.names,
+        ignore_index=classes.ignore_index,
+        resolution=resolution,
+        train=train,
+        fingerprint=digest.hexdigest(),
+        stats=stats,
+        seed=seed,
+    )

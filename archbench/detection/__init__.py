@@ -17,6 +17,17 @@ from archbench.detection.loss import DetectionLoss
 from archbench.detection.postprocess import decode
 
 __all__ = [
-    "AnchorConfig", "anchors_for", "flatten_head_outputs", "BACKGROUND", "IGNORE", "Assignment", "assign",
-    "encode_boxes", "decode_boxes", "DetectionLoss", "decode", "coco_evaluate", "to_dataset_frame",
+    "AnchorConfig",
+    "anchors_for",
+    "flatten_head_outputs",
+    "BACKGROUND",
+    "IGNORE",
+    "Assignment",
+    "assign",
+    "encode_boxes",
+    "decode_boxes",
+    "DetectionLoss",
+    "decode",
+    "coco_evaluate",
+    "to_dataset_frame",
 ]

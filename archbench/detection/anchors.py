@@ -35,7 +35,7 @@ class AnchorConfig:
     size: base side in units of the level's stride (EfficientDet's ``anchor_scale`` = 4).
     """
 
-    scales: tuple[float, ...] = (2 ** 0, 2 ** (1 / 3), 2 ** (2 / 3))
+    scales: tuple[float, ...] = (2**0, 2 ** (1 / 3), 2 ** (2 / 3))
     ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     size: float = 4.0
 
@@ -57,8 +57,9 @@ def cell_anchors(stride: int, cfg: AnchorConfig) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _anchors_cached(feature_sizes: tuple[tuple[int, int], ...], strides: tuple[int, ...], cfg: AnchorConfig,
-                    device: str) -> torch.Tensor:
+def _anchors_cached(
+    feature_sizes: tuple[tuple[int, int], ...], strides: tuple[int, ...], cfg: AnchorConfig, device: str
+) -> torch.Tensor:
     per_level = []
     for (h, w), stride in zip(feature_sizes, strides):
         ys = (torch.arange(h, dtype=torch.float64) + 0.5) * stride
@@ -72,8 +73,12 @@ def _anchors_cached(feature_sizes: tuple[tuple[int, int], ...], strides: tuple[i
     return out
 
 
-def anchors_for(feature_sizes: Sequence[tuple[int, int]], strides: Sequence[int],
-                cfg: AnchorConfig = AnchorConfig(), device: torch.device | str = "cpu") -> torch.Tensor:
+def anchors_for(
+    feature_sizes: Sequence[tuple[int, int]],
+    strides: Sequence[int],
+    cfg: AnchorConfig = AnchorConfig(),
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """All anchors of a pyramid: [sum_l H_l * W_l * A, 4] float32 xyxy in input pixels.
 
     feature_sizes: ``(H_l, W_l)`` per level, in the order of the head outputs.
@@ -104,8 +109,9 @@ def _flatten(outputs: Sequence[torch.Tensor], per_anchor: int) -> torch.Tensor:
     return torch.cat(flat, dim=1)
 
 
-def flatten_head_outputs(cls_outs: Sequence[torch.Tensor], box_outs: Sequence[torch.Tensor],
-                         num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def flatten_head_outputs(
+    cls_outs: Sequence[torch.Tensor], box_outs: Sequence[torch.Tensor], num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-level head outputs -> anchor-ordered rows.
 
     cls_outs: per level [B, A * num_classes, H_l, W_l] logits.

@@ -62,8 +62,14 @@ def _first_per_group(group: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     return value[order[first]], g[first]
 
 
-def assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, pos_iou: float = 0.5,
-           neg_iou: float = 0.4, min_best_iou: float = 0.01) -> Assignment:
+def assign(
+    anchors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    pos_iou: float = 0.5,
+    neg_iou: float = 0.4,
+    min_best_iou: float = 0.01,
+) -> Assignment:
     """Assign anchors [N, 4] to GT boxes [M, 4] (both xyxy px) with GT classes [M] in 0..K-1.
 
     See the module docstring for the rule. ``M = 0`` gives all background. If two GTs share

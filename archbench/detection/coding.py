@@ -25,8 +25,9 @@ def _centre_size(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return boxes[..., 0] + 0.5 * w, boxes[..., 1] + 0.5 * h, w, h
 
 
-def encode_boxes(anchors: torch.Tensor, boxes: torch.Tensor, weights: Weights = (1.0, 1.0, 1.0, 1.0),
-                 min_size: float = 1e-3) -> torch.Tensor:
+def encode_boxes(
+    anchors: torch.Tensor, boxes: torch.Tensor, weights: Weights = (1.0, 1.0, 1.0, 1.0), min_size: float = 1e-3
+) -> torch.Tensor:
     """Target deltas of ``boxes`` w.r.t. ``anchors``: [..., 4] xyxy px (broadcastable) -> [..., 4].
 
     Box widths / heights below ``min_size`` px are clamped so degenerate boxes give finite
@@ -36,12 +37,14 @@ def encode_boxes(anchors: torch.Tensor, boxes: torch.Tensor, weights: Weights = 
     cx, cy, w, h = _centre_size(boxes)
     w, h = w.clamp(min=min_size), h.clamp(min=min_size)
     wx, wy, ww, wh = weights
-    return torch.stack([wx * (cx - acx) / aw, wy * (cy - acy) / ah,
-                        ww * torch.log(w / aw), wh * torch.log(h / ah)], dim=-1)
+    return torch.stack(
+        [wx * (cx - acx) / aw, wy * (cy - acy) / ah, ww * torch.log(w / aw), wh * torch.log(h / ah)], dim=-1
+    )
 
 
-def decode_boxes(anchors: torch.Tensor, deltas: torch.Tensor, weights: Weights = (1.0, 1.0, 1.0, 1.0),
-                 clamp: float = DELTA_CLAMP) -> torch.Tensor:
+def decode_boxes(
+    anchors: torch.Tensor, deltas: torch.Tensor, weights: Weights = (1.0, 1.0, 1.0, 1.0), clamp: float = DELTA_CLAMP
+) -> torch.Tensor:
     """Boxes from deltas: anchors [..., 4] xyxy px, deltas [..., 4] -> boxes [..., 4] xyxy px.
 
     dw / dh are clamped at ``clamp`` (log(1000/16)) before ``exp`` so a wild prediction can not

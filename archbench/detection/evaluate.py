@@ -20,11 +20,17 @@ from torchvision.ops import box_convert
 
 #: Names of COCOeval.stats, in its order.
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-_MAX_AREA = 1e5 ** 2  # COCO's upper bound of the "all" and "large" ranges
+_MAX_AREA = 1e5**2  # COCO's upper bound of the "all" and "large" ranges
 
 
-def to_dataset_frame(det: dict[str, torch.Tensor], scale: float, cat_ids: Sequence[int], *,
-                     image_id: int | None = None, orig_size: tuple[int, int] | None = None) -> dict:
+def to_dataset_frame(
+    det: dict[str, torch.Tensor],
+    scale: float,
+    cat_ids: Sequence[int],
+    *,
+    image_id: int | None = None,
+    orig_size: tuple[int, int] | None = None,
+) -> dict:
     """One image's detections from the network frame to the dataset's.
 
     det: ``boxes`` [M, 4] xyxy px in the resized (letterboxed) frame, ``scores`` [M],
@@ -38,8 +44,9 @@ def to_dataset_frame(det: dict[str, torch.Tensor], scale: float, cat_ids: Sequen
     boxes = det["boxes"].detach().float().cpu() / scale
     if orig_size is not None:
         h, w = orig_size
-        boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
-                             boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
+        boxes = torch.stack(
+            [boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h), boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1
+        )
     labels = torch.as_tensor(list(cat_ids), dtype=torch.int64)[det["labels"].detach().cpu().long()]
     out: dict[str, Any] = {"boxes": boxes, "scores": det["scores"].detach().float().cpu(), "labels": labels}
     if image_id is not None:
@@ -65,15 +72,22 @@ def _results(detections: Sequence[dict], image_ids: set[int] | None) -> list[dic
 def _empty_results(coco_gt: COCO) -> COCO:
     """A result set with no detections (``loadRes`` indexes the first record, so can not)."""
     dt = COCO()
-    dt.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),
-                  "annotations": []}
+    dt.dataset = {
+        "images": list(coco_gt.dataset["images"]),
+        "categories": list(coco_gt.dataset["categories"]),
+        "annotations": [],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         dt.createIndex()
     return dt
 
 
-def coco_evaluate(coco_gt: COCO, detections: Sequence[dict], area_ranges: tuple[float, float] | None = None,
-                  image_ids: Sequence[int] | None = None) -> dict[str, float]:
+def coco_evaluate(
+    coco_gt: COCO,
+    detections: Sequence[dict],
+    area_ranges: tuple[float, float] | None = None,
+    image_ids: Sequence[int] | None = None,
+) -> dict[str, float]:
     """COCO bbox metrics of ``detections`` against ``coco_gt``.
 
     detections: one dict per image: ``image_id``, ``boxes`` [M, 4] xyxy in ORIGINAL image px,

@@ -48,10 +48,19 @@ class DetectionLoss(nn.Module):
     passes :meth:`archbench.train.distributed.DistContext.normaliser` (the count over all ranks).
     """
 
-    def __init__(self, num_classes: int, alpha: float = 0.25, gamma: float = 1.5, box_weight: float = 50.0,
-                 box_loss: Literal["huber", "giou"] = "huber", huber_delta: float = 0.1,
-                 pos_iou: float = 0.5, neg_iou: float = 0.4, min_best_iou: float = 0.01,
-                 normaliser: Callable[[torch.Tensor], torch.Tensor] = _at_least_one) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        alpha: float = 0.25,
+        gamma: float = 1.5,
+        box_weight: float = 50.0,
+        box_loss: Literal["huber", "giou"] = "huber",
+        huber_delta: float = 0.1,
+        pos_iou: float = 0.5,
+        neg_iou: float = 0.4,
+        min_best_iou: float = 0.01,
+        normaliser: Callable[[torch.Tensor], torch.Tensor] = _at_least_one,
+    ) -> None:
         super().__init__()
         self.normaliser = normaliser
         if box_loss not in ("huber", "giou"):
@@ -60,8 +69,9 @@ class DetectionLoss(nn.Module):
         self.box_weight, self.box_loss, self.huber_delta = box_weight, box_loss, huber_delta
         self.pos_iou, self.neg_iou, self.min_best_iou = pos_iou, neg_iou, min_best_iou
 
-    def forward(self, cls: torch.Tensor, box: torch.Tensor, anchors: torch.Tensor,
-                targets: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, cls: torch.Tensor, box: torch.Tensor, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
         """Loss of one batch.
 
         cls: [B, N, K] logits; box: [B, N, 4] deltas (rows in anchor order, see
@@ -76,8 +86,10 @@ class DetectionLoss(nn.Module):
         if k != self.num_classes:
             raise ValueError(f"cls has {k} classes, the loss {self.num_classes}")
         if box.shape != (b, n, 4) or anchors.shape != (n, 4) or len(targets) != b:
-            raise ValueError(f"shape mismatch: cls {tuple(cls.shape)}, box {tuple(box.shape)}, "
-                             f"anchors {tuple(anchors.shape)}, {len(targets)} targets")
+            raise ValueError(
+                f"shape mismatch: cls {tuple(cls.shape)}, box {tuple(box.shape)}, "
+                f"anchors {tuple(anchors.shape)}, {len(targets)} targets"
+            )
         anchors = anchors.to(device=cls.device, dtype=torch.float32)
         cls, box = cls.float(), box.float()  # loss in fp32 even under autocast
 
@@ -111,5 +123,9 @@ class DetectionLoss(nn.Module):
         else:
             decoded = decode_boxes(pos_anchors, pred)
             box_loss = generalized_box_iou_loss(decoded, gt, reduction="sum") / norm
-        return {"loss": cls_loss + self.box_weight * box_loss, "cls_loss": cls_loss.detach(),
-                "box_loss": box_loss.detach(), "num_pos": num_pos}
+        return {
+            "loss": cls_loss + self.box_weight * box_loss,
+            "cls_loss": cls_loss.detach(),
+            "box_loss": box_loss.detach(),
+            "num_pos": num_pos,
+        }

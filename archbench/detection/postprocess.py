@@ -15,9 +15,18 @@ from archbench.detection.coding import decode_boxes
 
 
 @torch.no_grad()
-def decode(cls: torch.Tensor, box: torch.Tensor, anchors: torch.Tensor, *, image_size: int | tuple[int, int],
-           score_thresh: float = 0.05, topk: int = 1000, iou_thresh: float = 0.5, max_det: int = 100,
-           class_agnostic: bool = False) -> list[dict[str, torch.Tensor]]:
+def decode(
+    cls: torch.Tensor,
+    box: torch.Tensor,
+    anchors: torch.Tensor,
+    *,
+    image_size: int | tuple[int, int],
+    score_thresh: float = 0.05,
+    topk: int = 1000,
+    iou_thresh: float = 0.5,
+    max_det: int = 100,
+    class_agnostic: bool = False,
+) -> list[dict[str, torch.Tensor]]:
     """Detections of a batch.
 
     cls: [B, N, K] logits; box: [B, N, 4] deltas; anchors: [N, 4] xyxy px.

@@ -1,1 +1,1 @@
-"""Whole models: timm backbones, compiled necks and task heads, and the scaling rules that size them (:mod:`.scaling`)."""
+"""Whole models: timm backbones, compiled necks and task heads, and the rules that scale them (:mod:`.scaling`)."""

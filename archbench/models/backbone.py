@@ -35,8 +35,10 @@ class Backbone(nn.Module):
         reductions = probe_info.reduction()
         missing = [lvl for lvl in levels if 2**lvl not in reductions]
         if missing:
-            raise UserError(f"backbone {name!r} has no features at level(s) {missing} "
-                            f"(its strides are {reductions}); choose levels among them")
+            raise UserError(
+                f"backbone {name!r} has no features at level(s) {missing} "
+                f"(its strides are {reductions}); choose levels among them"
+            )
         # the last stage of each stride is the one to use when several share it
         positions = [max(i for i, r in enumerate(reductions) if r == 2**lvl) for lvl in levels]
         out_indices = tuple(probe_info.out_indices[i] for i in positions)
@@ -44,8 +46,10 @@ class Backbone(nn.Module):
             self.body = probe
         elif pretrained:
             if not timm.is_model_pretrained(name):
-                raise UserError(f"backbone {name!r} has no pretrained weights in timm; train it from scratch "
-                                "(drop --pretrained) or pass --backbone-weights FILE")
+                raise UserError(
+                    f"backbone {name!r} has no pretrained weights in timm; train it from scratch "
+                    "(drop --pretrained) or pass --backbone-weights FILE"
+                )
             prepare_pretrained_download(name)
             try:
                 self.body = timm.create_model(name, features_only=True, pretrained=True, out_indices=out_indices)

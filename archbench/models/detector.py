@@ -19,8 +19,15 @@ class Detector(nn.Module):
     ``class_net`` and ``box_net`` (what cost reports split by).
     """
 
-    def __init__(self, spec: NeckSpec, config: ModelConfig, num_classes: int, num_anchors: int = 9,
-                 pretrained_backbone: bool = False, neck_overrides: dict | None = None) -> None:
+    def __init__(
+        self,
+        spec: NeckSpec,
+        config: ModelConfig,
+        num_classes: int,
+        num_anchors: int = 9,
+        pretrained_backbone: bool = False,
+        neck_overrides: dict | None = None,
+    ) -> None:
         super().__init__()
         self.config, self.num_classes, self.num_anchors = config, num_classes, num_anchors
         self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides)

@@ -26,8 +26,16 @@ def _sepconv(c_in: int, c_out: int) -> nn.Sequential:
 class HeadNet(nn.Module):
     """list of n_levels [B, width, H_l, W_l] -> list of [B, num_anchors * outputs_per_anchor, H_l, W_l]."""
 
-    def __init__(self, width: int, depth: int, n_levels: int, num_anchors: int, outputs_per_anchor: int,
-                 act: str = "swish", prior_prob: float | None = None) -> None:
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        n_levels: int,
+        num_anchors: int,
+        outputs_per_anchor: int,
+        act: str = "swish",
+        prior_prob: float | None = None,
+    ) -> None:
         super().__init__()
         self.convs = nn.ModuleList(_sepconv(width, width) for _ in range(depth))
         self.norms = nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(width) for _ in range(depth)) for _ in range(n_levels))
@@ -59,6 +67,7 @@ class DetectionHead(nn.Module):
         self.class_net = HeadNet(width, depth, n_levels, num_anchors, num_classes, prior_prob=FOCAL_PRIOR)
         self.box_net = HeadNet(width, depth, n_levels, num_anchors, 4)
 
-    def forward(self, features: list[torch.Tensor],
-                size: tuple[int, int] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, features: list[torch.Tensor], size: tuple[int, int] | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return self.class_net(features), self.box_net(features)

@@ -63,8 +63,15 @@ class TableRule:
     def config(self, phi: int) -> ModelConfig:
         if not 0 <= phi <= self.max_phi:
             raise UserError(f"preset {self.name!r} defines phi 0..{self.max_phi}, got {phi}")
-        return ModelConfig(self.name, phi, self.backbones[phi], self.widths[phi], self.repeats[phi],
-                           self.head_depths[phi], self.resolutions[phi])
+        return ModelConfig(
+            self.name,
+            phi,
+            self.backbones[phi],
+            self.widths[phi],
+            self.repeats[phi],
+            self.head_depths[phi],
+            self.resolutions[phi],
+        )
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,16 @@ class CompoundRule:
         head = self.head_base + phi // self.head_every
         step = self.resolution_multiple
         res = max(step, int(round((self.resolution_base + self.resolution_step * phi) / step)) * step)
-        return ModelConfig(self.name, phi, self.backbones[min(phi, len(self.backbones) - 1)], width, repeats, head, res,
-                           anchor_size=self.anchor_size)
+        return ModelConfig(
+            self.name,
+            phi,
+            self.backbones[min(phi, len(self.backbones) - 1)],
+            width,
+            repeats,
+            head,
+            res,
+            anchor_size=self.anchor_size,
+        )
 
 
 EFFICIENTDET = TableRule(
@@ -124,10 +139,16 @@ EFFICIENTDET = TableRule(
 PROXY = CompoundRule(
     name="proxy",
     backbones=("resnet10t_c24", "resnet10t_c24", "resnet10t_c32"),
-    width_base=32, width_growth=1.25,
-    repeats_base=2, repeats_step=0.5, repeats_max=6,
-    head_base=2, head_every=3,
-    resolution_base=128, resolution_step=16, resolution_multiple=16,
+    width_base=32,
+    width_growth=1.25,
+    repeats_base=2,
+    repeats_step=0.5,
+    repeats_max=6,
+    head_base=2,
+    head_every=3,
+    resolution_base=128,
+    resolution_step=16,
+    resolution_multiple=16,
     anchor_size=ANCHOR_SIZE_PROXY,
 )
 
@@ -166,8 +187,14 @@ class EfficientNetRule:
     def preset_coefficients(base: TableRule | CompoundRule) -> dict[str, Any]:
         """The base model of a preset (its phi-0 config) as coefficients, with the preset's backbones."""
         zero = base.config(0)
-        return {"backbones": tuple(base.backbones), "width_base": zero.width, "repeats_base": zero.repeats,
-                "head_base": zero.head_depth, "resolution_base": zero.resolution, "anchor_size": zero.anchor_size}
+        return {
+            "backbones": tuple(base.backbones),
+            "width_base": zero.width,
+            "repeats_base": zero.repeats,
+            "head_base": zero.head_depth,
+            "resolution_base": zero.resolution,
+            "anchor_size": zero.anchor_size,
+        }
 
     def config(self, phi: int) -> ModelConfig:
         if not 0 <= phi <= self.max_phi:
@@ -176,8 +203,16 @@ class EfficientNetRule:
         repeats = max(1, math.ceil(self.repeats_base * self.alpha**phi - 1e-9))
         head = max(1, math.ceil(self.head_base * self.alpha**phi - 1e-9))
         res = max(32, int(round(self.resolution_base * self.gamma**phi / 8)) * 8)
-        return ModelConfig(self.name, phi, self.backbones[min(phi, len(self.backbones) - 1)], width, repeats, head, res,
-                           anchor_size=self.anchor_size)
+        return ModelConfig(
+            self.name,
+            phi,
+            self.backbones[min(phi, len(self.backbones) - 1)],
+            width,
+            repeats,
+            head,
+            res,
+            anchor_size=self.anchor_size,
+        )
 
 
 ParametricRule = CompoundRule | EfficientNetRule

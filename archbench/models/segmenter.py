@@ -20,8 +20,14 @@ class Segmenter(nn.Module):
     ``neck`` and ``head`` (what cost reports split by).
     """
 
-    def __init__(self, spec: NeckSpec, config: ModelConfig, num_classes: int, pretrained_backbone: bool = False,
-                 neck_overrides: dict | None = None) -> None:
+    def __init__(
+        self,
+        spec: NeckSpec,
+        config: ModelConfig,
+        num_classes: int,
+        pretrained_backbone: bool = False,
+        neck_overrides: dict | None = None,
+    ) -> None:
         super().__init__()
         self.config, self.num_classes = config, num_classes
         self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides)

@@ -27,17 +27,29 @@ STAGE_WIDTHS = (16, 24, 32, 48)
 
 #: timm reads a module's ``default_cfgs`` when registering; these models have no weights.
 default_cfgs = {
-    f"resnet10t_c{c}": {"url": "", "num_classes": 1000, "input_size": (3, 128, 128),
-                        "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-                        "first_conv": "conv1.0", "classifier": "fc"}
+    f"resnet10t_c{c}": {
+        "url": "",
+        "num_classes": 1000,
+        "input_size": (3, 128, 128),
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "first_conv": "conv1.0",
+        "classifier": "fc",
+    }
     for c in STAGE_WIDTHS
 }
 
 
 def _entrypoint(c: int) -> Callable[..., ResNet]:
     def build(pretrained: bool = False, **kwargs) -> ResNet:
-        args = dict(block=BasicBlock, layers=(1, 1, 1, 1), channels=(c, 2 * c, 4 * c, 8 * c),
-                    stem_width=c // 2, stem_type="deep_tiered", avg_down=True)
+        args = dict(
+            block=BasicBlock,
+            layers=(1, 1, 1, 1),
+            channels=(c, 2 * c, 4 * c, 8 * c),
+            stem_width=c // 2,
+            stem_type="deep_tiered",
+            avg_down=True,
+        )
         return _create_resnet(build.__name__, pretrained, **dict(args, **kwargs))
 
     build.__name__ = build.__qualname__ = f"resnet10t_c{c}"

@@ -19,13 +19,16 @@ def check_levels(spec: NeckSpec, config: ModelConfig) -> None:
     """
     if tuple(spec.levels) != tuple(config.levels):
         levels = f"{config.levels[0]}-{config.levels[-1]}"
-        raise UserError(f"neck {spec.name!r} is defined on levels {list(spec.levels)} but preset {config.preset!r} "
-                        f"builds levels {list(config.levels)}; generate the spec for those levels "
-                        f"(archbench specs show FAMILY --levels {levels}) or set its `levels:` to them")
+        raise UserError(
+            f"neck {spec.name!r} is defined on levels {list(spec.levels)} but preset {config.preset!r} "
+            f"builds levels {list(config.levels)}; generate the spec for those levels "
+            f"(archbench specs show FAMILY --levels {levels}) or set its `levels:` to them"
+        )
 
 
-def build_trunk(spec: NeckSpec, config: ModelConfig, pretrained_backbone: bool = False,
-                neck_overrides: dict | None = None) -> tuple[Backbone, nn.Module]:
+def build_trunk(
+    spec: NeckSpec, config: ModelConfig, pretrained_backbone: bool = False, neck_overrides: dict | None = None
+) -> tuple[Backbone, nn.Module]:
     """(backbone, neck) sized by ``config``; the neck maps the backbone's levels to ``config.levels``.
 
     ``spec`` must be defined on ``config.levels`` (see :func:`check_levels`).

@@ -96,16 +96,21 @@ class Cell(nn.Module):
         if channels != width:
             per_edge = spec.input_projection == "per_edge" and input_level(ref) is not None
             name = f"proj_{ref}_{owner}" if per_edge else f"proj_{ref}"
-            key = self._emit(_Step("proj", f"{ref}>{owner}" if per_edge else f"{ref}>p", (key,), name),
-                             ConvNorm(channels, width, 1, 1, spec.op.norm, spec.op.bias))
+            key = self._emit(
+                _Step("proj", f"{ref}>{owner}" if per_edge else f"{ref}>p", (key,), name),
+                ConvNorm(channels, width, 1, 1, spec.op.norm, spec.op.bias),
+            )
         src_level = spec.level_of(ref)
         if src_level > level:
             key = self._emit(_Step("up", f"{key}@{level}", (key, f"in{level}")))
         elif src_level < level:
             steps = level - src_level
             down_key = f"down_{key}@{level}"  # ids cannot contain '>' or '@': names never collide
-            module = (ConvDown(width, width, steps, spec.op) if spec.resample.down == "conv"
-                      else PoolDown(steps, spec.resample.down))
+            module = (
+                ConvDown(width, width, steps, spec.op)
+                if spec.resample.down == "conv"
+                else PoolDown(steps, spec.resample.down)
+            )
             key = self._emit(_Step("down", f"{key}@{level}", (key, f"in{level}"), down_key), module)
         return key
 
@@ -118,8 +123,16 @@ class Cell(nn.Module):
         if kind == "attention":
             first, second = (spec.level_of(r) for r in node.inputs[:2])
             gate = (1 if second > first else 0) if spec.attention.gate == "coarser" else 1
-        fusion, fused_channels = make_fusion(kind, len(args), width, has_op=op.type != "none", gate=gate,
-                                             pool=spec.attention.pool, norm=op.norm, bias=op.bias)
+        fusion, fused_channels = make_fusion(
+            kind,
+            len(args),
+            width,
+            has_op=op.type != "none",
+            gate=gate,
+            pool=spec.attention.pool,
+            norm=op.norm,
+            bias=op.bias,
+        )
         # a fusion of two or more inputs makes a new tensor, which the op may then overwrite
         module = FusionNode(fusion, NodeOp(fused_channels, width, op, owns_input=len(args) > 1), node.residual)
         self._emit(_Step("node", node.id, args, f"node_{node.id}"), module)
@@ -177,8 +190,11 @@ class GraphNeck(nn.Module):
         self.out_levels = list(spec.levels)
         self.out_channels = width
         n_extra = len(spec.levels) - n_in
-        self.extra = (ExtraLevels(spec.extra_levels, in_channels[-1], width, n_extra, spec.op.norm, spec.op.bias)
-                      if n_extra else None)
+        self.extra = (
+            ExtraLevels(spec.extra_levels, in_channels[-1], width, n_extra, spec.op.norm, spec.op.bias)
+            if n_extra
+            else None
+        )
         channels = list(in_channels) + [width] * n_extra
         self.cells = nn.ModuleList()
         for _ in range(self.repeats):
@@ -194,8 +210,9 @@ class GraphNeck(nn.Module):
         return xs
 
 
-def compile_neck(spec: NeckSpec, in_channels: Sequence[int], width: int, repeats: int = 1,
-                 **overrides: Any) -> GraphNeck:
+def compile_neck(
+    spec: NeckSpec, in_channels: Sequence[int], width: int, repeats: int = 1, **overrides: Any
+) -> GraphNeck:
     """Build the neck of ``spec`` for backbone channels ``in_channels`` (levels from spec.min_level).
 
     ``overrides`` replace spec-wide defaults for comparisons on equal terms, e.g.

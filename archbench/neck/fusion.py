@@ -99,8 +99,9 @@ class AttentionFusion(nn.Module):
         return out
 
 
-def make_fusion(kind: str, n: int, channels: int, *, has_op: bool, gate: int, pool: str, norm: str,
-                bias: bool) -> tuple[nn.Module, int]:
+def make_fusion(
+    kind: str, n: int, channels: int, *, has_op: bool, gate: int, pool: str, norm: str, bias: bool
+) -> tuple[nn.Module, int]:
     """The fusion module for ``kind`` over n inputs of ``channels``, and its output channels."""
     if kind == "weighted":
         return WeightedFusion(n), channels

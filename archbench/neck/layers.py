@@ -42,8 +42,9 @@ class ConvNorm(nn.Sequential):
     The conv carries a bias when there is no norm after it, or when ``bias`` asks for one.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1, norm: str = "bn",
-                 bias: bool = False) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1, norm: str = "bn", bias: bool = False
+    ) -> None:
         super().__init__(
             nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=bias or norm == "none"),
             make_norm(norm, c_out),
@@ -110,8 +111,7 @@ class PoolDown(nn.Module):
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         for _ in range(self.steps):
-            x = (F.max_pool2d(x, 3, 2, 1) if self.max
-                 else F.avg_pool2d(x, 3, 2, 1, count_include_pad=False))
+            x = F.max_pool2d(x, 3, 2, 1) if self.max else F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
         return crop_to(x, ref)
 
 
@@ -153,9 +153,7 @@ class ExtraLevels(nn.Module):
             self.convs = nn.ModuleList()
         else:
             self.proj = nn.Identity()
-            self.convs = nn.ModuleList(
-                [nn.Conv2d(c_in if i == 0 else width, width, 3, 2, 1) for i in range(count)]
-            )
+            self.convs = nn.ModuleList([nn.Conv2d(c_in if i == 0 else width, width, 3, 2, 1) for i in range(count)])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out: list[torch.Tensor] = []

@@ -127,8 +127,10 @@ class RunRecord:
             raise UserError(f"{path}: not a readable run record ({exc})") from None
         version = data.get("schema_version") if isinstance(data, dict) else None
         if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise UserError(f"{path}: record schema version {version!r}; this archbench reads versions "
-                            f"<= {SCHEMA_VERSION} (upgrade archbench or move the file away)")
+            raise UserError(
+                f"{path}: record schema version {version!r}; this archbench reads versions "
+                f"<= {SCHEMA_VERSION} (upgrade archbench or move the file away)"
+            )
         try:
             return cls.from_dict(data)
         except ValueError as exc:
@@ -171,10 +173,16 @@ def git_commit() -> str | None:
     """The archbench checkout's commit (with ``+dirty`` when it has uncommitted changes), if any."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -188,9 +196,15 @@ def environment(device: str) -> dict[str, Any]:
     import torchvision
 
     env: dict[str, Any] = {
-        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "timm": timm.__version__, "platform": platform.platform(), "processor": platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
         "git_commit": git_commit(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():

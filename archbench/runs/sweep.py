@@ -114,8 +114,9 @@ def _peak_memory_mb(device: torch.device) -> dict[str, float]:
 class Prepared:
     """A request resolved into everything a run needs, and its config hash."""
 
-    def __init__(self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None,
-                 observer: SweepObserver | None = None) -> None:
+    def __init__(
+        self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None, observer: SweepObserver | None = None
+    ) -> None:
         self.req, self.task = req, get_task(req.task)
         self.spec = resolve_spec(req.neck)
         self.rule = req.rule if req.rule is not None else get_rule(req.preset)
@@ -125,17 +126,34 @@ class Prepared:
         cache = data_cache if data_cache is not None else {}
         if key not in cache:  # a sweep opens each (task, data, resolution, selection) once
             cache[key] = self.task.open_data(
-                req.data, resolution=self.model_cfg.resolution, subset=req.subset,
-                categories=list(req.categories) if req.categories else None, seed=0, cache_root=cache_root(),
-                progress=partial(observer.data_progress, req.data) if observer is not None else None)
+                req.data,
+                resolution=self.model_cfg.resolution,
+                subset=req.subset,
+                categories=list(req.categories) if req.categories else None,
+                seed=0,
+                cache_root=cache_root(),
+                progress=partial(observer.data_progress, req.data) if observer is not None else None,
+            )
         self.train, self.val, self.data_info = cache[key]
         self.config = {
-            "task": req.task, "neck": self.spec.name, "spec_hash": self.spec.spec_hash(), "preset": req.preset,
-            "phi": req.phi, "model": self.model_cfg.to_dict(), "num_classes": self.data_info["num_classes"],
-            "data": {"ref": req.data, "fingerprint": self.data_info["fingerprint"], "subset": req.subset,
-                     "categories": list(req.categories) if req.categories else None},
-            "train": req.training.to_dict(), "seed": req.seed, "pretrained": req.pretrained,
-            "backbone_weights": req.backbone_weights, "device": torch.device(req.device).type,
+            "task": req.task,
+            "neck": self.spec.name,
+            "spec_hash": self.spec.spec_hash(),
+            "preset": req.preset,
+            "phi": req.phi,
+            "model": self.model_cfg.to_dict(),
+            "num_classes": self.data_info["num_classes"],
+            "data": {
+                "ref": req.data,
+                "fingerprint": self.data_info["fingerprint"],
+                "subset": req.subset,
+                "categories": list(req.categories) if req.categories else None,
+            },
+            "train": req.training.to_dict(),
+            "seed": req.seed,
+            "pretrained": req.pretrained,
+            "backbone_weights": req.backbone_weights,
+            "device": torch.device(req.device).type,
         }
         if req.rule is not None:
             self.config["rule"] = rule_to_dict(req.rule)
@@ -146,14 +164,31 @@ class Prepared:
         ``outcome`` fields of :class:`RunRecord` (reason, metrics, ...)."""
         d = self.data_info
         return RunRecord(
-            task=self.req.task, neck=self.spec.name, neck_ref=self.req.neck, phi=self.req.phi,
-            preset=self.req.preset, seed=self.req.seed, epochs=self.req.training.epochs,
-            config_hash=self.hash, config=self.config, spec_hash=self.spec.spec_hash(),
-            spec=self.spec.to_dict(), model_config=self.model_cfg.to_dict(),
-            dataset={"name": d["name"], "fingerprint": d["fingerprint"], "n_train": d["n_train"],
-                     "n_val": d["n_val"], "num_classes": d["num_classes"], "class_names": d["class_names"],
-                     "stats": d["stats"], **self.task.data_summary(d)},
-            command=python_command(), status=status, **outcome,
+            task=self.req.task,
+            neck=self.spec.name,
+            neck_ref=self.req.neck,
+            phi=self.req.phi,
+            preset=self.req.preset,
+            seed=self.req.seed,
+            epochs=self.req.training.epochs,
+            config_hash=self.hash,
+            config=self.config,
+            spec_hash=self.spec.spec_hash(),
+            spec=self.spec.to_dict(),
+            model_config=self.model_cfg.to_dict(),
+            dataset={
+                "name": d["name"],
+                "fingerprint": d["fingerprint"],
+                "n_train": d["n_train"],
+                "n_val": d["n_val"],
+                "num_classes": d["num_classes"],
+                "class_names": d["class_names"],
+                "stats": d["stats"],
+                **self.task.data_summary(d),
+            },
+            command=python_command(),
+            status=status,
+            **outcome,
         )
 
 
@@ -170,13 +205,22 @@ def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict
             torch.cuda.synchronize(device)
 
     lat = cpu_latency_ms(forward, runs=10, warmup=2)
-    costs.update({"latency_ms": lat["median"], "latency_min_ms": lat["min"], "latency_max_ms": lat["max"],
-                  "latency_batch": 1, "latency_device": device.type, "flop_convention": "fvcore: 1 multiply-add = 1"})
+    costs.update(
+        {
+            "latency_ms": lat["median"],
+            "latency_min_ms": lat["min"],
+            "latency_max_ms": lat["max"],
+            "latency_batch": 1,
+            "latency_device": device.type,
+            "flop_convention": "fvcore: 1 multiply-add = 1",
+        }
+    )
     return costs
 
 
-def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
-            dist: DistContext = LOCAL) -> RunRecord:
+def execute(
+    prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver, dist: DistContext = LOCAL
+) -> RunRecord:
     """Train, evaluate and cost one prepared configuration; returns the record to write.
 
     Under torchrun every rank trains and evaluates; rank 0 alone measures the costs (its record is
@@ -188,20 +232,29 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
         torch.set_num_threads(req.threads)
     ckpt = checkpoint_path(results, prep.hash)
     torch.manual_seed(req.seed)
-    model = prep.task.model(prep.spec, prep.model_cfg, prep.data_info["num_classes"],
-                            pretrained_backbone=req.pretrained)
+    model = prep.task.model(
+        prep.spec, prep.model_cfg, prep.data_info["num_classes"], pretrained_backbone=req.pretrained
+    )
     weights_loaded = load_backbone_weights(model.backbone.body, req.backbone_weights) if req.backbone_weights else None
     trainer = prep.task.trainer(model, prep.train, req.training, seed=req.seed, device=device, dist=dist)
-    distributed = ({"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": trainer.rank_batch}
-                   if dist.enabled else None)
+    distributed = (
+        {"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": trainer.rank_batch}
+        if dist.enabled
+        else None
+    )
     resumed_from_epoch = None
     if dist.broadcast(resume and ckpt.is_file()):
         trainer.restore(ckpt)
         resumed_from_epoch = trainer.epoch
 
     def finished(status: str, **outcome: Any) -> RunRecord:
-        return prep.record(status=status, backbone_weights_loaded=weights_loaded, distributed=distributed,
-                           resumed_from_epoch=resumed_from_epoch, **outcome)
+        return prep.record(
+            status=status,
+            backbone_weights_loaded=weights_loaded,
+            distributed=distributed,
+            resumed_from_epoch=resumed_from_epoch,
+            **outcome,
+        )
 
     observer.run_started(_label(req), req.training.epochs, trainer.total_steps)
     try:
@@ -209,25 +262,40 @@ def execute(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
         while trainer.epoch < req.training.epochs:
             epoch_losses.append(trainer.train_epoch(observer.step))
             trainer.save(ckpt)
-            observer.epoch_finished(trainer.epoch, req.training.epochs,
-                                    lambda: trainer.evaluate(prep.val, prep.data_info))
+            observer.epoch_finished(
+                trainer.epoch, req.training.epochs, lambda: trainer.evaluate(prep.val, prep.data_info)
+            )
         eval_start = time.perf_counter()
         metrics = trainer.evaluate(prep.val, prep.data_info)
         eval_seconds = time.perf_counter() - eval_start
     except TrainingDiverged as exc:
         return finished(FAILED, reason=str(exc), failed_at_step=exc.step, environment=environment(device.type))
     return finished(
-        OK, metrics=metrics, epoch_losses=epoch_losses, steps=trainer.step,
-        timing={"train_seconds": trainer.train_seconds, "eval_seconds": eval_seconds,
-                "images_per_s": trainer.images_seen / trainer.train_seconds if trainer.train_seconds else None,
-                "eval_fraction": eval_seconds / (eval_seconds + trainer.train_seconds)},
-        costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None, memory=_peak_memory_mb(device),
+        OK,
+        metrics=metrics,
+        epoch_losses=epoch_losses,
+        steps=trainer.step,
+        timing={
+            "train_seconds": trainer.train_seconds,
+            "eval_seconds": eval_seconds,
+            "images_per_s": trainer.images_seen / trainer.train_seconds if trainer.train_seconds else None,
+            "eval_fraction": eval_seconds / (eval_seconds + trainer.train_seconds),
+        },
+        costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None,
+        memory=_peak_memory_mb(device),
         environment=environment(device.type),
     )
 
 
-def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObserver,
-            extra: dict[str, Any] | None = None, dist: DistContext = LOCAL) -> tuple[Path, RunRecord]:
+def run_one(
+    prep: Prepared,
+    results: Path,
+    *,
+    resume: bool,
+    observer: SweepObserver,
+    extra: dict[str, Any] | None = None,
+    dist: DistContext = LOCAL,
+) -> tuple[Path, RunRecord]:
     """Execute one configuration and write its record (``extra`` top-level keys added, e.g. a search trial's tags).
 
     A crash is recorded as ``failed``. A ``UserError`` propagates with nothing recorded, and so does
@@ -246,8 +314,12 @@ def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
     except Exception as exc:  # a crash in one run is recorded; the sweep goes on
         if dist.enabled:
             raise
-        record = prep.record(status=FAILED, reason=f"{type(exc).__name__}: {exc}",
-                             traceback=traceback.format_exc(limit=8), environment=environment(prep.req.device))
+        record = prep.record(
+            status=FAILED,
+            reason=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=8),
+            environment=environment(prep.req.device),
+        )
     record.extra.update(extra or {})
     if not dist.is_main:
         return record.path(results), record
@@ -258,9 +330,16 @@ def run_one(prep: Prepared, results: Path, *, resume: bool, observer: SweepObser
     return path, record
 
 
-def sweep(requests: Sequence[RunRequest], results: Path, *, force: bool = False, resume: bool = False,
-          observer: SweepObserver | None = None, on_record: Callable[[Path, RunRecord], None] | None = None,
-          dist: DistContext = LOCAL) -> list[RunRecord]:
+def sweep(
+    requests: Sequence[RunRequest],
+    results: Path,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    observer: SweepObserver | None = None,
+    on_record: Callable[[Path, RunRecord], None] | None = None,
+    dist: DistContext = LOCAL,
+) -> list[RunRecord]:
     """Run every request in order; returns the records written (skipped configurations are not).
 
     Under torchrun every rank runs the same sweep (rank 0's view of the finished runs decides what

@@ -138,8 +138,19 @@ class SearchObjective:
 
     def _request(self, rule: ParametricRule, phi: int) -> RunRequest:
         s = self.settings
-        return RunRequest(neck=self.neck, phi=phi, seed=s.seed, task=s.task, preset=rule.name, rule=rule, data=s.data,
-                          subset=s.subset, train=TrainConfig(**s.train), device=self.device, threads=self.threads)
+        return RunRequest(
+            neck=self.neck,
+            phi=phi,
+            seed=s.seed,
+            task=s.task,
+            preset=rule.name,
+            rule=rule,
+            data=s.data,
+            subset=s.subset,
+            train=TrainConfig(**s.train),
+            device=self.device,
+            threads=self.threads,
+        )
 
     def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[float]:
         """Each phi's run, in order; returns their accuracies.

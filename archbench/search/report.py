@@ -44,8 +44,10 @@ def chosen_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     if len(study.directions) > 1 and len(best) > 1:
         metric = settings_of(study).metric
         choices = ", ".join(f"#{t.number} ({metric} {t.values[0]:.4f}, {t.values[1]:.3f} GFLOPs)" for t in best)
-        raise UserError(f"study {study.study_name!r} is multi-objective and its Pareto set has {len(best)} trials: "
-                        f"{choices}; choose one with study:{study.study_name}#N")
+        raise UserError(
+            f"study {study.study_name!r} is multi-objective and its Pareto set has {len(best)} trials: "
+            f"{choices}; choose one with study:{study.study_name}#N"
+        )
     return best[0]
 
 
@@ -101,10 +103,11 @@ def print_report(study: optuna.Study, storage: str, console: Console) -> None:
     multi = s.objective == "multi"
     title = "Pareto set (accuracy vs GFLOPs)" if multi else f"best trials by {s.metric}"
     table = Table("trial", s.metric, "GFLOPs", *names, title=title if best else None)
-    for t in best[:None if multi else TOP_ROWS]:
+    for t in best[: None if multi else TOP_ROWS]:
         c = t.user_attrs["coefficients"]
-        table.add_row(f"#{t.number}", f"{t.values[0]:.4f}", f"{t.user_attrs['gflops']:.4f}",
-                      *(_fmt(c[n]) for n in names))
+        table.add_row(
+            f"#{t.number}", f"{t.values[0]:.4f}", f"{t.user_attrs['gflops']:.4f}", *(_fmt(c[n]) for n in names)
+        )
     if best:
         console.print(table)
         ref = f"study:{study.study_name}" + (f"#{best[0].number}" if multi and len(best) > 1 else "")

@@ -110,11 +110,15 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """The space as data (stored with a study, so every worker and report sees the same space)."""
         return {
-            "name": self.name, "source": self.source, "rule": self.rule_kind, "base": self.base,
+            "name": self.name,
+            "source": self.source,
+            "rule": self.rule_kind,
+            "base": self.base,
             "phis": list(self.phis),
-            "fixed": self.fixed, "search": {r.name: {"low": r.low, "high": r.high, "step": r.step, "log": r.log}
-                                            for r in self.ranges},
-            "constraint": {"product": self.constraint.product, "solve": self.constraint.solve} if self.constraint
+            "fixed": self.fixed,
+            "search": {r.name: {"low": r.low, "high": r.high, "step": r.step, "log": r.log} for r in self.ranges},
+            "constraint": {"product": self.constraint.product, "solve": self.constraint.solve}
+            if self.constraint
             else None,
             "base_fields": {k: list(v) if isinstance(v, tuple) else v for k, v in self._base_fields.items()},
         }
@@ -132,8 +136,10 @@ class SearchSpace:
             solve, solved = constraint.solve, constraint.solved(values)
             bounds = next(r for r in self.ranges if r.name == solve)
             if not bounds.contains(solved):
-                raise Infeasible(f"{solve} = {solved:.4f} solved from alpha * beta^2 * gamma^2 = "
-                                 f"{constraint.product:g} is outside its range {bounds.low:g}..{bounds.high:g}")
+                raise Infeasible(
+                    f"{solve} = {solved:.4f} solved from alpha * beta^2 * gamma^2 = "
+                    f"{constraint.product:g} is outside its range {bounds.low:g}..{bounds.high:g}"
+                )
             values[solve] = solved
         return values
 
@@ -176,8 +182,11 @@ class _Checker:
     def unknown(self, data: dict, allowed: set[str], where: str | None) -> None:
         for key in data:
             if key not in allowed:
-                self.add("unknown-field", f"unknown field {key!r}; allowed: {', '.join(sorted(allowed))}",
-                         f"{where}.{key}" if where else str(key))
+                self.add(
+                    "unknown-field",
+                    f"unknown field {key!r}; allowed: {', '.join(sorted(allowed))}",
+                    f"{where}.{key}" if where else str(key),
+                )
 
 
 def _is_number(v: Any) -> bool:
@@ -243,8 +252,14 @@ def _check_range(c: _Checker, name: str, spec: Any, typ: Any) -> Range | None:
     elif log and low <= 0:
         c.add("bad-range", f"a log-uniform range needs low > 0, got {low}", where)
     else:
-        return Range(name, float(low) if typ is float else low, float(high) if typ is float else high,
-                     integer=typ is int, step=step, log=log)
+        return Range(
+            name,
+            float(low) if typ is float else low,
+            float(high) if typ is float else high,
+            integer=typ is int,
+            step=step,
+            log=log,
+        )
     return None
 
 
@@ -264,8 +279,11 @@ def _check_constraint(c: _Checker, raw: Any, kind: str, searched: set[str]) -> C
         c.add("wrong-type", f"solve is one of alpha, beta, gamma, got {solve!r}", "constraint.solve")
     missing = [k for k in EXPONENTS if k not in searched]
     if missing:
-        c.add("constraint-params", f"the constraint needs ranges for alpha, beta and gamma under `search`; "
-                                   f"missing: {', '.join(missing)}", "constraint")
+        c.add(
+            "constraint-params",
+            f"the constraint needs ranges for alpha, beta and gamma under `search`; missing: {', '.join(missing)}",
+            "constraint",
+        )
     if c.problems:
         return None
     return Constraint(float(product), solve)
@@ -300,12 +318,20 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     if base is None:
         c.add("unknown-preset", f"base is a preset name (proxy, efficientdet), got {base_name!r}", "base")
     elif kind == "compound" and not isinstance(base, CompoundRule):
-        c.add("bad-base", f"rule compound takes its other coefficients from a compound preset (proxy); "
-                          f"{base_name!r} is a per-phi table", "base")
+        c.add(
+            "bad-base",
+            f"rule compound takes its other coefficients from a compound preset (proxy); "
+            f"{base_name!r} is a per-phi table",
+            "base",
+        )
         base = None
     phis: Any = data.get("phis")
-    if "phis" in data and not (isinstance(phis, list) and phis and len(set(map(str, phis))) == len(phis)
-                               and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in phis)):
+    if "phis" in data and not (
+        isinstance(phis, list)
+        and phis
+        and len(set(map(str, phis))) == len(phis)
+        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in phis)
+    ):
         c.add("bad-phis", f"phis is a list of distinct phi values >= 0, like [0, 1]; got {phis!r}", "phis")
     if kind is None:
         return None, c.problems
@@ -313,8 +339,9 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     fixed: dict[str, Any] = {}
     for key, value in c.mapping(data.get("fixed"), "fixed").items():
         if key not in types:
-            c.add("unknown-param", f"{kind} rules have no coefficient {key!r}; known: {', '.join(types)}",
-                  f"fixed.{key}")
+            c.add(
+                "unknown-param", f"{kind} rules have no coefficient {key!r}; known: {', '.join(types)}", f"fixed.{key}"
+            )
         else:
             fixed[key] = _check_value(c, key, value, types[key], f"fixed.{key}")
     search = c.mapping(data.get("search"), "search")
@@ -323,8 +350,9 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     ranges = []
     for key, spec in search.items():
         if key not in types:
-            c.add("unknown-param", f"{kind} rules have no coefficient {key!r}; known: {', '.join(types)}",
-                  f"search.{key}")
+            c.add(
+                "unknown-param", f"{kind} rules have no coefficient {key!r}; known: {', '.join(types)}", f"search.{key}"
+            )
         elif key in fixed:
             c.add("duplicate-param", f"{key} is both fixed and searched", f"search.{key}")
         else:
@@ -334,8 +362,18 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     constraint = _check_constraint(c, data.get("constraint"), kind, set(search))
     if c.problems or base is None:
         return None, c.problems
-    space = SearchSpace(name, source, kind, base_name, tuple(phis), fixed, tuple(ranges), constraint,
-                        description.strip(), RULE_KINDS[kind].preset_coefficients(base))
+    space = SearchSpace(
+        name,
+        source,
+        kind,
+        base_name,
+        tuple(phis),
+        fixed,
+        tuple(ranges),
+        constraint,
+        description.strip(),
+        RULE_KINDS[kind].preset_coefficients(base),
+    )
     _check_buildable(c, space)
     return (None if c.problems else space), c.problems
 
@@ -370,8 +408,10 @@ def resolve_space(ref: str | Path) -> Path:
     if path.suffix == "" and path.name == str(ref) and shipped.is_file():
         return shipped
     names = sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
-    raise UserError(f"--space {ref}: no such file, and not the name of a shipped space "
-                    f"({', '.join(names) or f'none found in {SHIPPED_SPACES}'})")
+    raise UserError(
+        f"--space {ref}: no such file, and not the name of a shipped space "
+        f"({', '.join(names) or f'none found in {SHIPPED_SPACES}'})"
+    )
 
 
 def load_space(path: str | Path) -> SearchSpace:

@@ -57,8 +57,10 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
     try:
         parsed = _with_driver(make_url(url))
     except ArgumentError:
-        raise UserError(f"--storage {url!r}: not a database URL; use e.g. sqlite:///results/search.db or "
-                        "postgresql://USER:PASSWORD@HOST:5432/DB") from None
+        raise UserError(
+            f"--storage {url!r}: not a database URL; use e.g. sqlite:///results/search.db or "
+            "postgresql://USER:PASSWORD@HOST:5432/DB"
+        ) from None
     url = parsed.render_as_string(hide_password=False)
     engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if parsed.get_backend_name() == "sqlite" else {}
     if parsed.get_backend_name() == "sqlite" and parsed.database:
@@ -69,16 +71,22 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                                  grace_period=3 * heartbeat,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                )
         except (ImportError, NoSuchModuleError) as exc:
             driver = "psycopg2-binary" if parsed.get_backend_name() == "postgresql" else "its database driver"
-            raise UserError(f"--storage {redact(url)}: the database driver is not installed ({exc}); "
-                            f"pip install {driver}") from None
+            raise UserError(
+                f"--storage {redact(url)}: the database driver is not installed ({exc}); pip install {driver}"
+            ) from None
         except (optuna.exceptions.StorageInternalError, DatabaseError) as exc:  # dead server, schema race
             if attempt == 2:
-                raise UserError(f"--storage {redact(url)}: cannot open the study database: "
-                                f"{str(exc).splitlines()[0]}") from None
+                raise UserError(
+                    f"--storage {redact(url)}: cannot open the study database: {str(exc).splitlines()[0]}"
+                ) from None
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")

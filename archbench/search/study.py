@@ -81,23 +81,39 @@ def settings_of(study: optuna.Study) -> StudySettings:
 
 
 def _differences(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    return [f"{k}: the study has {theirs.get(k)!r}, this worker {mine.get(k)!r}"
-            for k in sorted(set(mine) | set(theirs)) if k != "space" and mine.get(k) != theirs.get(k)]
+    return [
+        f"{k}: the study has {theirs.get(k)!r}, this worker {mine.get(k)!r}"
+        for k in sorted(set(mine) | set(theirs))
+        if k != "space" and mine.get(k) != theirs.get(k)
+    ]
 
 
-def create_or_join(storage: RDBStorage, name: str, settings: StudySettings, sampler: optuna.samplers.BaseSampler,
-                   pruner: optuna.pruners.BasePruner) -> optuna.Study:
+def create_or_join(
+    storage: RDBStorage,
+    name: str,
+    settings: StudySettings,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+) -> optuna.Study:
     """Create the study, or join it when it exists with the same settings (UserError listing any difference)."""
-    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
-                                pruner=pruner, directions=settings.directions())
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        load_if_exists=True,
+        sampler=sampler,
+        pruner=pruner,
+        directions=settings.directions(),
+    )
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     else:
         diff = _differences(settings.to_dict(), StudySettings.from_dict(stored).to_dict())
         if diff:
-            raise UserError(f"study {name!r} exists with other settings; use another --study, or the same settings:\n"
-                            + "\n".join(f"  - {d}" for d in diff))
+            raise UserError(
+                f"study {name!r} exists with other settings; use another --study, or the same settings:\n"
+                + "\n".join(f"  - {d}" for d in diff)
+            )
     return study
 
 
@@ -137,9 +153,16 @@ def is_surplus(trials: Sequence[FrozenTrial], number: int, target: int) -> bool:
     return not is_retry(me) and sum(counts(t) for t in trials if t.number < number) >= target
 
 
-def work(study: optuna.Study, objective: Callable[[optuna.Trial], Any], target: int, *,
-         catch: tuple[type[Exception], ...], callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]],
-         on_wait: Callable[[list[int]], None], poll_s: float) -> None:
+def work(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    target: int,
+    *,
+    catch: tuple[type[Exception], ...],
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]],
+    on_wait: Callable[[list[int]], None],
+    poll_s: float,
+) -> None:
     """Run trials until the study has ``target`` counting trials and nothing is left running anywhere."""
     while True:
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial is failed and its retry queued

@@ -86,8 +86,10 @@ def make_pruner(name: str | None, objective: str, steps: int) -> optuna.pruners.
     """The pruner; multi-objective studies cannot prune (Optuna's ``should_prune`` does not support them)."""
     if objective == "multi":
         if name not in (None, "none"):
-            raise UserError(f"--pruner {name}: Optuna cannot prune multi-objective studies (Trial.should_prune does "
-                            "not support them); drop --pruner or use --objective single")
+            raise UserError(
+                f"--pruner {name}: Optuna cannot prune multi-objective studies (Trial.should_prune does "
+                "not support them); drop --pruner or use --objective single"
+            )
         return optuna.pruners.NopPruner()
     name = name or "median"
     if name not in PRUNERS:
@@ -136,24 +138,50 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
     spec = resolve_spec(opts.neck)
     name = opts.study or default_study_name(opts.neck, opts.space, opts.task)
     settings = StudySettings(
-        neck=spec.name, spec_hash=spec.spec_hash(), space=space.to_dict(), space_digest=space.digest(),
-        phis=space.phis, objective=opts.objective, gflops_budget=opts.gflops_budget, data=opts.data,
-        subset=opts.subset, train=opts.train.to_dict(), seed=opts.seed,
-        population=opts.population if opts.objective == "multi" else None, task=opts.task)
+        neck=spec.name,
+        spec_hash=spec.spec_hash(),
+        space=space.to_dict(),
+        space_digest=space.digest(),
+        phis=space.phis,
+        objective=opts.objective,
+        gflops_budget=opts.gflops_budget,
+        data=opts.data,
+        subset=opts.subset,
+        train=opts.train.to_dict(),
+        seed=opts.seed,
+        population=opts.population if opts.objective == "multi" else None,
+        task=opts.task,
+    )
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
-    objective = SearchObjective(name, opts.neck, settings, space, study_results(opts.results, name), opts.trials,
-                                observer.runs, opts.device, opts.threads,
-                                tags={"space": space.name, "storage": redact(url)})
+    objective = SearchObjective(
+        name,
+        opts.neck,
+        settings,
+        space,
+        study_results(opts.results, name),
+        opts.trials,
+        observer.runs,
+        opts.device,
+        opts.threads,
+        tags={"space": space.name, "storage": redact(url)},
+    )
     objective.preflight()
     storage = open_storage(url, opts.heartbeat)
     optuna.logging.set_verbosity(logging.ERROR)  # the observer shows the study and each trial's outcome instead
-    study = create_or_join(storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population),
-                           pruner)
+    study = create_or_join(
+        storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population), pruner
+    )
     observer.opened(name, redact(url), len(study.trials))
     with observer, warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        work(study, objective, opts.trials, catch=(TrialFailed,), callbacks=[observer.trial_finished],
-             on_wait=observer.waiting, poll_s=min(POLL_S, opts.heartbeat))
+        work(
+            study,
+            objective,
+            opts.trials,
+            catch=(TrialFailed,),
+            callbacks=[observer.trial_finished],
+            on_wait=observer.waiting,
+            poll_s=min(POLL_S, opts.heartbeat),
+        )
     return study
-

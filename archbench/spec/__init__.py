@@ -11,8 +11,20 @@ from archbench.spec.loader import SpecError, check_file, dump_yaml, load_spec_fi
 from archbench.spec.schema import DEFAULT_LEVELS, NeckSpec, NodeSpec, OpSpec
 
 __all__ = [
-    "DEFAULT_LEVELS", "NeckSpec", "NodeSpec", "OpSpec", "Problem", "SpecError", "builtin_names", "builtin_spec",
-    "check_file", "dump_yaml", "is_spec_path", "load_spec_file", "parse_yaml", "resolve_spec",
+    "DEFAULT_LEVELS",
+    "NeckSpec",
+    "NodeSpec",
+    "OpSpec",
+    "Problem",
+    "SpecError",
+    "builtin_names",
+    "builtin_spec",
+    "check_file",
+    "dump_yaml",
+    "is_spec_path",
+    "load_spec_file",
+    "parse_yaml",
+    "resolve_spec",
 ]
 
 
@@ -32,7 +44,9 @@ def resolve_spec(ref: str, levels: tuple[int, ...] | None = None) -> NeckSpec:
             raise UserError(f"{ref}: no such spec file")
         spec = load_spec_file(ref)
         if levels and tuple(levels) != spec.levels:
-            raise UserError(f"{ref}: the spec is defined on levels {list(spec.levels)}, not {list(levels)}; "
-                            "edit its levels/nodes instead of passing --levels")
+            raise UserError(
+                f"{ref}: the spec is defined on levels {list(spec.levels)}, not {list(levels)}; "
+                "edit its levels/nodes instead of passing --levels"
+            )
         return spec
     return builtin_spec(ref, levels)

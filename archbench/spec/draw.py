@@ -49,9 +49,21 @@ def draw_spec(spec: NeckSpec, out: str | Path, repeats: int | None = None) -> Pa
             kind = "same" if y0 == y1 else ("up" if y0 > y1 else "down")
             # bend long edges so collinear ones stay visible, less the longer they are (stay in frame)
             rad = min(0.25, 0.8 / (x1 - x0)) if x1 - x0 > 1 else 0.0
-            ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=11,
-                                         color=EDGE_COLOURS[kind], lw=1.4, shrinkA=12, shrinkB=12,
-                                         connectionstyle=f"arc3,rad={rad}", zorder=1, clip_on=False))
+            ax.add_patch(
+                FancyArrowPatch(
+                    (x0, y0),
+                    (x1, y1),
+                    arrowstyle="-|>",
+                    mutation_scale=11,
+                    color=EDGE_COLOURS[kind],
+                    lw=1.4,
+                    shrinkA=12,
+                    shrinkB=12,
+                    connectionstyle=f"arc3,rad={rad}",
+                    zorder=1,
+                    clip_on=False,
+                )
+            )
     for ref, (x, y) in pos.items():
         is_input = input_level(ref) is not None
         face = "#f0f0f0" if is_input else "#fff7d6"
@@ -75,11 +87,24 @@ def draw_spec(spec: NeckSpec, out: str | Path, repeats: int | None = None) -> Pa
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
     stack = f"cell x {repeats}" if repeats else ("repeated cell" if spec.repeat else "single pass")
-    ax.set_title(f"{spec.name}  ({stack}, default fuse {spec.fuse}, op {spec.op.type}{spec.op.kernel}, "
-                 f"hash {spec.spec_hash()})", fontsize=9)
+    ax.set_title(
+        f"{spec.name}  ({stack}, default fuse {spec.fuse}, op {spec.op.type}{spec.op.kernel}, hash {spec.spec_hash()})",
+        fontsize=9,
+    )
     handles = [Line2D([0], [0], color=c, lw=2, label=EDGE_LABELS[k]) for k, c in EDGE_COLOURS.items()]
-    handles.append(Line2D([0], [0], marker="o", color="w", markerfacecolor="#fff7d6", markeredgecolor="black",
-                          markeredgewidth=2.4, markersize=10, label="output node"))
+    handles.append(
+        Line2D(
+            [0],
+            [0],
+            marker="o",
+            color="w",
+            markerfacecolor="#fff7d6",
+            markeredgecolor="black",
+            markeredgewidth=2.4,
+            markersize=10,
+            label="output node",
+        )
+    )
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=4, fontsize=7, frameon=False)
     fig.tight_layout()
     path = Path(out)

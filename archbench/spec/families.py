@@ -41,8 +41,9 @@ def builtin_names() -> list[str]:
 def builtin_spec(name: str, levels: tuple[int, ...] | None = None) -> NeckSpec:
     """The built-in spec ``name`` generated over ``levels`` (default 3..7)."""
     if name not in _BUILTINS:
-        raise UserError(f"unknown neck {name!r}: built-in necks are {', '.join(_BUILTINS)}, "
-                        "or give the path of a spec .yaml file")
+        raise UserError(
+            f"unknown neck {name!r}: built-in necks are {', '.join(_BUILTINS)}, or give the path of a spec .yaml file"
+        )
     fam, kwargs = _BUILTINS[name]
     lv = tuple(levels) if levels else DEFAULT_LEVELS
     spec = _FAMILIES[fam](levels=lv, **kwargs)
@@ -52,8 +53,9 @@ def builtin_spec(name: str, levels: tuple[int, ...] | None = None) -> NeckSpec:
 
 def _check_levels(name: str, levels: tuple[int, ...], min_count: int = 2) -> tuple[int, int]:
     if len(levels) < min_count or list(levels) != list(range(levels[0], levels[0] + len(levels))) or levels[0] < 1:
-        raise UserError(f"{name}: levels must be a contiguous range of at least {min_count} levels >= 1, "
-                        f"got {list(levels)}")
+        raise UserError(
+            f"{name}: levels must be a contiguous range of at least {min_count} levels >= 1, got {list(levels)}"
+        )
     return levels[0], levels[-1]
 
 
@@ -80,9 +82,13 @@ def fpn(levels: tuple[int, ...] = DEFAULT_LEVELS, top_down_from: int = 5) -> Nec
             "3x3 stride-2 convs on the last backbone feature (ReLU between them) passed straight to the "
             "outputs, outside the top-down path. Repeating the cell re-runs the top-down path on its own outputs."
         ),
-        levels=tuple(levels), nodes=tuple(nodes), outputs=outputs, fuse="sum",
+        levels=tuple(levels),
+        nodes=tuple(nodes),
+        outputs=outputs,
+        fuse="sum",
         op=OpSpec(type="conv", kernel=3, norm="none", act="none", order="conv_first", bias=True),
-        resample=ResampleSpec(up="nearest", down="maxpool"), extra_levels="conv",
+        resample=ResampleSpec(up="nearest", down="maxpool"),
+        extra_levels="conv",
     )
 
 
@@ -102,9 +108,13 @@ def panet(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
             "included, take part in both paths, which is the repeated FPN+PANet of EfficientDet's Table 5; "
             "extra levels come from RetinaNet-style stride-2 convs."
         ),
-        levels=tuple(levels), nodes=tuple(nodes), outputs={lvl: f"out{lvl}" for lvl in range(lo, hi + 1)},
-        fuse="sum", op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),
-        resample=ResampleSpec(up="nearest", down="conv"), extra_levels="conv",
+        levels=tuple(levels),
+        nodes=tuple(nodes),
+        outputs={lvl: f"out{lvl}" for lvl in range(lo, hi + 1)},
+        fuse="sum",
+        op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),
+        resample=ResampleSpec(up="nearest", down="conv"),
+        extra_levels="conv",
     )
 
 
@@ -129,9 +139,14 @@ def bifpn(levels: tuple[int, ...] = DEFAULT_LEVELS, fuse: str = "weighted") -> N
             "3x3/2 max-pool, up-sampling nearest; P6 = 1x1 conv + BN of C5 then max-pool, P7 = max-pool "
             "of P6; in the first cell each backbone feature gets its own 1x1 projection on every edge."
         ),
-        levels=tuple(levels), nodes=tuple(nodes), outputs={lvl: f"out{lvl}" for lvl in range(lo, hi + 1)},
-        fuse=fuse, op=OpSpec(type="sepconv", kernel=3, norm="bn", act="swish", order="act_first", bias=True),
-        resample=ResampleSpec(up="nearest", down="maxpool"), extra_levels="pool", input_projection="per_edge",
+        levels=tuple(levels),
+        nodes=tuple(nodes),
+        outputs={lvl: f"out{lvl}" for lvl in range(lo, hi + 1)},
+        fuse=fuse,
+        op=OpSpec(type="sepconv", kernel=3, norm="bn", act="swish", order="act_first", bias=True),
+        resample=ResampleSpec(up="nearest", down="maxpool"),
+        extra_levels="pool",
+        input_projection="per_edge",
     )
 
 
@@ -149,9 +164,11 @@ def nasfpn(levels: tuple[int, ...] = DEFAULT_LEVELS, gate: str = "coarser", pool
         _node("out7", 7, "out5", "p4_2", "in7", **att),
         _node("out6", 6, "out7", "out5", **att),
     ]
-    gate_text = ("the TensorFlow reference's gate: out = coarser + finer * sigmoid(global max-pool of the coarser "
-                 "input)" if gate == "coarser" else
-                 "mmdetection's gate: out = second + first * sigmoid(global pool of the second input)")
+    gate_text = (
+        "the TensorFlow reference's gate: out = coarser + finer * sigmoid(global max-pool of the coarser input)"
+        if gate == "coarser"
+        else "mmdetection's gate: out = second + first * sigmoid(global pool of the second input)"
+    )
     return NeckSpec(
         name="nasfpn",
         description=(
@@ -164,9 +181,13 @@ def nasfpn(levels: tuple[int, ...] = DEFAULT_LEVELS, gate: str = "coarser", pool
             "+ BN and 3x3/2 max-pools (mmdetection gives each extra level its own 1x1 conv and 2x2 pool). "
             "The paper stacks 7 cells at 256 channels."
         ),
-        levels=DEFAULT_LEVELS, nodes=tuple(nodes), outputs={3: "out3", 4: "out4", 5: "out5", 6: "out6", 7: "out7"},
-        fuse="sum", op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="act_first"),
-        attention=AttentionSpec(pool=pool, gate=gate), resample=ResampleSpec(up="nearest", down="maxpool"),
+        levels=DEFAULT_LEVELS,
+        nodes=tuple(nodes),
+        outputs={3: "out3", 4: "out4", 5: "out5", 6: "out6", 7: "out7"},
+        fuse="sum",
+        op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="act_first"),
+        attention=AttentionSpec(pool=pool, gate=gate),
+        resample=ResampleSpec(up="nearest", down="maxpool"),
         extra_levels="pool",
     )
 
@@ -203,9 +224,13 @@ def ida(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
             "finest level). The original applies the aggregation once; this spec is marked repeat: true so the "
             "scaling rule stacks it D times like every other neck (set repeat: false for the single pass)."
         ),
-        levels=tuple(levels), nodes=tuple(nodes), outputs=outputs, fuse="concat",
+        levels=tuple(levels),
+        nodes=tuple(nodes),
+        outputs=outputs,
+        fuse="concat",
         op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),
-        resample=ResampleSpec(up="bilinear", down="maxpool"), extra_levels="pool",
+        resample=ResampleSpec(up="bilinear", down="maxpool"),
+        extra_levels="pool",
     )
 
 
@@ -245,7 +270,11 @@ def hda(levels: tuple[int, ...] = DEFAULT_LEVELS, depth: int = 2, residual: bool
             "shallowest and each level's root also takes the (bilinearly upsampled) root of the level above, "
             f"which is what makes the tree a multi-scale neck. residual={residual} (DLA-34 has none; deeper DLAs do)."
         ),
-        levels=tuple(levels), nodes=tuple(nodes), outputs=outputs, fuse="concat",
+        levels=tuple(levels),
+        nodes=tuple(nodes),
+        outputs=outputs,
+        fuse="concat",
         op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),
-        resample=ResampleSpec(up="bilinear", down="maxpool"), extra_levels="pool",
+        resample=ResampleSpec(up="bilinear", down="maxpool"),
+        extra_levels="pool",
     )

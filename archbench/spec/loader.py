@@ -32,12 +32,26 @@ class SpecError(UserError):
 
 
 _TOP_FIELDS = {
-    "name", "description", "family", "levels", "repeat", "fuse", "op", "resample",
-    "attention", "extra_levels", "input_projection", "nodes", "outputs",
+    "name",
+    "description",
+    "family",
+    "levels",
+    "repeat",
+    "fuse",
+    "op",
+    "resample",
+    "attention",
+    "extra_levels",
+    "input_projection",
+    "nodes",
+    "outputs",
 }
 _NODE_FIELDS = {"id", "level", "inputs", "fuse", "op", "residual"}
 _OP_CHOICES = {
-    "type": m.OP_TYPES, "norm": m.NORM_TYPES, "act": m.ACT_TYPES, "order": m.OP_ORDERS,
+    "type": m.OP_TYPES,
+    "norm": m.NORM_TYPES,
+    "act": m.ACT_TYPES,
+    "order": m.OP_ORDERS,
 }
 
 
@@ -48,20 +62,21 @@ class _Collector:
         self.source = source
         self.problems: list[Problem] = []
 
-    def add(self, rule: str, message: str, node: str | None = None, field: str | None = None,
-            severity: str = "error") -> None:
+    def add(
+        self, rule: str, message: str, node: str | None = None, field: str | None = None, severity: str = "error"
+    ) -> None:
         self.problems.append(Problem(self.source, rule, message, node, field, severity))
 
-    def typed(self, value: Any, kind: type | tuple[type, ...], what: str, field: str,
-              node: str | None = None) -> bool:
+    def typed(self, value: Any, kind: type | tuple[type, ...], what: str, field: str, node: str | None = None) -> bool:
         # bool is an int subclass; a level of `true` is a type error, not level 1.
         ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
         if not ok:
             self.add("wrong-type", f"expected {what}, got {type(value).__name__} {value!r}", node, field)
         return ok
 
-    def choice(self, value: Any, allowed: tuple[str, ...], field: str, node: str | None = None,
-               rule: str = "unknown-type") -> bool:
+    def choice(
+        self, value: Any, allowed: tuple[str, ...], field: str, node: str | None = None, rule: str = "unknown-type"
+    ) -> bool:
         if not self.typed(value, str, "a string", field, node):
             return False
         if value not in allowed:
@@ -185,8 +200,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
             c.add("wrong-type", f"levels must be integers, got {levels!r}", None, "levels")
             buildable = levels_ok = False
         elif not levels or levels != list(range(levels[0], levels[0] + len(levels))):
-            c.add("bad-levels", f"levels must be a non-empty contiguous ascending range, got {levels!r}", None,
-                  "levels")
+            c.add(
+                "bad-levels", f"levels must be a non-empty contiguous ascending range, got {levels!r}", None, "levels"
+            )
             buildable = levels_ok = False
         elif levels[0] < 1:
             c.add("bad-levels", f"levels start at 1 (stride 2) or above, got {levels[0]}", None, "levels")
@@ -199,10 +215,14 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     if not c.choice(fuse, m.FUSE_TYPES, "fuse"):
         fuse = defaults.fuse
     op = OpSpec(**(_parse_op(raw["op"], c, "op", None) or {})) if "op" in raw else OpSpec()
-    resample = ResampleSpec(**_parse_choices(raw.get("resample", {}), c, "resample",
-                                             {"up": m.UP_MODES, "down": m.DOWN_MODES}))
-    attention = AttentionSpec(**_parse_choices(raw.get("attention", {}), c, "attention",
-                                               {"pool": m.ATTENTION_POOLS, "gate": m.ATTENTION_GATES}))
+    resample = ResampleSpec(
+        **_parse_choices(raw.get("resample", {}), c, "resample", {"up": m.UP_MODES, "down": m.DOWN_MODES})
+    )
+    attention = AttentionSpec(
+        **_parse_choices(
+            raw.get("attention", {}), c, "attention", {"pool": m.ATTENTION_POOLS, "gate": m.ATTENTION_GATES}
+        )
+    )
     extra = raw.get("extra_levels", defaults.extra_levels)
     if not c.choice(extra, m.EXTRA_LEVEL_TYPES, "extra_levels"):
         extra = defaults.extra_levels
@@ -252,9 +272,19 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     if not levels_ok:
         return None, c.problems
     spec = NeckSpec(
-        name=name, description=description, family=family, levels=tuple(levels), nodes=tuple(nodes),
-        outputs=outputs, fuse=fuse, op=op, resample=resample, attention=attention, extra_levels=extra,
-        input_projection=projection, repeat=repeat,
+        name=name,
+        description=description,
+        family=family,
+        levels=tuple(levels),
+        nodes=tuple(nodes),
+        outputs=outputs,
+        fuse=fuse,
+        op=op,
+        resample=resample,
+        attention=attention,
+        extra_levels=extra,
+        input_projection=projection,
+        repeat=repeat,
     )
     # Graph rules run on whatever parsed, so one pass reports type and graph problems together.
     problems = c.problems + graph_problems(spec, source, broken_ids)
@@ -305,8 +335,7 @@ def dump_yaml(spec: NeckSpec) -> str:
     outputs = d.pop("outputs")
     head = yaml.dump(d, Dumper=_SpecDumper, sort_keys=False, width=100, allow_unicode=True)
     node_lines = "".join(
-        "  - " + yaml.safe_dump(n, default_flow_style=True, sort_keys=False, width=1000).strip() + "\n"
-        for n in nodes
+        "  - " + yaml.safe_dump(n, default_flow_style=True, sort_keys=False, width=1000).strip() + "\n" for n in nodes
     )
     out_line = yaml.safe_dump({"outputs": outputs}, default_flow_style=None, sort_keys=False, width=1000)
     return f"{head}nodes:\n{node_lines}{out_line}"

@@ -23,8 +23,9 @@ def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset
     """
     problems: list[Problem] = []
 
-    def add(rule: str, message: str, node: str | None = None, field: str | None = None,
-            severity: str = "error") -> None:
+    def add(
+        rule: str, message: str, node: str | None = None, field: str | None = None, severity: str = "error"
+    ) -> None:
         problems.append(Problem(source, rule, message, node, field, severity))
 
     levels = set(spec.levels)
@@ -48,8 +49,12 @@ def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset
             lvl = input_level(ref)
             if lvl is not None:
                 if lvl not in levels:
-                    add("level-out-of-range", f"input {ref!r} is at level {lvl}, outside the spec's levels {lo}..{hi}",
-                        n.id, "inputs")
+                    add(
+                        "level-out-of-range",
+                        f"input {ref!r} is at level {lvl}, outside the spec's levels {lo}..{hi}",
+                        n.id,
+                        "inputs",
+                    )
             elif ref == n.id:
                 add("cycle", "the node takes its own output as input", n.id, "inputs")
             elif ref not in known:
@@ -57,8 +62,12 @@ def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset
         if len(set(n.inputs)) != len(n.inputs):
             add("duplicate-input", "the same input is listed twice", n.id, "inputs")
         if n.fuse in MULTI_INPUT_FUSES and len(n.inputs) < 2:
-            add("fusion-arity", f"fuse {n.fuse!r} combines two or more inputs but the node has {len(n.inputs)}",
-                n.id, "fuse")
+            add(
+                "fusion-arity",
+                f"fuse {n.fuse!r} combines two or more inputs but the node has {len(n.inputs)}",
+                n.id,
+                "fuse",
+            )
         if spec.node_fuse(n) == "attention" and n.residual:
             add("bad-value", "residual is not defined for attention fusion", n.id, "residual")
 
@@ -66,25 +75,41 @@ def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset
     self_loops = {n.id for n in spec.nodes if n.id in n.inputs}
     cyclic = [nid for nid in stuck if nid not in self_loops and nid in ids]
     if cyclic:
-        add("cycle", f"nodes {', '.join(cyclic)} depend on each other in a cycle (or on a node that does)",
-            cyclic[0], "inputs")
+        add(
+            "cycle",
+            f"nodes {', '.join(cyclic)} depend on each other in a cycle (or on a node that does)",
+            cyclic[0],
+            "inputs",
+        )
 
     for lvl, ref in sorted(spec.outputs.items()):
         if lvl not in levels:
-            add("level-out-of-range", f"output level {lvl} is outside the spec's levels {lo}..{hi}", None,
-                f"outputs.{lvl}")
+            add(
+                "level-out-of-range",
+                f"output level {lvl} is outside the spec's levels {lo}..{hi}",
+                None,
+                f"outputs.{lvl}",
+            )
             continue
         rl = input_level(ref)
         if rl is None and ref in broken_ids:
             continue
         if rl is None and ref not in ids:
-            add("output-not-produced", f"output level {lvl} names {ref!r}, which no node produces", None,
-                f"outputs.{lvl}")
+            add(
+                "output-not-produced",
+                f"output level {lvl} names {ref!r}, which no node produces",
+                None,
+                f"outputs.{lvl}",
+            )
             continue
         actual = rl if rl is not None else spec.node(ref).level
         if actual != lvl:
-            add("output-level-mismatch", f"output level {lvl} names {ref!r}, which is at level {actual}", None,
-                f"outputs.{lvl}")
+            add(
+                "output-level-mismatch",
+                f"output level {lvl} names {ref!r}, which is at level {actual}",
+                None,
+                f"outputs.{lvl}",
+            )
     for lvl in spec.levels:
         if lvl not in spec.outputs:
             add("output-missing", f"level {lvl} has no output; every level in levels needs one", None, "outputs")

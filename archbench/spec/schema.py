@@ -38,9 +38,18 @@ PROJECTION_MODES = ("shared", "per_edge")
 ATTENTION_POOLS = ("max", "avg")
 ATTENTION_GATES = ("coarser", "second")
 _OVERRIDE_CHOICES: dict[str, tuple[str, ...]] = {
-    "fuse": FUSE_TYPES, "op_type": OP_TYPES, "type": OP_TYPES, "norm": NORM_TYPES, "act": ACT_TYPES,
-    "order": OP_ORDERS, "up": UP_MODES, "down": DOWN_MODES, "extra_levels": EXTRA_LEVEL_TYPES,
-    "input_projection": PROJECTION_MODES, "attention_pool": ATTENTION_POOLS, "attention_gate": ATTENTION_GATES,
+    "fuse": FUSE_TYPES,
+    "op_type": OP_TYPES,
+    "type": OP_TYPES,
+    "norm": NORM_TYPES,
+    "act": ACT_TYPES,
+    "order": OP_ORDERS,
+    "up": UP_MODES,
+    "down": DOWN_MODES,
+    "extra_levels": EXTRA_LEVEL_TYPES,
+    "input_projection": PROJECTION_MODES,
+    "attention_pool": ATTENTION_POOLS,
+    "attention_gate": ATTENTION_GATES,
 }
 
 _INPUT_ID = re.compile(r"^in([1-9][0-9]*)$")  # exactly in<L>: "in03" is not an input

@@ -55,8 +55,16 @@ class DetectionTrainer(Trainer):
 
     collate = staticmethod(collate_detection)
 
-    def __init__(self, model: Detector, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
-                 dist: DistContext = LOCAL) -> None:
+    def __init__(
+        self,
+        model: Detector,
+        train_ds: Any,
+        cfg: TrainConfig,
+        *,
+        seed: int,
+        device: torch.device,
+        dist: DistContext = LOCAL,
+    ) -> None:
         super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
         self.num_classes = model.num_classes
         self.strides = [2 ** int(level) for level in model.config.levels]
@@ -73,8 +81,7 @@ class DetectionTrainer(Trainer):
     def _loss(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         with self._autocast():
             cls_outs, box_outs = self.net(images)
-        cls, box = flatten_head_outputs([c.float() for c in cls_outs], [b.float() for b in box_outs],
-                                        self.num_classes)
+        cls, box = flatten_head_outputs([c.float() for c in cls_outs], [b.float() for b in box_outs], self.num_classes)
         return self.loss_fn(cls, box, self._anchors(cls_outs), targets)
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> list[dict[str, Any]]:
@@ -84,14 +91,24 @@ class DetectionTrainer(Trainer):
             images = images.to(self.device)
             cls_outs, box_outs = model(images)
             cls, box = flatten_head_outputs(cls_outs, box_outs, self.num_classes)
-            dets = decode(cls, box, self._anchors(cls_outs),
-                          image_size=(int(images.shape[-2]), int(images.shape[-1])), score_thresh=SCORE_THRESH)
+            dets = decode(
+                cls,
+                box,
+                self._anchors(cls_outs),
+                image_size=(int(images.shape[-2]), int(images.shape[-1])),
+                score_thresh=SCORE_THRESH,
+            )
             for det, t in zip(dets, targets):
-                detections.append(to_dataset_frame(det, t["scale"], val_ds.cat_ids, image_id=t["image_id"],
-                                                   orig_size=t["orig_size"]))
+                detections.append(
+                    to_dataset_frame(det, t["scale"], val_ds.cat_ids, image_id=t["image_id"], orig_size=t["orig_size"])
+                )
         return detections
 
     def _score(self, partial: list[dict[str, Any]], val_ds: Any, info: dict[str, Any]) -> dict[str, float]:
         """The 12 COCO bbox stats of every rank's detections (size buckets from ``info['area_ranges']``)."""
-        return coco_evaluate(val_ds.coco, self.dist.gather(partial),
-                             area_ranges=size_thresholds(info.get("area_ranges")), image_ids=list(val_ds.image_ids))
+        return coco_evaluate(
+            val_ds.coco,
+            self.dist.gather(partial),
+            area_ranges=size_thresholds(info.get("area_ranges")),
+            image_ids=list(val_ds.image_ids),
+        )

@@ -54,8 +54,10 @@ class DistContext:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if cuda:
             if local_rank >= torch.cuda.device_count():
-                raise UserError(f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); start at "
-                                "most one process per GPU (torchrun --nproc_per_node)")
+                raise UserError(
+                    f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); start at "
+                    "most one process per GPU (torchrun --nproc_per_node)"
+                )
             torch.cuda.set_device(local_rank)
         backend = "nccl" if cuda else "gloo"
         if not dist.is_initialized():
@@ -69,8 +71,10 @@ class DistContext:
     def per_rank_batch(self, batch_size: int) -> int:
         """This rank's share of a global batch; UserError unless the world size divides it."""
         if batch_size % self.world_size:
-            raise UserError(f"--batch-size {batch_size} is the global batch and must be divisible by the "
-                            f"{self.world_size} processes")
+            raise UserError(
+                f"--batch-size {batch_size} is the global batch and must be divisible by the "
+                f"{self.world_size} processes"
+            )
         return batch_size // self.world_size
 
     def wrap(self, model: nn.Module) -> nn.Module:

@@ -41,8 +41,16 @@ class SegmentationTrainer(Trainer):
 
     collate = staticmethod(collate_segmentation)
 
-    def __init__(self, model: nn.Module, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
-                 dist: DistContext = LOCAL) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_ds: Any,
+        cfg: TrainConfig,
+        *,
+        seed: int,
+        device: torch.device,
+        dist: DistContext = LOCAL,
+    ) -> None:
         super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
         self.ignore_index = train_ds.ignore_index
 

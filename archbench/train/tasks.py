@@ -26,8 +26,9 @@ from archbench.train.trainer import Trainer
 
 
 def _detection_summary(info: dict[str, Any]) -> dict[str, Any]:
-    buckets = ("COCO's 32^2 / 96^2 px^2" if info["area_ranges"] is None
-               else "scaled to the image size (see area_ranges, px^2)")
+    buckets = (
+        "COCO's 32^2 / 96^2 px^2" if info["area_ranges"] is None else "scaled to the image size (see area_ranges, px^2)"
+    )
     return {"area_ranges": info["area_ranges"], "size_buckets": buckets}
 
 
@@ -64,14 +65,16 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "det": Task("det", open_detection_data, Detector, DetectionTrainer, _detection_summary, ("AP", "AP50")),
-    "seg": Task("seg", open_segmentation_data, Segmenter, SegmentationTrainer, _segmentation_summary,
-                ("mIoU", "pixel_accuracy")),
+    "seg": Task(
+        "seg", open_segmentation_data, Segmenter, SegmentationTrainer, _segmentation_summary, ("mIoU", "pixel_accuracy")
+    ),
 }
 
 
 def get_task(name: str) -> Task:
     """The task called ``name``; UserError listing the tasks otherwise."""
     if name not in TASKS:
-        raise UserError(f"--task {name!r}: choose one of {', '.join(TASKS)} "
-                        "(det: detection, seg: semantic segmentation)")
+        raise UserError(
+            f"--task {name!r}: choose one of {', '.join(TASKS)} (det: detection, seg: semantic segmentation)"
+        )
     return TASKS[name]

@@ -72,7 +72,8 @@ def epoch_sampler(dataset: Any, seed: int, epoch: int, dist: DistContext = LOCAL
     B / N the ranks' b-th batches together are exactly a single process's b-th batch of B.
     """
     sampler: DistributedSampler[Any] = DistributedSampler(
-        dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed * 100_003, drop_last=True)
+        dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed * 100_003, drop_last=True
+    )
     sampler.set_epoch(epoch)
     return sampler
 
@@ -100,8 +101,16 @@ class Trainer:
 
     collate: Callable[[Sequence[Any]], Any]
 
-    def __init__(self, model: nn.Module, train_ds: Any, cfg: TrainConfig, *, seed: int, device: torch.device,
-                 dist: DistContext = LOCAL) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_ds: Any,
+        cfg: TrainConfig,
+        *,
+        seed: int,
+        device: torch.device,
+        dist: DistContext = LOCAL,
+    ) -> None:
         self.model, self.train_ds, self.cfg, self.seed = model.to(device), train_ds, cfg, seed
         self.device, self.dist = device, dist
         self.rank_batch = dist.per_rank_batch(cfg.batch_size)
@@ -112,11 +121,13 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.optimizer == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+                model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+            )
         else:
             self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           warmup_cosine(self.total_steps, cfg.warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(self.total_steps, cfg.warmup_steps)
+        )
         self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None
         self.step = 0
         self.epoch = 0  # epochs completed
@@ -141,8 +152,14 @@ class Trainer:
         """This rank's batches of ``epoch`` (see :func:`epoch_sampler`)."""
         if hasattr(self.train_ds, "set_epoch"):
             self.train_ds.set_epoch(epoch)
-        return DataLoader(self.train_ds, batch_size=self.rank_batch, sampler=epoch_sampler(
-            self.train_ds, self.seed, epoch, self.dist), drop_last=True, num_workers=0, collate_fn=self.collate)
+        return DataLoader(
+            self.train_ds,
+            batch_size=self.rank_batch,
+            sampler=epoch_sampler(self.train_ds, self.seed, epoch, self.dist),
+            drop_last=True,
+            num_workers=0,
+            collate_fn=self.collate,
+        )
 
     def _autocast(self) -> torch.autocast:
         """bf16 autocast when ``cfg.amp`` on CUDA; a disabled context otherwise."""
@@ -175,8 +192,15 @@ class Trainer:
             total, n = total + value, n + 1
             if on_step:
                 elapsed = self.train_seconds + time.perf_counter() - start
-                on_step(StepInfo(self.epoch, self.step, self.total_steps, value,
-                                 self.images_seen / elapsed if elapsed > 0 else 0.0))
+                on_step(
+                    StepInfo(
+                        self.epoch,
+                        self.step,
+                        self.total_steps,
+                        value,
+                        self.images_seen / elapsed if elapsed > 0 else 0.0,
+                    )
+                )
         self.train_seconds += time.perf_counter() - start
         self.epoch += 1
         return total / max(n, 1)
@@ -193,8 +217,13 @@ class Trainer:
         was_training = model.training
         model.eval()
         try:
-            batches = DataLoader(Subset(val_ds, self.dist.shard(len(val_ds))), batch_size=self.cfg.batch_size,
-                                 shuffle=False, num_workers=0, collate_fn=self.collate)
+            batches = DataLoader(
+                Subset(val_ds, self.dist.shard(len(val_ds))),
+                batch_size=self.cfg.batch_size,
+                shuffle=False,
+                num_workers=0,
+                collate_fn=self.collate,
+            )
             with torch.no_grad():
                 partial = self._predict(model, batches, val_ds)
         finally:
@@ -204,9 +233,13 @@ class Trainer:
     # --- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
-            "step": self.step, "epoch": self.epoch, "train_seconds": self.train_seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_seconds": self.train_seconds,
             "images_seen": self.images_seen,
         }
 

@@ -62,8 +62,13 @@ def fold_batchnorm(gm: fx.GraphModule) -> int:
             continue
         post = _post_norm(bn)
         src = node.args[0]
-        if (post is None or not isinstance(src, fx.Node) or src.op != "call_module" or len(src.users) != 1
-                or type(modules[src.target]) is not nn.Conv2d):
+        if (
+            post is None
+            or not isinstance(src, fx.Node)
+            or src.op != "call_module"
+            or len(src.users) != 1
+            or type(modules[src.target]) is not nn.Conv2d
+        ):
             continue
         conv = fuse_conv_bn_eval(modules[src.target], bn)
         gm.add_submodule(node.target, nn.Sequential(conv, *post) if post else conv)
@@ -109,8 +114,14 @@ def fold_constants(gm: fx.GraphModule) -> int:
     return stored
 
 
-def prepare(module: nn.Module, *, fuse: bool = False, channels_last: bool = False, compile: bool = False,
-            list_input: int | None = None) -> nn.Module:
+def prepare(
+    module: nn.Module,
+    *,
+    fuse: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    list_input: int | None = None,
+) -> nn.Module:
     """A copy of ``module`` that computes the same outputs (to float rounding), faster.
 
     ``fuse``: batch norms folded into convs and parameter-only values precomputed (``module``

@@ -38,8 +38,9 @@ def _sync(device: torch.device) -> Callable[[], None] | None:
     return torch.cuda.synchronize if device.type == "cuda" else None
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5, device: str | torch.device = "cpu",
-                  dtype: torch.dtype = torch.float32) -> float:
+def matmul_gflops(
+    n: int = 2048, repeats: int = 5, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> float:
     """GFLOP/s of an n x n x n matrix product (2 n^3 FLOPs): the machine's dense compute ceiling."""
     device = torch.device(device)
     a = torch.randn(n, n, device=device, dtype=dtype)

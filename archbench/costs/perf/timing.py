@@ -37,8 +37,9 @@ class Spread:
         return f"{self.median:.{digits}g} [{self.q1:.{digits}g}, {self.q3:.{digits}g}]"
 
 
-def time_interleaved(fns: Mapping[str, Callable[[], Any]], runs: int = 20, warmup: int = 3,
-                     sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+def time_interleaved(
+    fns: Mapping[str, Callable[[], Any]], runs: int = 20, warmup: int = 3, sync: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
     """Wall time in ms of every ``fns[name]()``, ``runs`` samples each, the order rotated every round.
 
     ``warmup`` rounds (same rotation) run first and are not kept. ``sync`` (e.g.

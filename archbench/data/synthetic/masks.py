@@ -117,4 +117,3 @@ def crowd_rle(mask: np.ndarray) -> dict[str, Any]:
     """Compressed COCO RLE of a (H, W) mask, with ``counts`` as a JSON-ready str."""
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
-

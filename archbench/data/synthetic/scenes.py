@@ -229,4 +229,3 @@ def _annotate(scene: _Scene) -> tuple[np.ndarray, list[dict[str, Any]]]:
             }
         )
     return semantic, annotations
-

@@ -24,8 +24,9 @@ def check_out_dir(out_dir: Path) -> None:
     if not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder")
     if any(out_dir.iterdir()) and read_meta(out_dir) is None:
-        raise UserError(f"{out_dir}: exists, is not empty and is not an archbench synthetic data set; "
-                        "choose another --out")
+        raise UserError(
+            f"{out_dir}: exists, is not empty and is not an archbench synthetic data set; choose another --out"
+        )
 
 
 def _host() -> str:

@@ -116,7 +116,9 @@ def read_info(path: Path) -> SyntheticInfo:
         n_val=int(meta["n_val"]),
         size=size,
         classes=list(meta["classes"]),
-        area_thresholds=(float(thresholds.get("small_max", small_max)),
-                         float(thresholds.get("medium_max", medium_max))),
+        area_thresholds=(
+            float(thresholds.get("small_max", small_max)),
+            float(thresholds.get("medium_max", medium_max)),
+        ),
         num_annotations=dict(meta.get("num_annotations", {})),
     )

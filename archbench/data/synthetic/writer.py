@@ -130,8 +130,9 @@ def _counter(progress: ProgressCallback | None, total: int) -> Callable[[int], N
     return advance
 
 
-def _write_split(root: Path, split: str, *, seed: int, count: int, size: int, pool: Executor | None,
-                 advance: Callable[[int], None]) -> int:
+def _write_split(
+    root: Path, split: str, *, seed: int, count: int, size: int, pool: Executor | None, advance: Callable[[int], None]
+) -> int:
     """Render and write one split's images, masks and COCO json; returns its annotation count.
 
     Chunks of images are rendered by ``pool`` when given, else in this process; ``advance(n)``
