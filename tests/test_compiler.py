@@ -9,7 +9,9 @@ import torch
 
 from archbench.neck.compiler import Cell, compile_neck
 from archbench.neck.fusion import AttentionFusion, WeightedFusion
+from archbench.neck.layers import ConvDown, DeconvUp, NodeOp
 from archbench.spec import builtin_names, builtin_spec
+from archbench.spec.schema import OpSpec
 
 from helpers import pyramid
 
@@ -80,11 +82,19 @@ def test_build_time_overrides_apply_to_every_neck():
     sep = compile_neck(builtin_spec("panet"), [40, 112, 320], 32, 1, op_type="sepconv", act="swish", norm="gn")
     n_base = sum(p.numel() for p in base.parameters())
     n_sep = sum(p.numel() for p in sep.parameters())
-    assert n_sep < 0.75 * n_base  # the strided down-convs stay dense
+    assert n_sep < 0.8 * n_base  # the strided down-convs and the RetinaNet P6/P7 convs stay dense
     kinds = {type(m).__name__ for m in sep.modules()}
     assert "GroupNorm" in kinds and "SiLU" in kinds and "BatchNorm2d" not in kinds
     summed = compile_neck(builtin_spec("bifpn"), [40, 112, 320], 32, 1, fuse="sum")
     assert not any(isinstance(m, WeightedFusion) for m in summed.modules())
+
+
+def test_down_conv_act_ends_with_the_activation():
+    cell = compile_neck(builtin_spec("panet"), [16] * 3, 16, 1).cells[0]  # PANet: 3x3/2 conv + BN + ReLU
+    downs = [m for m in cell.mods.values() if isinstance(m, ConvDown)]
+    assert len(downs) == 2 and all(isinstance(d.body[-1], torch.nn.ReLU) for d in downs)
+    plain = compile_neck(builtin_spec("panet").with_overrides(down="conv"), [16] * 3, 16, 1).cells[0]
+    assert not any(isinstance(m.body[-1], torch.nn.ReLU) for m in plain.mods.values() if isinstance(m, ConvDown))
 
 
 def test_weighted_fusion_is_fast_normalized():
@@ -105,11 +115,14 @@ def test_attention_gates_tf_and_mmdet():
 
 
 def test_nasfpn_gate_follows_the_coarser_input():
+    # TF lists p4_1's inputs as (in4, in6) and gates with the coarser in6
     cell = compile_neck(builtin_spec("nasfpn"), [16] * 3, 16, 1).cells[0]
-    # p4_1 = gp(in6, in4): in6 is coarser and listed first
-    assert cell.mods["node_p4_1"].fusion.gate == 0
+    assert cell.mods["node_p4_1"].fusion.gate == 1
+    # mmdetection lists them as (in6, in4) and gates with the second, in4
     mm = compile_neck(builtin_spec("nasfpn_mmdet"), [16] * 3, 16, 1).cells[0]
     assert mm.mods["node_p4_1"].fusion.gate == 1
+    coarser = compile_neck(builtin_spec("nasfpn_mmdet"), [16] * 3, 16, 1, attention_gate="coarser").cells[0]
+    assert coarser.mods["node_p4_1"].fusion.gate == 0
 
 
 def test_cell_program_is_flat_and_ordered():
@@ -118,3 +131,20 @@ def test_cell_program_is_flat_and_ordered():
     for step in cell.program:
         assert all(a in produced for a in step.args), step
         produced.add(step.out)
+
+
+def test_deconv_upsampling_starts_as_bilinear_and_fits_odd_sizes():
+    up = DeconvUp(2, 1)  # DLA's IDAUp: kernel 4, stride 2, padding 1, depthwise
+    assert up.up.weight.shape == (2, 1, 4, 4) and up.up.weight.requires_grad
+    assert torch.allclose(up.up.weight[0, 0, 1], torch.tensor([0.1875, 0.5625, 0.5625, 0.1875]))
+    y = up(torch.ones(1, 2, 6, 5), torch.zeros(1, 1, 13, 9))  # 12 x 10 -> padded 13, cropped 9
+    assert y.shape == (1, 2, 13, 9) and torch.allclose(y[:, :, 2:-2, 2:-2], torch.ones(1, 2, 9, 5))
+
+
+def test_two_conv_op_with_residual_is_a_basic_block():
+    torch.manual_seed(0)
+    op = NodeOp(8, 8, OpSpec(convs=2)).eval()
+    x = torch.randn(1, 8, 5, 5)
+    conv1, bn1 = op.stem[0], op.stem[1]
+    expected = torch.relu(op.norm(op.conv(torch.relu(bn1(conv1(x))))) + x)
+    assert torch.allclose(op(x, x), expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import textwrap
 from dataclasses import replace
@@ -9,10 +10,20 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
 from archbench.errors import UserError
 from archbench.models.scaling import PROXY, CompoundRule, EfficientNetRule, rule_from_dict, rule_to_dict
-from archbench.search.space import DEFAULT_SPACE, Infeasible, SpaceError, load_space, resolve_space
+from archbench.search.space import (
+    DEFAULT_SPACE,
+    Infeasible,
+    Range,
+    SearchSpace,
+    SpaceError,
+    load_space,
+    parse_space,
+    resolve_space,
+)
 
 from helpers import run_cli
 
@@ -45,6 +56,96 @@ def test_shipped_spaces_load_and_build_their_rules():
     assert abg.phis == (1,) and abg.constraint.solve == "gamma" and abg.constraint.product == 2.0
 
 
+def grid(r: Range, n: int = 41) -> list[float]:
+    """Every value a stepped (or integer) range can take; ``n`` evenly spaced values of a continuous one."""
+    if r.step is not None or r.integer:
+        step = r.step or 1
+        return [r.low + k * step for k in range(int(math.floor((r.high - r.low) / step + 1e-9)) + 1)]
+    if r.log:
+        return [r.low * (r.high / r.low) ** (k / (n - 1)) for k in range(n)]
+    return [r.low + (r.high - r.low) * k / (n - 1) for k in range(n)]
+
+
+def anchors(space: SearchSpace, moving: str) -> list[dict[str, float]]:
+    """Every combination of the other coefficients: each step of a stepped one, both ends and the middle of the rest."""
+    others = [r for r in space.ranges if r.name != moving]
+    values = [grid(r) if r.step is not None or r.integer else grid(r, 3) for r in others]
+    return [dict(zip([r.name for r in others], combo)) for combo in itertools.product(*values)]
+
+
+def collapses(space: SearchSpace) -> list[str]:
+    """Where rounding hides a searched coefficient at the space's phis, with the others anywhere in their ranges.
+
+    A stepped coefficient collapses where two adjacent steps build the same models; a continuous one where
+    its range's interior builds one model only (a value only an endpoint reaches is never sampled).
+    """
+    found = []
+    for r in space.ranges:
+        values = grid(r)
+        stepped = r.step is not None or r.integer
+        for anchor in anchors(space, r.name):
+            models = [tuple(space.rule({**anchor, r.name: v}, "t").config(p) for p in space.phis) for v in values]
+            if stepped:
+                same = [(a, b) for (a, ma), (b, mb) in itertools.pairwise(zip(values, models)) if ma == mb]
+                if same:
+                    found.append(
+                        f"{space.name}: {r.name} = {same[0][0]:g} and {same[0][1]:g} build one model at {anchor}"
+                    )
+                    break
+            elif len(set(models[1:-1])) < 2:
+                found.append(f"{space.name}: {r.name} builds one model inside {r.low:g}..{r.high:g} at {anchor}")
+                break
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_step_of_every_searched_coefficient_changes_the_model(path):
+    assert collapses(load_space(path)) == []
+
+
+def test_the_collapse_check_finds_the_plateaus_the_old_spaces_had():
+    old_abg = """\
+        name: a
+        rule: efficientnet
+        phis: [1]
+        search: {alpha: {low: 1.0, high: 1.4}, beta: {low: 1.0, high: 1.2}, gamma: {low: 1.0, high: 1.5}}
+        constraint: {product: 2.0, solve: gamma}
+        """
+    old_family = "name: f\nrule: compound\nphis: [0, 1]\nsearch: {repeats_step: {low: 0.5, high: 1.5, step: 0.5}}\n"
+    found = collapses(parse_space(yaml.safe_load(textwrap.dedent(old_abg)), "old")[0])
+    assert len(found) == 1 and found[0].startswith("a: alpha builds one model inside 1..1.4"), found
+    found = collapses(parse_space(yaml.safe_load(old_family), "old")[0])
+    assert found == ["f: repeats_step = 1 and 1.5 build one model at {}"], found
+
+
+def test_every_feasible_point_of_the_abg_space_is_its_own_model_and_about_doubles():
+    abg = load_space(SPACES / "efficientnet_abg.yaml")
+    sampled = [r for r in abg.ranges if r.name != abg.constraint.solve]
+    models, infeasible = {}, []
+    for point in itertools.product(*(grid(r) for r in sampled)):
+        fixed = dict(zip([r.name for r in sampled], point))
+        try:
+            values = abg.sample(optuna.trial.FixedTrial(fixed))
+        except Infeasible:
+            infeasible.append(point)
+            continue
+        base, scaled = (abg.rule(values, "t").config(p) for p in (0, 1))
+        realised = (
+            (scaled.repeats / base.repeats)
+            * (scaled.width / base.width) ** 2
+            * (scaled.resolution / base.resolution) ** 2
+        )
+        assert scaled.head_depth == scaled.repeats and 1.89 < realised < 2.07, (point, scaled, realised)
+        models[point] = (scaled.repeats, scaled.width, scaled.resolution)
+    assert models == {
+        (1.0, 1.0): (2, 32, 184),
+        (1.0, 1.25): (2, 40, 144),
+        (1.5, 1.0): (3, 32, 144),
+        (2.0, 1.0): (4, 32, 128),
+    }
+    assert infeasible == [(1.5, 1.25), (2.0, 1.25)]
+
+
 def test_a_shipped_space_can_be_named_and_the_family_is_the_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # names resolve against the checkout, not the working directory
     assert resolve_space("efficientnet_abg") == SPACES / "efficientnet_abg.yaml"
@@ -59,16 +160,16 @@ def test_a_shipped_space_can_be_named_and_the_family_is_the_default(tmp_path, mo
 
 def test_constraint_is_solved_exactly_and_infeasible_points_are_rejected():
     abg = load_space(SPACES / "efficientnet_abg.yaml")
-    values = abg.sample(optuna.trial.FixedTrial({"alpha": 1.2, "beta": 1.1}))
+    values = abg.sample(optuna.trial.FixedTrial({"alpha": 1.5, "beta": 1.0}))
     assert math.isclose(values["alpha"] * values["beta"] ** 2 * values["gamma"] ** 2, 2.0)
     rule = abg.rule(values, "t")
     assert isinstance(rule, EfficientNetRule)
     base, scaled = rule.config(0), rule.config(1)
     assert base == replace(PROXY.config(0), preset="t")  # phi 0 is the base model
-    assert scaled.repeats == math.ceil(base.repeats * 1.2) and scaled.width == round(base.width * 1.1 / 8) * 8
+    assert scaled.repeats == math.ceil(base.repeats * 1.5) and scaled.width == base.width
     assert scaled.resolution == round(base.resolution * values["gamma"] / 8) * 8
-    with pytest.raises(Infeasible, match="gamma = 0.9960 .* outside its range 1..1.5"):  # alpha * beta^2 > 2
-        abg.sample(optuna.trial.FixedTrial({"alpha": 1.4, "beta": 1.2}))
+    with pytest.raises(Infeasible, match="gamma = 0.9238 .* outside its range 1..1.5"):  # alpha * beta^2 > 2
+        abg.sample(optuna.trial.FixedTrial({"alpha": 1.5, "beta": 1.25}))
 
 
 def test_rule_dict_round_trip():
@@ -117,6 +218,11 @@ def test_rule_dict_round_trip():
         ),
         ("name: x\nrule: compound\nphis: [-1]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-phis", "field 'phis'"),
         ("name: x\nrule: compound\nphis: [9]\nsearch: {width_base: {low: 8, high: 16}}\n", "bad-phis", "phi 0..7"),
+        (
+            "name: x\nrule: efficientnet\nphis: [0]\nsearch: {alpha: {low: 1, high: 2}}\n",
+            "bad-phis",
+            "at phi 0 is its base model",
+        ),
         (
             "name: x\nrule: compound\nbase: efficientdet\nphis: [0]\nsearch: {width_base: {low: 8, high: 16}}\n",
             "bad-base",

@@ -80,12 +80,13 @@ def test_bifpn_node_list_matches_the_paper():
     }
 
 
-def test_hda_root_at_depth_n_takes_n_plus_1_children_plus_the_coarser_root():
-    spec = builtin_spec("hda")  # depth 2
-    top_root = spec.node(spec.outputs[7])
-    assert len(top_root.inputs) == 3
-    low_root = spec.node(spec.outputs[3])
-    assert len(low_root.inputs) == 4 and spec.outputs[4] in low_root.inputs
+def test_hda_follows_dla34_depths_and_takes_the_finer_root_as_bottom():
+    spec = builtin_spec("hda")  # DLA-34: depth 2 on P3/P4, 1 above
+    assert spec.node(spec.outputs[3]).inputs == ("b3r2", "b3r1", "root3l")  # lowest level: no bottom
+    assert spec.node(spec.outputs[4]).inputs == ("b4r2", "b4r1", spec.outputs[3], "root4l")
+    assert spec.node(spec.outputs[7]).inputs == ("b72", "b71", spec.outputs[6])
+    blocks = [n for n in spec.nodes if n.id.startswith("b")]
+    assert all(n.residual and n.op == {"convs": 2} for n in blocks)  # BasicBlocks
 
 
 def test_ida_chains_grow_towards_shallow_levels():

@@ -168,7 +168,13 @@ class EfficientNetRule:
     width = round8(width_base * beta**phi); repeats = ceil(repeats_base * alpha**phi) and head depth =
     ceil(head_base * alpha**phi) (EfficientNet rounds layer counts up); resolution = round8(resolution_base *
     gamma**phi); backbone = backbones[min(phi, len - 1)]. ``alpha * beta**2 * gamma**2 ~= 2`` doubles the
-    FLOPs of what the coefficients scale (neck, head, input size) per phi step.
+    FLOPs of what the coefficients scale (neck cells, head convs, input size) per phi step; the backbone
+    grows with the resolution only.
+
+    The rounding makes each coefficient a step function: at phi 1 the depth changes only where
+    ``alpha`` crosses ``k / repeats_base`` (``k / head_base``), the width every ``8 / width_base`` of
+    ``beta`` and the resolution every ``8 / resolution_base`` of ``gamma``. Values between two steps
+    train the same model, so a search space steps the coefficients it searches (search_spaces/efficientnet_abg.yaml).
     """
 
     name: str

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from archbench.neck.fusion import make_fusion
-from archbench.neck.layers import ConvDown, ConvNorm, ExtraLevels, NodeOp, PoolDown, upsample_to
+from archbench.neck.layers import ConvDown, ConvNorm, DeconvUp, ExtraLevels, NodeOp, PoolDown, upsample_to
 from archbench.spec.graph import execution_order
 from archbench.spec.schema import NeckSpec, NodeSpec, input_level
 
@@ -54,7 +54,7 @@ class _Step:
     kind: str  # "proj" | "up" | "down" | "node"
     out: str
     args: tuple[str, ...]
-    module: str = ""  # key into the cell's ModuleDict for proj/down/node
+    module: str = ""  # key into the cell's ModuleDict for proj/down/node (and up, when learned)
 
 
 class Cell(nn.Module):
@@ -101,15 +101,18 @@ class Cell(nn.Module):
                 ConvNorm(channels, width, 1, 1, spec.op.norm, spec.op.bias),
             )
         src_level = spec.level_of(ref)
-        if src_level > level:
+        if src_level > level and spec.resample.up == "deconv":
+            up = DeconvUp(width, src_level - level)
+            key = self._emit(_Step("up", f"{key}@{level}", (key, f"in{level}"), f"up_{key}@{level}"), up)
+        elif src_level > level:
             key = self._emit(_Step("up", f"{key}@{level}", (key, f"in{level}")))
         elif src_level < level:
             steps = level - src_level
             down_key = f"down_{key}@{level}"  # ids cannot contain '>' or '@': names never collide
             module = (
-                ConvDown(width, width, steps, spec.op)
-                if spec.resample.down == "conv"
-                else PoolDown(steps, spec.resample.down)
+                ConvDown(width, width, steps, spec.op, act_last=spec.resample.down == "conv_act")
+                if spec.resample.down in ("conv", "conv_act")
+                else PoolDown(steps, spec.resample.down, single=spec.resample.down_pool == "single")
             )
             key = self._emit(_Step("down", f"{key}@{level}", (key, f"in{level}"), down_key), module)
         return key
@@ -162,7 +165,7 @@ class Cell(nn.Module):
                 env[step.out] = mods[step.module](args)
             elif step.kind == "proj":
                 env[step.out] = mods[step.module](*args)
-            elif step.kind == "up":
+            elif step.kind == "up" and not step.module:
                 env[step.out] = upsample_to(args[0], args[1], self.up_mode)
             else:
                 env[step.out] = mods[step.module](*args)
@@ -196,6 +199,8 @@ class GraphNeck(nn.Module):
             else None
         )
         channels = list(in_channels) + [width] * n_extra
+        if self.extra is not None and self.extra.shares_lateral:  # the stem projects the last backbone level
+            channels[n_in - 1] = width
         self.cells = nn.ModuleList()
         for _ in range(self.repeats):
             self.cells.append(Cell(spec, channels, width))
@@ -204,6 +209,8 @@ class GraphNeck(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         xs = list(features)
         if self.extra is not None:
+            if self.extra.shares_lateral:
+                xs[-1] = self.extra.proj(xs[-1])
             xs = xs + self.extra(xs[-1])
         for cell in self.cells:
             xs = cell(xs)

@@ -57,6 +57,8 @@ class NodeOp(nn.Module):
     ``act_first`` computes norm(conv(act(x))) (+ residual), EfficientDet's order;
     ``conv_first`` computes act(norm(conv(x)) + residual). ``sepconv`` is a depthwise k x k conv
     followed by a pointwise 1x1; type ``none`` is the identity (C_in must equal C_out).
+    With ``op.convs`` = n > 1, n - 1 stages of the same order run first (conv_first: conv -> norm
+    -> act), so conv_first with a residual is a ResNet BasicBlock for n = 2.
     The activation works in place on tensors this op owns: always after the conv, and on ``x``
     itself only when ``owns_input`` says no one else holds it (the fusion of several inputs).
     """
@@ -66,21 +68,21 @@ class NodeOp(nn.Module):
         self.act_first = op.order == "act_first"
         inplace = owns_input or not self.act_first
         self.act = make_act(op.act, inplace) if op.type != "none" else nn.Identity()
-        bias = op.bias or op.norm == "none"
+        self.stem: nn.Module | None = None
         if op.type == "none":
             if c_in != c_out:
                 raise ValueError(f"op 'none' cannot change channels ({c_in} -> {c_out})")
             self.conv: nn.Module = nn.Identity()
-        elif op.type == "sepconv":
-            self.conv = nn.Sequential(
-                nn.Conv2d(c_in, c_in, op.kernel, padding=op.kernel // 2, groups=c_in, bias=False),
-                nn.Conv2d(c_in, c_out, 1, bias=bias),
-            )
         else:
-            self.conv = nn.Conv2d(c_in, c_out, op.kernel, padding=op.kernel // 2, bias=bias)
+            if op.convs > 1:
+                self.stem = _stem_stages(c_in, c_out, op, owns_input)
+                c_in = c_out
+            self.conv = make_conv(c_in, c_out, op)
         self.norm = make_norm(op.norm, c_out) if op.type != "none" else nn.Identity()
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.stem(x)
         if self.act_first:
             y = self.norm(self.conv(self.act(x)))
             return y if residual is None else y + residual
@@ -90,8 +92,41 @@ class NodeOp(nn.Module):
         return self.act(y)
 
 
+def make_conv(c_in: int, c_out: int, op: OpSpec) -> nn.Module:
+    """The k x k conv of an op (``conv`` or ``sepconv``): [B, C_in, H, W] -> [B, C_out, H, W].
+
+    A conv carries a bias when ``op.bias`` asks for one or no norm follows it.
+    """
+    bias = op.bias or op.norm == "none"
+    if op.type == "sepconv":
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_in, op.kernel, padding=op.kernel // 2, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=bias),
+        )
+    return nn.Conv2d(c_in, c_out, op.kernel, padding=op.kernel // 2, bias=bias)
+
+
+def _stem_stages(c_in: int, c_out: int, op: OpSpec, owns_input: bool) -> nn.Sequential:
+    """The first ``op.convs - 1`` conv stages of a multi-conv op: [B, C_in, H, W] -> [B, C_out, H, W].
+
+    conv_first stages are conv -> norm -> act, act_first ones act -> conv -> norm (the first act
+    in place only on an input the op owns).
+    """
+    layers: list[nn.Module] = []
+    for i in range(op.convs - 1):
+        conv, norm = make_conv(c_in if i == 0 else c_out, c_out, op), make_norm(op.norm, c_out)
+        if op.order == "act_first":
+            layers += [make_act(op.act, inplace=owns_input or i > 0), conv, norm]
+        else:
+            layers += [conv, norm, make_act(op.act, inplace=True)]
+    return nn.Sequential(*layers)
+
+
 def upsample_to(x: torch.Tensor, ref: torch.Tensor, mode: str) -> torch.Tensor:
-    """[B, C, h, w] -> [B, C, H, W] where (H, W) is ``ref``'s size, by nearest or bilinear interpolation."""
+    """[B, C, h, w] -> [B, C, H, W] where (H, W) is ``ref``'s size, by nearest or bilinear interpolation.
+
+    (``deconv``, the learned mode, is the module :class:`DeconvUp`.)
+    """
     if mode == "nearest":
         return F.interpolate(x, size=ref.shape[-2:], mode="nearest")
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
@@ -102,14 +137,62 @@ def crop_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return x[:, :, : ref.shape[-2], : ref.shape[-1]]
 
 
-class PoolDown(nn.Module):
-    """Parameter-free down-sampling by 2**steps: 3x3 stride-2 max- or avg-pools (padding 1), cropped to ``ref``."""
+def bilinear_kernel(size: int) -> torch.Tensor:
+    """[size, size] bilinear interpolation weights of a stride size/2 transposed conv (FCN / DLA init)."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    ramp = 1 - (torch.arange(size, dtype=torch.float32) - center).abs() / factor
+    return ramp[:, None] * ramp[None, :]
 
-    def __init__(self, steps: int, mode: str) -> None:
+
+class DeconvUp(nn.Module):
+    """Learned up-sampling by f = 2**steps: a depthwise transposed conv, kernel 2f, stride f, padding f/2.
+
+    DLA's IDAUp ``up``: no bias, weights initialised to bilinear interpolation and trained.
+    [B, C, h, w] -> [B, C, f*h, f*w], then cropped to ``ref``'s (H, W), or edge-padded where a
+    backbone floored an odd size (f*h < H).
+    """
+
+    def __init__(self, channels: int, steps: int) -> None:
         super().__init__()
-        self.steps, self.max = steps, mode == "maxpool"
+        f = 2**steps
+        self.up = nn.ConvTranspose2d(channels, channels, 2 * f, f, f // 2, groups=channels, bias=False)
+        with torch.no_grad():
+            self.up.weight.copy_(bilinear_kernel(2 * f).expand_as(self.up.weight))
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        y = crop_to(self.up(x), ref)
+        # a zero-width pad where sizes agree keeps the traced graph free of shape-dependent branches
+        return F.pad(y, (0, ref.shape[-1] - y.shape[-1], 0, ref.shape[-2] - y.shape[-2]), mode="replicate")
+
+
+def pool_same(x: torch.Tensor, stride: int, use_max: bool = True) -> torch.Tensor:
+    """One pool with kernel = stride = s and TF's ``same`` padding: [B, C, H, W] -> [B, C, ceil(H/s), ceil(W/s)].
+
+    Where s does not divide a size, TF pads ceil(H/s) * s - H in all, the smaller half before;
+    the padding never wins a max and is not counted in an average.
+    """
+    h, w = x.shape[-2:]
+    pad = ((-h % stride) // 2, (-w % stride) // 2)
+    if use_max:
+        return F.max_pool2d(x, stride, stride, pad, ceil_mode=True)
+    return F.avg_pool2d(x, stride, stride, pad, ceil_mode=True, count_include_pad=False)
+
+
+class PoolDown(nn.Module):
+    """Parameter-free down-sampling by 2**steps with max- or avg-pools, cropped to ``ref``.
+
+    ``single`` False: ``steps`` 3x3 stride-2 pools with padding 1 (EfficientDet's chain);
+    True: one pool with kernel = stride = 2**steps (NAS-FPN's, see :func:`pool_same`).
+    """
+
+    def __init__(self, steps: int, mode: str, single: bool = False) -> None:
+        super().__init__()
+        self.steps, self.max, self.single = steps, mode == "maxpool", single
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        if self.single:
+            return crop_to(pool_same(x, 2**self.steps, self.max), ref)
         for _ in range(self.steps):
             x = F.max_pool2d(x, 3, 2, 1) if self.max else F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
         return crop_to(x, ref)
@@ -118,21 +201,28 @@ class PoolDown(nn.Module):
 class ConvDown(nn.Module):
     """Learned down-sampling by 2**steps: 3x3 stride-2 conv + norm per step (act between steps).
 
-    [B, C_in, H, W] -> [B, C_out, H / 2**steps, W / 2**steps] cropped to ``ref``. The compiler
-    projects an edge to the neck width first, so in practice C_in == C_out.
+    ``act_last`` also applies the activation after the last step (resample ``down: conv_act``:
+    PANet's conv -> norm -> ReLU). [B, C_in, H, W] -> [B, C_out, H / 2**steps, W / 2**steps]
+    cropped to ``ref``. The compiler projects an edge to the neck width first, so in practice C_in == C_out.
     """
 
-    def __init__(self, c_in: int, c_out: int, steps: int, op: OpSpec) -> None:
+    def __init__(self, c_in: int, c_out: int, steps: int, op: OpSpec, act_last: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(steps):
             if i:
                 layers.append(make_act(op.act, inplace=True))
             layers.append(ConvNorm(c_in if i == 0 else c_out, c_out, 3, 2, op.norm, op.bias))
+        if act_last:
+            layers.append(make_act(op.act, inplace=True))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return crop_to(self.body(x), ref)
+
+
+#: Extra-level kinds whose projection of the last backbone feature is shared with the cells.
+LATERAL_EXTRA_LEVELS = ("lateral_pool", "lateral_conv_pool")
 
 
 class ExtraLevels(nn.Module):
@@ -143,21 +233,35 @@ class ExtraLevels(nn.Module):
     (bias, no norm) on the last backbone feature, then ReLU + 3x3 stride-2 conv per level.
     Input: the last backbone feature [B, C_in, H, W]; output: ``count`` tensors [B, width, ...],
     each half the size (ceil) of the one before.
+
+    ``lateral_pool`` (TF NAS-FPN) and ``lateral_conv_pool`` (mmdetection NAS-FPN) share the
+    lateral: ``proj`` (1x1 conv + norm where channels differ) is applied by the caller, whose
+    result is both the cells' input at that level and this module's input. Each extra level is
+    then a 2x2/2 max-pool (TF ``same`` padding) of the one before, after its own 1x1 conv + norm
+    in ``lateral_conv_pool``.
     """
 
     def __init__(self, kind: str, c_in: int, width: int, count: int, norm: str, bias: bool) -> None:
         super().__init__()
         self.kind, self.count = kind, count
-        if kind == "pool":
+        self.shares_lateral = kind in LATERAL_EXTRA_LEVELS
+        if kind == "pool" or self.shares_lateral:
             self.proj = ConvNorm(c_in, width, 1, 1, norm, bias) if c_in != width else nn.Identity()
-            self.convs = nn.ModuleList()
+            per_level = kind == "lateral_conv_pool"
+            self.convs = nn.ModuleList(
+                [ConvNorm(width, width, 1, 1, norm, bias) for _ in range(count if per_level else 0)]
+            )
         else:
             self.proj = nn.Identity()
             self.convs = nn.ModuleList([nn.Conv2d(c_in if i == 0 else width, width, 3, 2, 1) for i in range(count)])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out: list[torch.Tensor] = []
-        if self.kind == "pool":
+        if self.shares_lateral:  # x is already the projected lateral
+            for i in range(self.count):
+                x = pool_same(self.convs[i](x) if self.convs else x, 2)
+                out.append(x)
+        elif self.kind == "pool":
             x = self.proj(x)
             for _ in range(self.count):
                 x = F.max_pool2d(x, 3, 2, 1)

@@ -12,15 +12,19 @@ base: proxy                 # preset giving every coefficient not fixed or searc
 phis: [1]                   # each trial trains (and is scored at) these phi
 fixed: {anchor_size: 2.0}
 search:
-  alpha: {low: 1.0, high: 1.6}              # float; `step`, `log: true` optional
-  beta:  {low: 1.0, high: 1.6}
-  gamma: {low: 1.0, high: 1.6}
+  alpha: {low: 1.0, high: 2.0, step: 0.5}   # float; `step` or `log: true` optional
+  beta:  {low: 1.0, high: 1.25, step: 0.25}
+  gamma: {low: 1.0, high: 1.5}
 constraint: {product: 2.0, solve: gamma}    # alpha * beta**2 * gamma**2 = product
 ```
 
 The constraint is enforced exactly by solving: the two other coefficients are sampled and the
 ``solve`` one is computed from them; a trial whose solved value falls outside its range is
 rejected before training. A bad file is refused with every problem listed (file, field, rule).
+
+Layer counts and sizes are rounded, so a continuous coefficient has plateaus: the shipped spaces step
+a coefficient wherever one step of it is one layer, 8 channels or one resolution multiple at
+the phis they train (tests/test_search_space.py checks that no step, and no continuous range, collapses).
 """
 
 from __future__ import annotations
@@ -380,6 +384,9 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
 
 def _check_buildable(c: _Checker, space: SearchSpace) -> None:
     """Build the rule at both ends of every range and at every phi: catches phi > max_phi and the like."""
+    if space.rule_kind == "efficientnet" and not any(space.phis):
+        c.add("bad-phis", "an efficientnet rule at phi 0 is its base model whatever alpha, beta and gamma", "phis")
+        return
     for corner in ("low", "high"):
         try:
             rule = space.rule(space.corner(corner), space.name)

@@ -112,6 +112,11 @@ def _parse_op(raw: Any, c: _Collector, field: str, node: str | None) -> dict[str
                     out[key] = val
         elif key == "bias" and c.typed(val, bool, "true or false", fname, node):
             out[key] = val
+        elif key == "convs" and c.typed(val, int, "a positive integer", fname, node):
+            if val < 1:
+                c.add("bad-value", f"convs must be >= 1, got {val}", node, fname)
+            else:
+                out[key] = val
     return out
 
 
@@ -215,9 +220,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> tuple[NeckSpec | None, list[
     if not c.choice(fuse, m.FUSE_TYPES, "fuse"):
         fuse = defaults.fuse
     op = OpSpec(**(_parse_op(raw["op"], c, "op", None) or {})) if "op" in raw else OpSpec()
-    resample = ResampleSpec(
-        **_parse_choices(raw.get("resample", {}), c, "resample", {"up": m.UP_MODES, "down": m.DOWN_MODES})
-    )
+    resample_choices = {"up": m.UP_MODES, "down": m.DOWN_MODES, "down_pool": m.DOWN_POOLS}
+    resample = ResampleSpec(**_parse_choices(raw.get("resample", {}), c, "resample", resample_choices))
     attention = AttentionSpec(
         **_parse_choices(
             raw.get("attention", {}), c, "attention", {"pool": m.ATTENTION_POOLS, "gate": m.ATTENTION_GATES}

@@ -31,9 +31,11 @@ OP_TYPES = ("sepconv", "conv", "none")
 NORM_TYPES = ("bn", "gn", "none")
 ACT_TYPES = ("relu", "swish", "silu", "gelu", "none")
 OP_ORDERS = ("act_first", "conv_first")
-UP_MODES = ("nearest", "bilinear")
-DOWN_MODES = ("maxpool", "avgpool", "conv")
-EXTRA_LEVEL_TYPES = ("pool", "conv")
+UP_MODES = ("nearest", "bilinear", "deconv")
+DOWN_MODES = ("maxpool", "avgpool", "conv", "conv_act")
+#: How a pooled jump of k levels down is made: ``chain`` (k 3x3/2 pools) or ``single`` (one 2**k pool).
+DOWN_POOLS = ("chain", "single")
+EXTRA_LEVEL_TYPES = ("pool", "conv", "lateral_pool", "lateral_conv_pool")
 PROJECTION_MODES = ("shared", "per_edge")
 ATTENTION_POOLS = ("max", "avg")
 ATTENTION_GATES = ("coarser", "second")
@@ -46,6 +48,7 @@ _OVERRIDE_CHOICES: dict[str, tuple[str, ...]] = {
     "order": OP_ORDERS,
     "up": UP_MODES,
     "down": DOWN_MODES,
+    "down_pool": DOWN_POOLS,
     "extra_levels": EXTRA_LEVEL_TYPES,
     "input_projection": PROJECTION_MODES,
     "attention_pool": ATTENTION_POOLS,
@@ -70,6 +73,8 @@ class OpSpec:
     conv -> norm -> act. bias: a conv bias even when a norm follows (the TF EfficientDet
     models carry it, and so do their parameter counts); it also applies to the 1x1
     projections and to the ``pool`` extra-level stem (the ``conv`` stem always has a bias and no norm).
+    convs: how many k x k convs (each with its norm) the op stacks, the activation between them;
+    ``convs: 2`` with ``residual`` on a one-input node is a ResNet BasicBlock (DLA's block).
     """
 
     type: str = "conv"
@@ -78,6 +83,14 @@ class OpSpec:
     act: str = "relu"
     order: str = "conv_first"
     bias: bool = False
+    convs: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form; ``convs`` only when not 1, so older specs keep their hash."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "convs"}
+        if self.convs != 1:
+            out["convs"] = self.convs
+        return out
 
     def merged(self, partial: dict[str, Any] | None) -> OpSpec:
         """This op with the fields of ``partial`` (a node-level override) replacing its own."""
@@ -86,10 +99,24 @@ class OpSpec:
 
 @dataclass(frozen=True)
 class ResampleSpec:
-    """How an edge crossing levels is resampled: up to the target's exact size, down by 2**k."""
+    """How an edge crossing levels is resampled: up to the target's exact size, down by 2**k.
+
+    ``down_pool`` shapes a pooled jump of k levels down (``down: maxpool`` or ``avgpool``; a
+    ``conv`` or ``conv_act`` jump is always k 3x3/2 convs): ``chain`` is k 3x3 stride-2 pools with padding 1
+    (EfficientDet); ``single`` is one pool with kernel = stride = 2**k and TF's ``same`` padding
+    (NAS-FPN in TF Model Garden and mmdetection).
+    """
 
     up: str = "nearest"
     down: str = "maxpool"
+    down_pool: str = "chain"
+
+    def to_dict(self) -> dict[str, str]:
+        """The YAML form; ``down_pool`` only when not the default, so older specs keep their hash."""
+        out = {"up": self.up, "down": self.down}
+        if self.down_pool != ResampleSpec.down_pool:
+            out["down_pool"] = self.down_pool
+        return out
 
 
 @dataclass(frozen=True)
@@ -140,8 +167,12 @@ class NeckSpec:
 
     ``levels`` is a contiguous ascending range of pyramid levels (level L has stride 2**L).
     ``extra_levels`` says how levels past the backbone's last one are made: ``pool``
-    (EfficientDet: 1x1 conv + norm when channels differ, then 3x3/2 max-pool) or ``conv``
-    (RetinaNet: 3x3 stride-2 convs, ReLU between them). ``input_projection`` is ``shared``
+    (EfficientDet: 1x1 conv + norm when channels differ, then 3x3/2 max-pools), ``conv``
+    (RetinaNet: 3x3 stride-2 convs, ReLU between them), ``lateral_pool`` (TF NAS-FPN: the last
+    backbone level's 1x1 conv + norm projection becomes that level's input, shared with the cells,
+    and each extra level is a 2x2/2 max-pool of the one before) or ``lateral_conv_pool``
+    (mmdetection NAS-FPN: the same shared projection, then per extra level its own 1x1 conv + norm
+    and a 2x2/2 max-pool). ``input_projection`` is ``shared``
     (one 1x1 projection per input feature, reused by all its consumers) or ``per_edge``
     (EfficientDet: a separate projection on every edge out of a backbone feature).
     ``family`` records the generator and arguments that produced a built-in spec.
@@ -192,9 +223,9 @@ class NeckSpec:
     def with_overrides(self, **defaults: Any) -> NeckSpec:
         """A copy whose spec-wide defaults are replaced.
 
-        Keys: ``fuse``, ``extra_levels``, ``input_projection``, ``repeat``, ``up``, ``down``,
+        Keys: ``fuse``, ``extra_levels``, ``input_projection``, ``repeat``, ``up``, ``down``, ``down_pool``,
         ``attention_pool``, ``attention_gate`` and any ``OpSpec`` field (``op_type`` or ``type``,
-        ``kernel``, ``norm``, ``act``, ``order``, ``bias``). Values of None are ignored; other
+        ``kernel``, ``norm``, ``act``, ``order``, ``bias``, ``convs``). Values of None are ignored; other
         values are checked against the same choices as spec files (``UserError`` otherwise).
         Node-level settings stay: they are part of the topology (NAS-FPN's sum vs attention cells).
         """
@@ -205,9 +236,11 @@ class NeckSpec:
                 raise UserError(f"override {key}={value!r}: choose one of {', '.join(allowed)}")
         if "kernel" in d and (not isinstance(d["kernel"], int) or d["kernel"] < 1 or d["kernel"] % 2 == 0):
             raise UserError(f"override kernel={d['kernel']!r}: kernels are odd positive integers")
+        if "convs" in d and (not isinstance(d["convs"], int) or isinstance(d["convs"], bool) or d["convs"] < 1):
+            raise UserError(f"override convs={d['convs']!r}: convs is a positive integer")
         op_fields = {f.name for f in fields(OpSpec)}
         op_changes = {("type" if k == "op_type" else k): d.pop(k) for k in list(d) if k in op_fields | {"op_type"}}
-        res_changes = {k: d.pop(k) for k in ("up", "down") if k in d}
+        res_changes = {k: d.pop(k) for k in ("up", "down", "down_pool") if k in d}
         att_changes = {k.removeprefix("attention_"): d.pop(k) for k in ("attention_pool", "attention_gate") if k in d}
         top = {k: d.pop(k) for k in ("fuse", "extra_levels", "input_projection", "repeat") if k in d}
         if d:
@@ -232,8 +265,8 @@ class NeckSpec:
                 "levels": list(self.levels),
                 "repeat": self.repeat,
                 "fuse": self.fuse,
-                "op": {f.name: getattr(self.op, f.name) for f in fields(OpSpec)},
-                "resample": {"up": self.resample.up, "down": self.resample.down},
+                "op": self.op.to_dict(),
+                "resample": self.resample.to_dict(),
                 "attention": {"pool": self.attention.pool, "gate": self.attention.gate},
                 "extra_levels": self.extra_levels,
                 "input_projection": self.input_projection,

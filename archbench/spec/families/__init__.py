@@ -11,6 +11,7 @@ names; importing a family module registers it, in the order below (the order ``s
 from archbench.spec.families import fpn  # noqa: F401
 from archbench.spec.families import panet  # noqa: F401
 from archbench.spec.families import bifpn  # noqa: F401
+from archbench.spec.families import efficientdet_table5  # noqa: F401
 from archbench.spec.families import nasfpn  # noqa: F401
 from archbench.spec.families import dla  # noqa: F401
 

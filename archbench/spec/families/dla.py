@@ -28,15 +28,19 @@ def ida(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
     return NeckSpec(
         name="ida",
         description=(
-            "Iterative deep aggregation as a neck: DLA-up (Yu et al. 2018). Stages run from the deepest level "
-            "to the shallowest; the stage at level L aggregates in<L> with the feature one level deeper, then "
-            "folds in, one by one, every node of the previous stage (upsampled), so level L ends with a chain "
-            "of (top - L) aggregation nodes whose last is the output. Aggregation node = concat -> 3x3 conv -> "
-            "BN -> ReLU. Choices the paper leaves open or that we changed: inputs are projected by 1x1 conv + BN "
-            "(no ReLU) before upsampling; upsampling is fixed bilinear interpolation to the exact target size "
-            "instead of a bilinear-initialised learnable deconvolution (so any input size works); the top level "
-            "gets a single 3x3 conv so every level has an output at the neck width (DLA-up only outputs the "
-            "finest level). The original applies the aggregation once; this spec is marked repeat: true so the "
+            "Iterative deep aggregation as a neck: DLA-up (Yu et al. 2018; ucbdrive/dla dla_up.py DLAUp/IDAUp). "
+            "Stages run from the deepest level to the shallowest; the stage at level L aggregates in<L> with "
+            "in<L+1>, then folds in, one by one, every node of the previous stage, so level L ends with a chain "
+            "of (top - L) aggregation nodes, inputs in IDAUp's order (aggregate so far, deeper input). Node = "
+            "concat -> 3x3 conv -> BN -> ReLU. Upsampling is IDAUp's learned depthwise transposed conv (kernel "
+            "4, stride 2, padding 1, no bias, bilinear init; up: deconv). Deviations: one width at every level "
+            "(DLA-up keeps each level at the backbone's width and re-projects deeper inputs to it by 1x1 "
+            "conv + BN + ReLU; here backbone features are projected once to the neck width by 1x1 conv + BN, "
+            "no ReLU, so the heads can be shared); every level is an output (DLA-up returns only the finest; "
+            "CenterNet's DLAUp returns each level's last node, as here) and the top level, which DLA-up leaves "
+            "as is, gets one 3x3 conv node so it has an output at the neck width; P6/P7 come from the pool "
+            "stem; the deconvolution is cropped (or edge-padded) to the exact target size so any input size "
+            "works. The original applies the aggregation once; this spec is marked repeat: true so the "
             "scaling rule stacks it D times like every other neck (set repeat: false for the single pass)."
         ),
         levels=tuple(levels),
@@ -44,52 +48,68 @@ def ida(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
         outputs=outputs,
         fuse="concat",
         op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),
-        resample=ResampleSpec(up="bilinear", down="maxpool"),
+        resample=ResampleSpec(up="deconv", down="maxpool"),
         extra_levels="pool",
     )
 
 
+#: DLA-34's tree depth per stage (ucbdrive/dla ``dla34``: ``levels``); stage k has stride 2**k, so
+#: entry L is pyramid level L's depth. Stages 0 and 1 are plain convs in DLA, not trees.
+DLA34_DEPTHS = (1, 1, 1, 2, 2, 1)
+
+
 @family("hda", ("hda_residual", {"residual": True}))
-def hda(levels: tuple[int, ...] = DEFAULT_LEVELS, depth: int = 2, residual: bool = False) -> NeckSpec:
+def hda(
+    levels: tuple[int, ...] = DEFAULT_LEVELS, depths: tuple[int, ...] = DLA34_DEPTHS, residual: bool = False
+) -> NeckSpec:
+    """DLA's stages as a neck: level L gets a tree of depth ``depths[L]`` (the last entry past the end)."""
     lo, hi = check_levels("hda", levels, min_count=1)
-    if depth < 1:
-        raise UserError(f"hda: depth must be >= 1, got {depth}")
+    if not depths or min(depths) < 1:
+        raise UserError(f"hda: depths must be a non-empty list of integers >= 1, got {list(depths)}")
     nodes: list[NodeSpec] = []
 
     def tree(lvl: int, x: str, n: int, children: list[str], tag: str) -> str:
-        """DLA's T_n on input ``x``; the root takes (last block, previous block, *children)."""
+        """DLA's Tree of depth n on ``x``; a leaf's root takes (last block, previous block, *children)."""
         if n > 1:
             left = tree(lvl, x, n - 1, [], tag + "l")
             return tree(lvl, left, n - 1, children + [left], tag + "r")
         b1, b2 = f"b{lvl}{tag}1", f"b{lvl}{tag}2"
-        nodes.append(node(b1, lvl, x))
-        nodes.append(node(b2, lvl, b1))
+        nodes.append(node(b1, lvl, x, op={"convs": 2}, residual=True))
+        nodes.append(node(b2, lvl, b1, op={"convs": 2}, residual=True))
         root = f"root{lvl}{tag}"
         nodes.append(node(root, lvl, b2, b1, *children, op={"kernel": 1}, residual=residual))
         return root
 
     outputs: dict[int, str] = {}
-    above: list[str] = []
-    for lvl in range(hi, lo - 1, -1):
-        outputs[lvl] = tree(lvl, f"in{lvl}", depth, above, "")
-        above = [outputs[lvl]]
+    bottom: list[str] = []
+    for lvl in range(lo, hi + 1):
+        outputs[lvl] = tree(lvl, f"in{lvl}", depths[min(lvl, len(depths) - 1)], bottom, "")
+        bottom = [outputs[lvl]]
+    depth_text = ", ".join(f"P{lvl}: {depths[min(lvl, len(depths) - 1)]}" for lvl in range(lo, hi + 1))
     return NeckSpec(
         name="hda",
         description=(
-            f"Hierarchical deep aggregation (Yu et al. 2018, DLA) as a neck: at each level a tree T_{depth} of "
-            "conv blocks whose aggregation nodes take several children, as DLA's Tree: T_1 = root(B(B(x)), B(x)); "
-            "T_n = T_(n-1) applied to the output of a left T_(n-1), whose output also joins the right tree's "
-            "root, so a root at depth n takes n+1 children. Aggregation node = concat -> 1x1 conv -> BN "
-            "(+ its first child when residual) -> ReLU, DLA's root. Choices we made: a block B is one 3x3 "
-            "conv + BN + ReLU (DLA's BasicBlock has two and a skip); trees run from the deepest level to the "
-            "shallowest and each level's root also takes the (bilinearly upsampled) root of the level above, "
-            f"which is what makes the tree a multi-scale neck. residual={residual} (DLA-34 has none; deeper DLAs do)."
+            "Hierarchical deep aggregation (Yu et al. 2018; ucbdrive/dla dla.py Tree/Root/BasicBlock) as a "
+            f"neck. DLA's stage k (stride 2**k) is pyramid level k, and level L is a tree of depth depths[L] "
+            f"(depths {list(depths)}, DLA-34's being {list(DLA34_DEPTHS)}; levels past the list take its last "
+            f"entry: {depth_text}). Tree: T_1 = root(B(B(x)), B(x), *children); T_n = T_(n-1) on the root of a left "
+            "T_(n-1), which also joins the right tree's root, so a depth-n root takes n+1 children. Block B = "
+            "DLA's BasicBlock: 3x3 conv-BN-ReLU, 3x3 conv-BN, + its input, ReLU (op convs: 2, residual). "
+            "Root = concat -> 1x1 conv -> BN (+ its first child, the last block, when residual: DLA-102/169's "
+            f"residual_root) -> ReLU; residual={residual}. As in DLA, stages run from the finest level to the "
+            "coarsest and each level's final root also takes DLA's 'bottom', the 2x2/2 max-pooled output of "
+            "the level below (the lowest level has none, like DLA's level2). Deviations: a level's blocks "
+            "start from the backbone feature in<L> (projected to the neck width by 1x1 conv + BN in the first "
+            "cell), where DLA's first block is a stride-2 conv on the stage below with the pooled, projected "
+            "'bottom' as its skip; so fine levels never see coarser ones (DLA adds IDA-up for that); one "
+            "width at every level where DLA widens per stage; P6/P7 (absent in DLA) come from the pool stem; "
+            "the spec repeats D times (DLA runs once)."
         ),
         levels=tuple(levels),
         nodes=tuple(nodes),
         outputs=outputs,
         fuse="concat",
         op=OpSpec(type="conv", kernel=3, norm="bn", act="relu", order="conv_first"),
-        resample=ResampleSpec(up="bilinear", down="maxpool"),
+        resample=ResampleSpec(down="maxpool", down_pool="single"),
         extra_levels="pool",
     )

@@ -22,8 +22,9 @@ def fpn(levels: tuple[int, ...] = DEFAULT_LEVELS, top_down_from: int = 5) -> Nec
             f"1x1 projections of in{lo}..in{top}; the top-down path sums each lateral with the nearest-"
             "upsampled coarser merge (no conv on the path), and a 3x3 conv (bias, no norm, no activation, "
             f"as in the paper) smooths each merge into an output. Levels above {top} are RetinaNet's P6/P7: "
-            "3x3 stride-2 convs on the last backbone feature (ReLU between them) passed straight to the "
-            "outputs, outside the top-down path. Repeating the cell re-runs the top-down path on its own outputs."
+            "3x3 stride-2 convs on the last backbone feature (ReLU between them, as the paper and Detectron; "
+            "mmdetection's RetinaNet config leaves it out) passed straight to the outputs, outside the top-down "
+            "path. Lin et al. run the path once (D = 1); repeating the cell re-runs it on its own outputs."
         ),
         levels=tuple(levels),
         nodes=tuple(nodes),
