@@ -178,6 +178,19 @@ def test_groups_are_separate():
     assert row(t[t["preset"] == "proxy"], "bifpn", 2)["rank"] == 1
 
 
+def test_topologies_sharing_a_name_are_never_pooled():
+    # two records of "fpn" at phi 0 whose spec differs (the built-in changed between runs): two rows, not a mean
+    changed = [dict(make_record("fpn", 0, s, ap=0.6, gflops=1.0), spec_hash="0123456789abcdef") for s in (0, 1)]
+    t = build_table(sweep() + changed)
+    proxy = t[t["phi"] == 0]
+    assert sorted(proxy["neck"]) == ["bifpn", "fpn@01234567", "fpn@spec-fpn", "pan"]
+    assert row(t, "fpn@01234567", 0)["AP_mean"] == pytest.approx(0.6)
+    assert row(t, "fpn@spec-fpn", 0)["AP_mean"] == pytest.approx(0.30)
+    # the label follows the topology across phi, so each keeps its own curve; a neck with one topology keeps its name
+    assert row(t, "fpn@spec-fpn", 1)["n_seeds"] == 2
+    assert row(t, "bifpn", 1)["n_seeds"] == 2
+
+
 def test_task_filter_and_seg():
     seg = make_record("fpn", 0, 0, task="seg")
     seg["metrics"] = {"mIoU": 0.6, "pixel_accuracy": 0.9}

@@ -91,6 +91,7 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": dataset.get("name", "?"),
         "preset": record.get("preset", "?"),
         "neck": record.get("neck", "?"),
+        "spec_hash": record.get("spec_hash"),
         "phi": record.get("phi"),
         "seed": record.get("seed"),
     }
@@ -106,7 +107,23 @@ def _ok_rows(records: Iterable[Record], task: str | None) -> pd.DataFrame:
     rows = [
         _flatten(r) for r in map(as_dict, records) if r.get("status") == OK and (task is None or r.get("task") == task)
     ]
-    return pd.DataFrame(rows)
+    return _split_topologies(pd.DataFrame(rows))
+
+
+def _split_topologies(rows: pd.DataFrame) -> pd.DataFrame:
+    """Never pool seeds of different topologies that share a name (a built-in changed between runs).
+
+    Where one neck name has records with several spec hashes in a group, each topology becomes its own
+    neck at every phi, labelled ``name@<first 8 hex digits of its spec hash>``, so each keeps its own curve;
+    a name with one topology keeps its name.
+    """
+    if rows.empty:
+        return rows
+    keys = GROUP_KEYS + ["neck"]
+    hashes = rows.groupby(keys, dropna=False)["spec_hash"].transform("nunique")
+    ambiguous = hashes > 1
+    rows.loc[ambiguous, "neck"] = rows.loc[ambiguous, "neck"] + "@" + rows.loc[ambiguous, "spec_hash"].str[:8]
+    return rows.drop(columns="spec_hash")
 
 
 def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
