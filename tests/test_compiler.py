@@ -148,3 +148,10 @@ def test_two_conv_op_with_residual_is_a_basic_block():
     conv1, bn1 = op.stem[0], op.stem[1]
     expected = torch.relu(op.norm(op.conv(torch.relu(bn1(conv1(x))))) + x)
     assert torch.allclose(op(x, x), expected)
+
+
+def test_upsample_to_refuses_an_unknown_mode():
+    from archbench.neck.layers import upsample_to
+
+    with pytest.raises(ValueError, match="unknown mode 'bicubic'"):
+        upsample_to(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 4, 4), "bicubic")

@@ -3,8 +3,14 @@
 Each ``tests/reference_topologies/<neck>.yaml`` names its sources and lists what the reference is
 unambiguous about: the nodes (id, level, inputs in order, fusion, the op fields it fixes), the
 outputs, and the spec-wide resampling, extra-level and projection choices. The built-in generated at
-the file's levels must match it field for field; a deliberate deviation is not listed here but in the
-spec's description and docs/fidelity.md.
+the file's levels must match it field for field.
+
+Parts that are archbench's, not the reference's, are pinned too, and marked: a node the reference lacks
+(or whose inputs differ from the reference's) carries ``ours: <why>``, and ``ours_outputs: {level: why}``
+names the output levels the reference lacks. ``reference_levels`` (default: every level) lists the levels
+the reference defines; every node and output at another level must be marked, and every marked output must
+be at another level or name a marked node. Deviations that no node list shows (ops, widths, init) are in
+the spec's description and docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -28,6 +34,53 @@ def _load(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text())
     assert data.get("sources"), f"{path.name}: a reference names its sources"
     return data
+
+
+def _ours_problems(ref: dict[str, Any]) -> list[str]:
+    """Where the ``ours`` markers of a reference file are missing, empty or stale (see the module docstring)."""
+    problems: list[str] = []
+    ref_levels = set(ref.get("reference_levels", ref["levels"]))
+    ours_nodes = set()
+    for n in ref["nodes"]:
+        if "ours" in n:
+            if not isinstance(n["ours"], str) or not n["ours"].strip():
+                problems.append(f"node {n['id']}: ours needs a reason")
+            ours_nodes.add(n["id"])
+        elif n["level"] not in ref_levels:
+            problems.append(f"node {n['id']}: at level {n['level']}, which the reference lacks, but not marked ours")
+    ours_outputs = {int(k): v for k, v in (ref.get("ours_outputs") or {}).items()}
+    outputs = {int(k): v for k, v in ref["outputs"].items()}
+    for level, why in ours_outputs.items():
+        if not isinstance(why, str) or not why.strip():
+            problems.append(f"ours_outputs {level}: needs a reason")
+        if level not in outputs:
+            problems.append(f"ours_outputs {level}: no such output")
+        elif level in ref_levels and outputs[level] not in ours_nodes:
+            problems.append(f"ours_outputs {level}: at a reference level, naming a reference node")
+    for level in outputs:
+        if level not in ref_levels and level not in ours_outputs:
+            problems.append(f"output {level}: at a level the reference lacks, but not in ours_outputs")
+    return problems
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=[p.stem for p in REFERENCES])
+def test_archbench_parts_are_marked(path: Path):
+    problems = _ours_problems(_load(path))
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+def test_ours_markers_are_checked():
+    ref = {
+        "levels": [3, 4, 5, 6],
+        "reference_levels": [3, 4, 5],
+        "nodes": [{"id": "a", "level": 3, "inputs": ["in3"]}, {"id": "b", "level": 6, "inputs": ["in6"]}],
+        "outputs": {3: "a", 4: "in4", 5: "in5", 6: "b"},
+        "ours_outputs": {3: "stale"},
+    }
+    problems = _ours_problems(ref)
+    assert any("node b" in p for p in problems)
+    assert any("ours_outputs 3" in p for p in problems)
+    assert any("output 6" in p for p in problems)
 
 
 def test_every_builtin_has_reference_data():

@@ -159,6 +159,18 @@ def test_rule_fusion_needs_two_inputs():
     assert rules(text) == ["fusion-arity"]
 
 
+def test_rule_convs_need_a_conv():
+    problems = parse_yaml(edit("inputs: [in5, out4]}", "inputs: [in5, out4], op: {type: none, convs: 2}}"), "t")[1]
+    assert [(p.rule, p.node, p.field) for p in problems] == [("bad-value", "out5", "op.convs")]
+    spec_wide = edit("levels: [3, 4, 5]", "levels: [3, 4, 5]\nop: {type: none, convs: 3}")
+    assert [(p.rule, p.field) for p in parse_yaml(spec_wide, "t")[1]] == [("bad-value", "op.convs")]
+    inherited = edit("levels: [3, 4, 5]", "levels: [3, 4, 5]\nop: {type: none}")
+    assert rules(inherited.replace("inputs: [in5, out4]}", "inputs: [in5, out4], op: {convs: 2}}")) == ["bad-value"]
+    # a spec-wide convs that a type-none node does not use is a default, like the kernel: fine
+    lateral = edit("levels: [3, 4, 5]", "levels: [3, 4, 5]\nop: {convs: 2}")
+    assert rules(lateral.replace("inputs: [in5, out4]}", "inputs: [in5, out4], op: none}")) == []
+
+
 def test_single_input_node_under_a_multi_input_default_is_fine():
     assert rules(edit("inputs: [in4, in5]}", "inputs: [in5]}")) == []
 

@@ -3,7 +3,8 @@
 ``compile_neck(spec, in_channels, width, repeats)`` returns a ``GraphNeck``:
 
     backbone features [B, C_l, H_l, W_l] for levels lo..b   (b <= the spec's top level)
-      -> extra-level stem: levels b+1..hi, [B, width, ceil(H_b / 2**k), ...]
+      -> extra-level stem: levels b+1..hi, [B, width, ceil(H_b / 2**k), ...]; for the ``lateral_*``
+         kinds it also replaces level b by its 1x1 projection to the width, shared with the cells
       -> D cells (no weight sharing), each mapping level l -> [B, width, H_l, W_l]
       -> list of hi - lo + 1 tensors, ordered by level
 
@@ -199,7 +200,7 @@ class GraphNeck(nn.Module):
             else None
         )
         channels = list(in_channels) + [width] * n_extra
-        if self.extra is not None and self.extra.shares_lateral:  # the stem projects the last backbone level
+        if self.extra is not None and self.extra.shares_lateral:  # the stem returns level b projected
             channels[n_in - 1] = width
         self.cells = nn.ModuleList()
         for _ in range(self.repeats):
@@ -209,9 +210,8 @@ class GraphNeck(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         xs = list(features)
         if self.extra is not None:
-            if self.extra.shares_lateral:
-                xs[-1] = self.extra.proj(xs[-1])
-            xs = xs + self.extra(xs[-1])
+            xs[-1], extra = self.extra(xs[-1])
+            xs += extra
         for cell in self.cells:
             xs = cell(xs)
         return xs

@@ -1,9 +1,10 @@
 """Building blocks of compiled necks: node ops, projections, resampling, the extra-level stem.
 
 Shapes use B (batch), C (channels), H x W (spatial). Every module works for any H x W,
-odd sizes included: up-sampling goes to the exact size of a reference tensor, down-sampling
-halves with ceil (3x3 stride 2, padding 1) and is cropped to the reference where a backbone
-rounded down instead.
+odd sizes included: up-sampling (nearest, bilinear, or a learned transposed conv) goes to the
+exact size of a reference tensor; down-sampling halves with ceil per level, whether by 3x3
+stride-2 pools or convs (padding 1) or by one 2**k pool with TF-'same' padding, and is cropped to
+the reference where a backbone rounded down instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from timm.layers import get_act_layer
 from torch import nn
 
-from archbench.spec.schema import OpSpec
+from archbench.spec.schema import LATERAL_EXTRA_LEVELS, OpSpec
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -58,7 +59,9 @@ class NodeOp(nn.Module):
     ``conv_first`` computes act(norm(conv(x)) + residual). ``sepconv`` is a depthwise k x k conv
     followed by a pointwise 1x1; type ``none`` is the identity (C_in must equal C_out).
     With ``op.convs`` = n > 1, n - 1 stages of the same order run first (conv_first: conv -> norm
-    -> act), so conv_first with a residual is a ResNet BasicBlock for n = 2.
+    -> act), so conv_first with a residual is a ResNet BasicBlock for n = 2. Those leading stages
+    are the attribute ``stem`` (None for n = 1; the name is kept for existing state-dict keys and
+    has nothing to do with the extra-level stem, :class:`ExtraLevels`).
     The activation works in place on tensors this op owns: always after the conv, and on ``x``
     itself only when ``owns_input`` says no one else holds it (the fusion of several inputs).
     """
@@ -75,7 +78,7 @@ class NodeOp(nn.Module):
             self.conv: nn.Module = nn.Identity()
         else:
             if op.convs > 1:
-                self.stem = _stem_stages(c_in, c_out, op, owns_input)
+                self.stem = _leading_stages(c_in, c_out, op, owns_input)
                 c_in = c_out
             self.conv = make_conv(c_in, c_out, op)
         self.norm = make_norm(op.norm, c_out) if op.type != "none" else nn.Identity()
@@ -106,7 +109,7 @@ def make_conv(c_in: int, c_out: int, op: OpSpec) -> nn.Module:
     return nn.Conv2d(c_in, c_out, op.kernel, padding=op.kernel // 2, bias=bias)
 
 
-def _stem_stages(c_in: int, c_out: int, op: OpSpec, owns_input: bool) -> nn.Sequential:
+def _leading_stages(c_in: int, c_out: int, op: OpSpec, owns_input: bool) -> nn.Sequential:
     """The first ``op.convs - 1`` conv stages of a multi-conv op: [B, C_in, H, W] -> [B, C_out, H, W].
 
     conv_first stages are conv -> norm -> act, act_first ones act -> conv -> norm (the first act
@@ -123,13 +126,15 @@ def _stem_stages(c_in: int, c_out: int, op: OpSpec, owns_input: bool) -> nn.Sequ
 
 
 def upsample_to(x: torch.Tensor, ref: torch.Tensor, mode: str) -> torch.Tensor:
-    """[B, C, h, w] -> [B, C, H, W] where (H, W) is ``ref``'s size, by nearest or bilinear interpolation.
+    """[B, C, h, w] -> [B, C, H, W] where (H, W) is ``ref``'s size, by ``nearest`` or ``bilinear`` interpolation.
 
-    (``deconv``, the learned mode, is the module :class:`DeconvUp`.)
+    (``deconv``, the learned mode, is the module :class:`DeconvUp`.) ValueError for any other mode.
     """
     if mode == "nearest":
         return F.interpolate(x, size=ref.shape[-2:], mode="nearest")
-    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+    if mode == "bilinear":
+        return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+    raise ValueError(f"upsample_to: unknown mode {mode!r} (nearest or bilinear; deconv is DeconvUp)")
 
 
 def crop_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -221,24 +226,21 @@ class ConvDown(nn.Module):
         return crop_to(self.body(x), ref)
 
 
-#: Extra-level kinds whose projection of the last backbone feature is shared with the cells.
-LATERAL_EXTRA_LEVELS = ("lateral_pool", "lateral_conv_pool")
-
-
 class ExtraLevels(nn.Module):
-    """Makes the pyramid levels past the backbone's last one.
+    """Makes the pyramid levels past the backbone's last one, and owns that level's projection.
 
-    ``pool`` (EfficientDet): 1x1 conv + norm where channels differ, then 3x3/2 max-pool; each
-    further level is a max-pool of the previous one. ``conv`` (RetinaNet): a 3x3 stride-2 conv
+    Input: the last backbone feature [B, C_in, H, W]. Output: (that level's tensor for the cells,
+    ``count`` extra-level tensors [B, width, ...], each half the size (ceil) of the one before).
+    The first is the input itself, except for the ``lateral_*`` kinds, which share their projection
+    with the cells and return it.
+
+    ``pool`` (EfficientDet): ``proj`` (1x1 conv + norm where channels differ), then 3x3/2 max-pool;
+    each further level is a max-pool of the previous one. ``conv`` (RetinaNet): a 3x3 stride-2 conv
     (bias, no norm) on the last backbone feature, then ReLU + 3x3 stride-2 conv per level.
-    Input: the last backbone feature [B, C_in, H, W]; output: ``count`` tensors [B, width, ...],
-    each half the size (ceil) of the one before.
-
-    ``lateral_pool`` (TF NAS-FPN) and ``lateral_conv_pool`` (mmdetection NAS-FPN) share the
-    lateral: ``proj`` (1x1 conv + norm where channels differ) is applied by the caller, whose
-    result is both the cells' input at that level and this module's input. Each extra level is
-    then a 2x2/2 max-pool (TF ``same`` padding) of the one before, after its own 1x1 conv + norm
-    in ``lateral_conv_pool``.
+    ``lateral_pool`` (TF NAS-FPN) and ``lateral_conv_pool`` (mmdetection NAS-FPN): ``proj`` (1x1 conv
+    + norm where channels differ) makes the lateral, which is both the cells' input at that level and
+    the source of the extra levels; each extra level is a 2x2/2 max-pool (TF ``same`` padding) of the
+    one before, after its own 1x1 conv + norm in ``lateral_conv_pool``.
     """
 
     def __init__(self, kind: str, c_in: int, width: int, count: int, norm: str, bias: bool) -> None:
@@ -255,19 +257,22 @@ class ExtraLevels(nn.Module):
             self.proj = nn.Identity()
             self.convs = nn.ModuleList([nn.Conv2d(c_in if i == 0 else width, width, 3, 2, 1) for i in range(count)])
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         out: list[torch.Tensor] = []
-        if self.shares_lateral:  # x is already the projected lateral
+        if self.shares_lateral:
+            last = y = self.proj(x)
             for i in range(self.count):
-                x = pool_same(self.convs[i](x) if self.convs else x, 2)
-                out.append(x)
-        elif self.kind == "pool":
-            x = self.proj(x)
+                y = pool_same(self.convs[i](y) if self.convs else y, 2)
+                out.append(y)
+            return last, out
+        if self.kind == "pool":
+            y = self.proj(x)
             for _ in range(self.count):
-                x = F.max_pool2d(x, 3, 2, 1)
-                out.append(x)
-        else:
-            for i, conv in enumerate(self.convs):
-                x = conv(F.relu(x) if i else x)
-                out.append(x)
-        return out
+                y = F.max_pool2d(y, 3, 2, 1)
+                out.append(y)
+            return x, out
+        y = x
+        for i, conv in enumerate(self.convs):
+            y = conv(F.relu(y) if i else y)
+            out.append(y)
+        return x, out

@@ -1,4 +1,5 @@
-"""The graph rules of a topology spec: ids, levels, inputs, cycles, fusion arity, outputs, dead nodes.
+"""The graph rules of a topology spec: ids, levels, inputs, cycles, fusion arity, outputs, dead nodes, and
+the settings a node's op would silently ignore.
 
 Every rule violation is returned as a :class:`~archbench.errors.Problem`, not raised, so a file's
 type errors (:mod:`archbench.spec.loader`) and graph problems are reported together.
@@ -13,6 +14,7 @@ from archbench.spec.graph import dependency_order, live_nodes
 from archbench.spec.schema import MULTI_INPUT_FUSES, NeckSpec, input_level
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONVS_WITHOUT_CONV = "convs > 1 stacks the op's k x k convs, but op type 'none' has no conv"
 
 
 def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset[str] = frozenset()) -> list[Problem]:
@@ -70,6 +72,10 @@ def graph_problems(spec: NeckSpec, source: str, broken_ids: set[str] | frozenset
             )
         if spec.node_fuse(n) == "attention" and n.residual:
             add("bad-value", "residual is not defined for attention fusion", n.id, "residual")
+        if (n.op or {}).get("convs", 1) > 1 and spec.node_op(n).type == "none":
+            add("bad-value", _CONVS_WITHOUT_CONV, n.id, "op.convs")
+    if spec.op.type == "none" and spec.op.convs > 1:
+        add("bad-value", _CONVS_WITHOUT_CONV, None, "op.convs")
 
     _, stuck = dependency_order(spec)
     self_loops = {n.id for n in spec.nodes if n.id in n.inputs}

@@ -36,6 +36,8 @@ DOWN_MODES = ("maxpool", "avgpool", "conv", "conv_act")
 #: How a pooled jump of k levels down is made: ``chain`` (k 3x3/2 pools) or ``single`` (one 2**k pool).
 DOWN_POOLS = ("chain", "single")
 EXTRA_LEVEL_TYPES = ("pool", "conv", "lateral_pool", "lateral_conv_pool")
+#: Extra-level kinds whose 1x1 projection of the last backbone level is shared with the cells.
+LATERAL_EXTRA_LEVELS = ("lateral_pool", "lateral_conv_pool")
 PROJECTION_MODES = ("shared", "per_edge")
 ATTENTION_POOLS = ("max", "avg")
 ATTENTION_GATES = ("coarser", "second")

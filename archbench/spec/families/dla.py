@@ -9,6 +9,8 @@ from archbench.spec.schema import DEFAULT_LEVELS, NeckSpec, NodeSpec, OpSpec, Re
 
 @family("ida")
 def ida(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
+    """DLA-up over ``levels``: a chain of ida<L>_k nodes per level below the top, deepest first; each
+    level's last node is its output, and top<hi> (one conv on in<hi>) the top level's."""
     lo, hi = check_levels("ida", levels)
     nodes: list[NodeSpec] = []
     chain_above: list[str] = []  # the aggregation chain of the level above, in order
@@ -36,7 +38,8 @@ def ida(levels: tuple[int, ...] = DEFAULT_LEVELS) -> NeckSpec:
             "4, stride 2, padding 1, no bias, bilinear init; up: deconv). Deviations: one width at every level "
             "(DLA-up keeps each level at the backbone's width and re-projects deeper inputs to it by 1x1 "
             "conv + BN + ReLU; here backbone features are projected once to the neck width by 1x1 conv + BN, "
-            "no ReLU, so the heads can be shared); every level is an output (DLA-up returns only the finest; "
+            "no ReLU, and not at all where their channels already equal it, so the heads can be shared); every "
+            "level is an output (DLA-up returns only the finest; "
             "CenterNet's DLAUp returns each level's last node, as here) and the top level, which DLA-up leaves "
             "as is, gets one 3x3 conv node so it has an output at the neck width; P6/P7 come from the pool "
             "stem; the deconvolution is cropped (or edge-padded) to the exact target size so any input size "
@@ -98,12 +101,15 @@ def hda(
             "Root = concat -> 1x1 conv -> BN (+ its first child, the last block, when residual: DLA-102/169's "
             f"residual_root) -> ReLU; residual={residual}. As in DLA, stages run from the finest level to the "
             "coarsest and each level's final root also takes DLA's 'bottom', the 2x2/2 max-pooled output of "
-            "the level below (the lowest level has none, like DLA's level2). Deviations: a level's blocks "
-            "start from the backbone feature in<L> (projected to the neck width by 1x1 conv + BN in the first "
-            "cell), where DLA's first block is a stride-2 conv on the stage below with the pooled, projected "
-            "'bottom' as its skip; so fine levels never see coarser ones (DLA adds IDA-up for that); one "
-            "width at every level where DLA widens per stage; P6/P7 (absent in DLA) come from the pool stem; "
-            "the spec repeats D times (DLA runs once)."
+            "the level below. Deviations: the lowest level's root has no 'bottom' (in DLA-34 level3 is a "
+            "level_root stage and takes the pooled output of level2, which the neck does not have); the "
+            "2x2/2 pools use TF-'same' padding and round odd sizes up (DLA's MaxPool2d(2, 2) rounds down), "
+            "then crop to the level's size; a level's blocks start from the backbone feature in<L> "
+            "(projected to the neck width by 1x1 conv + BN in the first cell, and not at all where the "
+            "channels already equal the width), where DLA's first block is a stride-2 conv on the stage "
+            "below with the pooled, projected 'bottom' as its skip; so fine levels never see coarser ones "
+            "(DLA adds IDA-up for that); one width at every level where DLA widens per stage; P6/P7 (absent "
+            "in DLA) come from the pool stem, with depth-1 trees; the spec repeats D times (DLA runs once)."
         ),
         levels=tuple(levels),
         nodes=tuple(nodes),

@@ -8,6 +8,8 @@ from archbench.spec.schema import DEFAULT_LEVELS, NeckSpec, OpSpec, ResampleSpec
 
 @family("fpn")
 def fpn(levels: tuple[int, ...] = DEFAULT_LEVELS, top_down_from: int = 5) -> NeckSpec:
+    """FPN over ``levels``: laterals lat<L> summed top-down from ``top_down_from`` (no conv on the path),
+    one conv out<L> per lateral; levels above it are the extra-level stem's, passed to the outputs."""
     lo, hi = check_levels("fpn", levels)
     top = max(lo + 1, min(top_down_from, hi))
     nodes = [node(f"lat{top}", top, f"in{top}", op={"type": "none"})]
@@ -19,7 +21,8 @@ def fpn(levels: tuple[int, ...] = DEFAULT_LEVELS, top_down_from: int = 5) -> Nec
         name="fpn",
         description=(
             "Feature Pyramid Network (Lin et al. 2017) with RetinaNet's extra levels. Laterals are the "
-            f"1x1 projections of in{lo}..in{top}; the top-down path sums each lateral with the nearest-"
+            f"1x1 projections of in{lo}..in{top} (none where a level's channels already equal the neck width; "
+            "FPN always has one); the top-down path sums each lateral with the nearest-"
             "upsampled coarser merge (no conv on the path), and a 3x3 conv (bias, no norm, no activation, "
             f"as in the paper) smooths each merge into an output. Levels above {top} are RetinaNet's P6/P7: "
             "3x3 stride-2 convs on the last backbone feature (ReLU between them, as the paper and Detectron; "

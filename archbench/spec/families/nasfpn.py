@@ -31,10 +31,10 @@ _MMDET_TEXT = (
     "not (ConvModule with BN); P6 = 2x2/2 max-pool of 1x1 conv + BN of the P5 lateral (shared with the "
     "cells), P7 the same on P6, each extra level with its own 1x1 conv. Deviations: a backbone level whose "
     "channels equal the width gets no lateral (mmdetection always has one); convs keep PyTorch's default "
-    "init (mmdetection: Caffe2Xavier); where 2^k does not divide a size, pools ignore TF-'same' padding and "
-    "the extra levels round up, where mmcv zero-pads and mmdetection's 2x2 extra pools round down "
-    "(mmdetection pads images to a multiple of 128, so its configs never meet this; the proxy preset's 144 and "
-    "160 px inputs do)."
+    "init (mmdetection: Caffe2Xavier); where 2^k does not divide a size, pools use TF-'same' padding, which "
+    "never wins a max, and the extra levels round up, where mmcv zero-pads and mmdetection's 2x2 extra pools "
+    "round down (mmdetection pads images to a multiple of 128, so its configs never meet this; the proxy "
+    "preset's 144 and 160 px inputs do)."
 )
 
 

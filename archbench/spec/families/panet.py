@@ -32,12 +32,16 @@ def panet(levels: tuple[int, ...] = DEFAULT_LEVELS, top_down_from: int = 5) -> N
             "nearest-upsampled coarser sum (no conv on the path); a 3x3 conv + BN (no activation) on each sum "
             f"gives P_l. Bottom-up: N{lo} = P{lo} unprocessed; N_l = 3x3 conv + BN + ReLU of "
             "(P_l + ReLU(BN(3x3 stride-2 conv of N_{l-1}))), so the path runs through both convs. Norm: the "
-            "official code's GN is BN here (the paper trains with synchronized BN; --norm gn gives GN), and the "
-            "bottom-up convs drop the official code's bias before the norm. "
-            f"Levels above {top}: RetinaNet's P6/P7 (3x3 stride-2 convs on the last backbone feature, ReLU "
-            "between, bias, no norm), passed straight to the outputs outside both paths, as mmdetection's "
-            "add_extra_convs='on_input' does (the paper defines no P7; the official code's RPN P6 is a "
-            "stride-2 subsample of N5). Repeating the cell re-runs both paths on its own outputs."
+            "official code's GN is BN here (the paper trains with synchronized BN; `archbench profile --norm gn`, "
+            "or a spec file with op.norm: gn for training, gives GN), and the bottom-up convs drop the official "
+            "code's bias before the norm. A backbone level whose channels equal the neck width gets no lateral "
+            "(PANet and mmdetection always have one). "
+            f"Levels above {top}: RetinaNet's P6/P7 (3x3 stride-2 convs on the last backbone feature, a ReLU "
+            "before P7's conv as the RetinaNet paper and Detectron have it, which mmdetection's default "
+            "relu_before_extra_convs=False leaves out; bias, no norm), passed straight to the outputs outside "
+            "both paths, as mmdetection's add_extra_convs='on_input' does (the paper defines no P7; the "
+            "official code's RPN P6 is a stride-2 subsample of N5). Repeating the cell re-runs both paths on "
+            "its own outputs."
         ),
         levels=tuple(levels),
         nodes=tuple(nodes),
