@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from archbench.detection.anchors import AnchorConfig, anchors_for, cell_anchors, feature_sizes_of, flatten_head_outputs
-from archbench.detection.assign import BACKGROUND, IGNORE, assign
+from archbench.detection.assign import BACKGROUND, IGNORE, assign, assign_batch, pad_targets
 from archbench.detection.coding import decode_boxes, encode_boxes
 from archbench.detection.evaluate import coco_evaluate, to_dataset_frame
 from archbench.detection.loss import DetectionLoss
@@ -342,3 +342,44 @@ def test_to_dataset_frame_recovers_original_boxes():
         orig_size=(200, 200),
     )
     assert clipped["boxes"][0, 2].item() == 200.0 and "image_id" not in clipped
+
+
+def _random_targets(gen: torch.Generator, images: int, trial: int) -> list[dict[str, torch.Tensor]]:
+    """Random GT of ``images`` images (0..6 boxes each), some degenerate or duplicated, in a 128 px frame."""
+    targets = []
+    for _ in range(images):
+        m = int(torch.randint(0, 7, (), generator=gen))
+        xy, wh = torch.rand(m, 2, generator=gen) * 120, torch.rand(m, 2, generator=gen) * 60
+        if trial % 4 == 0 and m:
+            wh[0] = 0.0  # a degenerate box: IoU 0 everywhere, forces nothing
+        if trial % 3 == 0 and m > 1:
+            xy[1], wh[1] = xy[0], wh[0]  # two GTs competing for the same best anchor
+        targets.append({"boxes": torch.cat([xy, xy + wh], 1), "labels": torch.randint(0, 5, (m,), generator=gen)})
+    return targets
+
+
+def test_batched_assignment_gives_exactly_the_per_image_targets():
+    anchors = anchors_for([(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)], [8, 16, 32, 64, 128])
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        targets = _random_targets(gen, 6, trial)
+        boxes, labels, valid = pad_targets(targets, anchors.device)
+        got = assign_batch(anchors, boxes, labels, valid)
+        for i, t in enumerate(targets):
+            want = assign(anchors, t["boxes"], t["labels"])
+            assert torch.equal(got.labels[i], want.labels) and torch.equal(got.matched[i], want.matched), (trial, i)
+
+
+@pytest.mark.parametrize("box_loss", ["huber", "giou"])
+def test_batched_loss_equals_the_per_image_loss(box_loss, monkeypatch):
+    anchors = anchors_for([(8, 8), (4, 4), (2, 2)], [8, 16, 32])
+    gen = torch.Generator().manual_seed(1)
+    targets = _random_targets(gen, 5, trial=3)
+    cls = torch.randn(5, anchors.shape[0], 5, generator=gen)
+    box = torch.randn(5, anchors.shape[0], 4, generator=gen) * 0.1
+    per_image = DetectionLoss(5, box_loss=box_loss, batched=False)(cls, box, anchors, targets)
+    batched = DetectionLoss(5, box_loss=box_loss)(cls, box, anchors, targets)
+    monkeypatch.setattr("archbench.detection.loss.ASSIGN_CHUNK_ELEMENTS", 1)  # one image per chunk
+    chunked = DetectionLoss(5, box_loss=box_loss)(cls, box, anchors, targets)
+    for key in ("loss", "cls_loss", "box_loss", "num_pos"):
+        assert torch.equal(batched[key], per_image[key]) and torch.equal(chunked[key], per_image[key]), key

@@ -51,7 +51,7 @@ def test_two_processes_match_one(tmp_path, task):
     (files,) = [list((tmp_path / "ddp" / "runs").iterdir())]
     assert len(files) == 1  # rank 0 alone writes
     (d,), (s,) = ([r.to_dict() for r in load_records(tmp_path / folder)] for folder in ("ddp", "single"))
-    assert d["distributed"] == {"world_size": 2, "backend": "gloo", "per_rank_batch": 4}
+    assert d["distributed"] == {"world_size": 2, "backend": "gloo", "per_rank_batch": 4, "sync_batchnorm": False}
     assert d["config_hash"] == s["config_hash"] and d["steps"] == s["steps"] == 4
     assert not (tmp_path / "ddp" / "checkpoints" / d["config_hash"] / "last.pt").exists()
     # Same global batches; BatchNorm statistics are per rank (4 images instead of 8), so not bit-identical.
@@ -65,6 +65,31 @@ def test_global_batch_must_split_evenly():
     with pytest.raises(UserError, match="--batch-size 7 is the global batch and must be divisible by the 2"):
         DistContext(rank=0, world_size=2).per_rank_batch(7)
     assert DistContext(rank=1, world_size=2).shard(5) == [1, 3]
+
+
+def test_batchnorm_is_synchronised_under_cuda_ddp_only():
+    import torch
+    from timm.layers import BatchNormAct2d, SyncBatchNormAct
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), BatchNormAct2d(4), torch.nn.GroupNorm(2, 4)
+        )
+
+    for ctx in (DistContext(), DistContext(world_size=1, backend="nccl"), DistContext(world_size=2, backend="gloo")):
+        plain = model()
+        assert not ctx.syncs_batchnorm and ctx.convert_norms(plain) is plain
+        assert type(plain[1]) is torch.nn.BatchNorm2d and type(plain[2]) is BatchNormAct2d
+    cuda = DistContext(rank=1, world_size=2, local_rank=1, backend="nccl")
+    plain = model()
+    params, state = list(plain.parameters()), plain.state_dict()
+    converted = cuda.convert_norms(plain)  # no GPU or process group needed to convert
+    assert cuda.syncs_batchnorm and converted is plain  # children replaced in place
+    assert type(plain[1]) is torch.nn.SyncBatchNorm and type(plain[2]) is SyncBatchNormAct
+    assert type(plain[3]) is torch.nn.GroupNorm and isinstance(plain[2].act, torch.nn.ReLU)
+    assert all(a is b for a, b in zip(plain.parameters(), params))  # an optimizer made before still trains them
+    assert plain.state_dict().keys() == state.keys()  # checkpoints load either way
 
 
 def _ddp_gradient(rank: int, world: int, init_file: str, out_file: str) -> None:

@@ -64,7 +64,9 @@ def trials_run_by(stderr: str) -> set[int]:
 def test_two_workers_on_one_study_run_exactly_n_trials_between_them(backend, data, tmp_path, request):
     storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     results = tmp_path / "r"
-    args = search_args(data, results, write_space(tmp_path), "shared", 3, *(["--storage", storage] if storage else []))
+    # 10 epochs: a trial must last longer than the second worker takes to join, or the first takes them all
+    extra = ["--epochs", "10", *(["--storage", storage] if storage else [])]
+    args = search_args(data, results, write_space(tmp_path), "shared", 3, *extra)
     other = worker([*args, "--sampler-seed", "1"])
     while not other.stderr.readline().startswith("study shared"):  # that worker has joined: start this one
         assert other.poll() is None, other.communicate()[1]

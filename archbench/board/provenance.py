@@ -21,6 +21,7 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
     dataset = record.get("dataset") or {}
     env = record.get("environment") or {}
     commit = env.get("git_commit") or ""
+    side_by_side = f" x {env['jobs']} runs side by side (--jobs)" if env.get("jobs", 1) > 1 else ""
     return {
         "task": record.get("task", "det"),
         "dataset": dataset.get("name", "?"),
@@ -37,7 +38,7 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
             else None
         ),
         "environment": (
-            f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads on "
+            f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads{side_by_side} on "
             f"{env.get('cpu_count', '?')} cores, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}"
             if env
             else None

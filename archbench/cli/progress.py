@@ -27,7 +27,8 @@ from archbench.train.trainer import StepInfo
 
 
 class RichObserver(SweepObserver):
-    """Shows training progress on ``console`` (stderr, so stdout stays clean) and one line per finished run."""
+    """Shows training progress on ``console`` (stderr, so stdout stays clean): a bar per run in flight (several
+    under ``--jobs``) on a terminal, a line per started run elsewhere, and one line per finished run."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -41,7 +42,8 @@ class RichObserver(SweepObserver):
             console=console,
             transient=True,
         )
-        self.task: Any = None
+        self.tasks: dict[str, Any] = {}  # the bar of each run in flight, by label
+        self.latest: str | None = None  # the run that ``step`` (one run at a time) updates
         self.data_task: Any = None
 
     def __enter__(self) -> RichObserver:
@@ -52,16 +54,22 @@ class RichObserver(SweepObserver):
         self.progress.stop()
 
     def run_started(self, label: str, epochs: int, steps: int) -> None:
-        self.task = self.progress.add_task(label, total=steps, status="")
+        self.tasks[label] = self.progress.add_task(label, total=steps, status="")
+        self.latest = label
+        if not self.console.is_terminal:  # no live bars in a log: say what started
+            self.console.print(f"start   {label}: {epochs} epochs, {steps} steps", highlight=False)
 
     def step(self, info: StepInfo) -> None:
+        if self.latest is not None:
+            self.run_step(self.latest, info)
+
+    def run_step(self, label: str, info: StepInfo) -> None:
         status = f"epoch {info.epoch + 1} loss {info.loss:.3f} {info.images_per_s:.0f} img/s"
-        self.progress.update(self.task, completed=info.step, status=status)
+        self.progress.update(self.tasks[label], completed=info.step, status=status)
 
     def run_finished(self, label: str, record: RunRecord) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-            self.task = None
+        if label in self.tasks:
+            self.progress.remove_task(self.tasks.pop(label))
         if record.ok:
             m, t = record.metrics or {}, record.timing or {}
             scores = " ".join(f"{name} {m[name]:.3f}" for name in get_task(record.task).headline)

@@ -15,10 +15,37 @@ from archbench.cli.options import neck_list, parse_int_range, split_list
 from archbench.cli.progress import RichObserver
 from archbench.errors import UserError
 from archbench.runs.layout import runs_dir
+from archbench.runs.parallel import check_jobs, sweep_parallel
 from archbench.runs.sweep import RunRequest, SweepObserver, sweep
 from archbench.search.report import study_rule
-from archbench.train.distributed import DistContext
-from archbench.train.trainer import TrainConfig
+from archbench.train.distributed import DistContext, launched_world_size
+from archbench.train.trainer import AMP_MODES, TrainConfig
+
+
+def parse_workers(text: str) -> int:
+    """``--workers``: a whole number >= 0 of DataLoader worker processes; UserError otherwise."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()):
+        raise UserError(
+            f"--workers {text!r}: give how many DataLoader worker processes load each run's batches, a whole "
+            "number 0 or more (0, the default: the training process loads them itself; any N gives the same "
+            "batches, bit for bit, since every image is augmented from its (seed, epoch, index))"
+        )
+    return int(value)
+
+
+def parse_amp(amp: bool, amp_dtype: str | None) -> str:
+    """``TrainConfig.amp`` from ``--amp`` (bf16) and ``--amp-dtype`` (which wins); UserError on a bad dtype."""
+    if amp_dtype is None:
+        return "bf16" if amp else "off"
+    if amp_dtype not in AMP_MODES:
+        raise UserError(
+            f"--amp-dtype {amp_dtype!r}: choose one of {', '.join(AMP_MODES)} (bf16: bfloat16 autocast; fp16: "
+            "float16 autocast with a gradient scaler; off: float32 throughout). --amp alone means bf16"
+        )
+    if amp and amp_dtype == "off":
+        raise UserError("--amp asks for bf16 autocast but --amp-dtype off for none: give one of the two")
+    return amp_dtype
 
 
 def run_cmd(
@@ -35,9 +62,21 @@ def run_cmd(
     lr: float | None = typer.Option(None, "--lr"),
     optimizer: str | None = typer.Option(None, "--optimizer", help="adamw | sgd"),
     ema: bool = typer.Option(False, "--ema", help="evaluate an exponential moving average of the weights"),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA only)"),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (same as --amp-dtype bf16)"),
+    amp_dtype: str | None = typer.Option(
+        None, "--amp-dtype", help="autocast dtype: bf16 | fp16 (with a gradient scaler) | off; CPU and CUDA"
+    ),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="deterministic kernels only (torch.use_deterministic_algorithms, cuDNN)"
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (per run; default with --jobs N: cores // N)"
+    ),
+    jobs: int = typer.Option(1, "--jobs", help="runs of the sweep trained side by side, one process each"),
+    workers: str = typer.Option(
+        "0", "--workers", help="DataLoader worker processes per run (0: the run's own process loads; same batches)"
+    ),
     subset: int | None = typer.Option(None, "--subset", min=1, help="train on N images (deterministic)"),
     categories: str | None = typer.Option(None, "--categories", help="comma list of category names or ids"),
     pretrained: bool = typer.Option(False, "--pretrained", help="timm's pretrained backbone weights (needs network)"),
@@ -55,15 +94,25 @@ def run_cmd(
     """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/.
 
     Under `torchrun --nproc_per_node N -m archbench run ...` each run is trained by N processes with
-    DistributedDataParallel (gloo on the CPU, nccl on CUDA); rank 0 writes the records.
+    DistributedDataParallel (gloo on the CPU, nccl on CUDA); rank 0 writes the records. With --jobs N,
+    N independent runs train at once, each in its own process (not under torchrun).
     """
+    check_jobs(jobs, launched_world_size())
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available on this machine")
     train_cfg = TrainConfig.for_task(task)
     changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
     if optimizer is not None and optimizer not in ("adamw", "sgd"):
         raise UserError(f"--optimizer {optimizer!r}: choose adamw or sgd")
-    train_cfg = replace(train_cfg, **{k: v for k, v in changes.items() if v is not None}, ema=ema, amp=amp)
+    amp_mode = parse_amp(amp, amp_dtype)
+    train_cfg = replace(
+        train_cfg,
+        **{k: v for k, v in changes.items() if v is not None},
+        ema=ema,
+        amp=amp_mode,
+        deterministic=deterministic,
+    )
+    train_cfg = replace(train_cfg, workers=parse_workers(workers))
     rule = None
     if scaling is not None:
         rule = study_rule(scaling, storage, results)
@@ -92,7 +141,12 @@ def run_cmd(
     dist = DistContext.from_env(device)
     try:
         with RichObserver(err) if dist.is_main else nullcontext(SweepObserver()) as observer:
-            records = sweep(requests, results, force=force, resume=resume, observer=observer, dist=dist)
+            if jobs > 1:
+                records = sweep_parallel(
+                    requests, results, jobs=jobs, threads=threads, force=force, resume=resume, observer=observer
+                )
+            else:
+                records = sweep(requests, results, force=force, resume=resume, observer=observer, dist=dist)
     finally:
         dist.close()
     failed = [r for r in records if not r.ok]

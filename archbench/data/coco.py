@@ -9,7 +9,8 @@ box_original * scale``. :func:`open_detection_data` resolves a data reference
 (``synthetic`` or ``coco:PATH``) to a (train, val, info) triple.
 
 Everything that needs the annotations is precomputed at construction (per-image numpy box
-and label arrays); ``__getitem__`` only opens, converts and resizes one image.
+and label arrays); a split small enough is also decoded then (:mod:`archbench.data.decoded`), so
+``__getitem__`` only converts and resizes one image (opening its file only for larger splits).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools.coco import COCO
 
 from archbench.data import synthetic
+from archbench.data.decoded import DECODED_BUDGET_BYTES, decoded_images
 from archbench.data.splits import SPLITS, pair_fingerprint, subset_indices
 from archbench.data.transforms import (
     augment_image,
     letterbox_scale,
-    load_rgb,
     resize,
     resized_size,
     sample_augment,
@@ -373,6 +374,8 @@ class CocoDetection(torch.utils.data.Dataset):
     its ``file_name`` entries are relative to; ``subset`` keeps N images drawn with ``seed``;
     ``categories`` keeps those classes (names or ids). Images with no annotation (also those
     left empty by the category filter) are kept, as negatives, in training and evaluation.
+    The images are decoded once, here, when their pixels fit ``decoded_budget`` bytes (see
+    :func:`archbench.data.decoded.decoded_images`; 0 reads every item from its file).
 
     Item ``i`` is ``(image, target)``: ``image`` float32 ``[3, R, R]``, ImageNet-normalised,
     the resized image at the top-left and zeros (the mean colour) bottom/right; ``target``
@@ -402,6 +405,7 @@ class CocoDetection(torch.utils.data.Dataset):
         subset: int | None = None,
         categories: list[str] | None = None,
         seed: int = 0,
+        decoded_budget: int = DECODED_BUDGET_BYTES,
     ) -> None:
         if resolution < 1:
             raise UserError(f"resolution must be a positive number of px, got {resolution}")
@@ -423,6 +427,8 @@ class CocoDetection(torch.utils.data.Dataset):
         found = _synthetic_info(ann_file)
         self.area_ranges: list[list[float]] | None = synthetic_area_ranges(found) if found else None
         self.fingerprint = self._fingerprint(raw, found, subset, categories)
+        sizes = [(r.width, r.height) for r in self._records]
+        self._images = decoded_images([r.path for r in self._records], sizes, decoded_budget)
 
     def _fingerprint(
         self, raw: bytes, info: synthetic.SyntheticInfo | None, subset: int | None, categories: list[str] | None
@@ -468,12 +474,12 @@ class CocoDetection(torch.utils.data.Dataset):
             scale *= aug.jitter
             size = resized_size(record.width, record.height, scale)
             image, boxes, keep = augment_image(
-                load_rgb(record.path, size), record.boxes, scale, size, aug, self.resolution
+                self._images.image(index, record.path, size), record.boxes, scale, size, aug, self.resolution
             )
             labels = record.labels[keep]
         else:
             size = resized_size(record.width, record.height, scale)
-            image = resize(load_rgb(record.path, size), size)
+            image = resize(self._images.image(index, record.path, size), size)
             boxes, labels = record.boxes * np.float32(scale), record.labels
         target = {
             "boxes": torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)).reshape(-1, 4),

@@ -11,6 +11,7 @@ RLE) is checked when the split opens, naming the file and the annotation.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ def semantic_map(coco: COCO, image_id: int, label_of: dict[int, int], ignore_ind
     return out
 
 
+def _map_at(coco: COCO, image_ids: list[int], label_of: dict[int, int], ignore_index: int, index: int) -> np.ndarray:
+    """:func:`semantic_map` of the ``index``-th image (a picklable label source, for spawned DataLoader workers)."""
+    return semantic_map(coco, image_ids[index], label_of, ignore_index)
+
+
 def open_coco_semantic(
     ann_file: Path,
     images_dir: Path,
@@ -84,7 +90,7 @@ def open_coco_semantic(
     ignore = DEFAULT_IGNORE_INDEX if len(class_names) < DEFAULT_IGNORE_INDEX else len(class_names)
     label_of = {cat_id: k + 1 for k, cat_id in enumerate(det.cat_ids)}
     files = [ImageFile(*det.image_file(i)) for i in range(len(det))]
-    labels: LabelSource = lambda index: semantic_map(coco, det.image_ids[index], label_of, ignore)  # noqa: E731
+    labels: LabelSource = partial(_map_at, coco, list(det.image_ids), label_of, ignore)
     return SegmentationDataset(
         files,
         labels,

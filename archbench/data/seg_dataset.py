@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from archbench.data.decoded import DECODED_BUDGET_BYTES, decoded_images
 from archbench.data.transforms import (
     augment_image,
     augment_labels,
     letterbox_scale,
-    load_rgb,
     resize,
     resize_nearest,
     resized_size,
@@ -61,7 +61,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     With ``train=True`` items are augmented exactly like detection items, from a generator
     seeded by ``(seed, epoch, index)`` (see :meth:`set_epoch`). :meth:`label_map` gives the
-    un-resized map that evaluation compares predictions with.
+    un-resized map that evaluation compares predictions with. The images are decoded once, here,
+    when their pixels fit ``decoded_budget`` bytes (:func:`archbench.data.decoded.decoded_images`).
+    A ``labels`` source must not be a lambda or closure if items are to be served by spawned
+    worker processes (it is pickled); the readers' sources are picklable.
 
     Attributes: ``class_names`` (K names), ``num_classes`` (K), ``ignore_index``, ``fingerprint``
     (of the files and the selection), ``stats`` (what reading found, per reader), ``files``.
@@ -79,11 +82,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
         fingerprint: str,
         stats: dict[str, Any],
         seed: int = 0,
+        decoded_budget: int = DECODED_BUDGET_BYTES,
     ) -> None:
         self.files, self._labels = list(files), labels
         self.class_names, self.ignore_index = list(class_names), int(ignore_index)
         self.resolution, self.train, self.seed, self.epoch = resolution, train, seed, 0
         self.fingerprint, self.stats = fingerprint, stats
+        sizes = [(f.width, f.height) for f in self.files]
+        self._images = decoded_images([f.path for f in self.files], sizes, decoded_budget)
 
     @property
     def num_classes(self) -> int:
@@ -109,11 +115,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
             aug = sample_augment(np.random.default_rng([self.seed, self.epoch, index]))
             scale *= aug.jitter
             size = resized_size(file.width, file.height, scale)
-            image, _, _ = augment_image(load_rgb(file.path, size), _NO_BOXES, scale, size, aug, self.resolution)
+            image, _, _ = augment_image(
+                self._images.image(index, file.path, size), _NO_BOXES, scale, size, aug, self.resolution
+            )
             labels = augment_labels(labels, size, aug, self.resolution)
         else:
             size = resized_size(file.width, file.height, scale)
-            image, labels = resize(load_rgb(file.path, size), size), resize_nearest(labels, size)
+            image, labels = resize(self._images.image(index, file.path, size), size), resize_nearest(labels, size)
         meta = {"index": index, "scale": float(scale), "orig_size": (file.height, file.width)}
         return to_canvas(image, self.resolution), to_label_canvas(labels, self.resolution, self.ignore_index), meta
 

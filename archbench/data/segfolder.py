@@ -15,6 +15,8 @@ A mask is a single-channel PNG (8/16-bit grey or palette: the palette index is t
 its image's size, holding class indices ``0..K-1`` or the ignore index (default 255). Every
 mask is decoded once when the data set opens, so a mask of the wrong size, an unknown class
 index, a missing mask or an unreadable file stops the run before training, with the file named.
+A split whose decoded masks fit the decoded budget (:data:`archbench.data.decoded.DECODED_BUDGET_BYTES`)
+keeps them in memory; a larger one decodes each mask again when it is served.
 The built-in synthetic set has this layout too (its classes come from its dataset.json).
 """
 
@@ -25,6 +27,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
+from archbench.data.decoded import DECODED_BUDGET_BYTES
 from archbench.data.seg_dataset import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
 from archbench.data.splits import subset_indices
 from archbench.errors import UserError
@@ -194,8 +198,11 @@ def decode_mask(path: Path, data: bytes | None = None) -> np.ndarray:
         raise UserError(f"{path}: not a readable mask image ({err})") from None
 
 
-def _check_pair(pair: _Pair, classes: ClassTable, counts: np.ndarray, digest: Any) -> ImageFile:
-    """Decode and check one pair's mask (size, class indices); add its pixels to ``counts``."""
+def _check_pair(pair: _Pair, classes: ClassTable, counts: np.ndarray, digest: Any) -> tuple[ImageFile, np.ndarray]:
+    """Decode and check one pair's mask (size, class indices); add its pixels to ``counts``.
+
+    Returns the image file and the decoded class-index map ``[H, W]`` (read-only).
+    """
     width, height = _image_size(pair.image)
     try:
         data = pair.mask.read_bytes()
@@ -219,12 +226,44 @@ def _check_pair(pair: _Pair, classes: ClassTable, counts: np.ndarray, digest: An
     counts += np.bincount(valid.ravel(), minlength=k)[:k]
     digest.update(f"{pair.name}\0{pair.image.stat().st_size}\0".encode())
     digest.update(hashlib.sha256(data).digest())
-    return ImageFile(str(pair.image), width, height)
+    labels.flags.writeable = False
+    return ImageFile(str(pair.image), width, height), labels
+
+
+def _decoded_at(masks: Sequence[Path], index: int) -> np.ndarray:
+    return decode_mask(masks[index])
+
+
+def _kept_at(maps: Sequence[np.ndarray], index: int) -> np.ndarray:
+    return maps[index]
 
 
 def png_labels(masks: Sequence[Path]) -> LabelSource:
-    """A label source that decodes ``masks[i]``."""
-    return lambda index: decode_mask(masks[index])
+    """A label source that decodes ``masks[i]`` (picklable, for spawned DataLoader workers)."""
+    return partial(_decoded_at, list(masks))
+
+
+def kept_labels(maps: Sequence[np.ndarray]) -> LabelSource:
+    """A label source serving the decoded maps ``maps[i]`` (read-only) from memory."""
+    return partial(_kept_at, list(maps))
+
+
+def _checked_labels(
+    pairs: Sequence[_Pair], classes: ClassTable, counts: np.ndarray, digest: Any, budget: int
+) -> tuple[list[ImageFile], LabelSource]:
+    """Check every pair (see :func:`_check_pair`); the maps are kept in memory while their bytes fit ``budget``."""
+    files, kept, nbytes = [], [], 0
+    for pair in pairs:
+        file, labels = _check_pair(pair, classes, counts, digest)
+        files.append(file)
+        nbytes += labels.nbytes
+        if nbytes <= budget:
+            kept.append(labels)
+        else:
+            kept.clear()  # over the budget for good: serve every map from its file
+    if len(kept) == len(pairs):
+        return files, kept_labels(kept)
+    return files, png_labels([p.mask for p in pairs])
 
 
 def open_split(
@@ -236,8 +275,11 @@ def open_split(
     train: bool,
     subset: int | None = None,
     seed: int = 0,
+    decoded_budget: int = DECODED_BUDGET_BYTES,
 ) -> SegmentationDataset:
     """One split of a segmentation folder, every kept mask checked; ``subset`` keeps N images drawn with ``seed``.
+
+    Masks and images are kept decoded in memory when each fits ``decoded_budget`` bytes (0: never).
 
     ``stats``: images, pixels per class, ignored pixels. ``fingerprint``: sha256 of the class
     table, and of each kept image's name and file size and its mask's bytes.
@@ -246,7 +288,7 @@ def open_split(
     pairs = [pairs[i] for i in subset_indices(len(pairs), subset, seed)]
     counts = np.zeros(len(classes.names), dtype=np.int64)
     digest = hashlib.sha256(json.dumps([classes.names, classes.ignore_index]).encode())
-    files = [_check_pair(p, classes, counts, digest) for p in pairs]
+    files, labels = _checked_labels(pairs, classes, counts, digest, decoded_budget)
     total = sum(f.width * f.height for f in files)
     stats = {
         "images": len(files),
@@ -255,7 +297,7 @@ def open_split(
     }
     return SegmentationDataset(
         files,
-        png_labels([p.mask for p in pairs]),
+        labels,
         class_names=classes.names,
         ignore_index=classes.ignore_index,
         resolution=resolution,
@@ -263,4 +305,5 @@ def open_split(
         fingerprint=digest.hexdigest(),
         stats=stats,
         seed=seed,
+        decoded_budget=decoded_budget,
     )

@@ -31,6 +31,8 @@ MIN_VISIBLE_SIDE = 2.0
 
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * np.float32(255.0)
 _INV_STD = np.float32(1.0) / (np.array(IMAGENET_STD, dtype=np.float32) * np.float32(255.0))
+#: float32 ``[3, 256]``: the normalised value of each 8-bit level per channel, ``(v - mean) * inv_std`` in float32.
+_NORMALISED = ((np.arange(256, dtype=np.float32)[None, :] - _MEAN[:, None]) * _INV_STD[:, None]).astype(np.float32)
 
 
 def letterbox_scale(width: int, height: int, resolution: int) -> float:
@@ -74,13 +76,15 @@ def to_canvas(image: Image.Image, resolution: int) -> torch.Tensor:
     """A normalised float32 ``[3, R, R]`` tensor with ``image`` (RGB, at most R x R) at the top-left.
 
     Pixels are normalised with :data:`IMAGENET_MEAN` / :data:`IMAGENET_STD`; the padding
-    (bottom/right) is 0 *after* normalisation, i.e. the mean colour. The arithmetic is numpy:
-    on a busy machine torch's intra-op threads make these small ops several times slower.
+    (bottom/right) is 0 *after* normalisation, i.e. the mean colour. Each channel is a lookup in a
+    table of the 256 normalised levels (the same float32 values as the arithmetic, twice as fast);
+    the work is numpy: on a busy machine torch's intra-op threads make these small ops several times slower.
     """
     pixels = np.asarray(image, dtype=np.uint8)
     h, w = pixels.shape[0], pixels.shape[1]
     canvas = np.zeros((3, resolution, resolution), dtype=np.float32)
-    canvas[:, :h, :w] = ((pixels.astype(np.float32) - _MEAN) * _INV_STD).transpose(2, 0, 1)
+    for channel in range(3):
+        canvas[channel, :h, :w] = _NORMALISED[channel][pixels[:, :, channel]]
     return torch.from_numpy(canvas)
 
 

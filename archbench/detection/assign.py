@@ -17,6 +17,7 @@ broken by the nearest anchor centre, so the forced positive is the well-centred 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -106,4 +107,82 @@ def assign(
 
     labels[positive] = gt_labels[best_gt[positive]]
     matched[positive] = best_gt[positive]
+    return Assignment(labels, matched)
+
+
+def pad_targets(
+    targets: Sequence[dict[str, torch.Tensor]], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B images' GT as padded tensors: boxes [B, M, 4] float32 xyxy px, labels [B, M] int64, valid [B, M] bool.
+
+    ``M`` is the largest GT count of the batch (at least 1); padded rows are zero boxes, label -1, not valid.
+    """
+    m = max([1] + [int(t["boxes"].shape[0]) for t in targets])
+    boxes = torch.zeros(len(targets), m, 4, dtype=torch.float32, device=device)
+    labels = torch.full((len(targets), m), -1, dtype=torch.int64, device=device)
+    valid = torch.zeros(len(targets), m, dtype=torch.bool, device=device)
+    for i, t in enumerate(targets):
+        k = int(t["boxes"].shape[0])
+        boxes[i, :k] = t["boxes"].reshape(k, 4)
+        labels[i, :k] = t["labels"]
+        valid[i, :k] = True
+    return boxes, labels, valid
+
+
+def _batched_iou(anchors: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """IoU [B, N, M] of anchors [N, 4] with each image's GT [B, M, 4]: torchvision's ``box_iou`` arithmetic,
+    one coordinate at a time (broadcasting over a trailing dim of 2 is several times slower on the CPU)."""
+    a = [anchors[None, :, None, i] for i in range(4)]  # 4 x [1, N, 1]
+    g = [gt[:, None, :, i] for i in range(4)]  # 4 x [B, 1, M]
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_g = (g[2] - g[0]) * (g[3] - g[1])
+    w = (torch.min(a[2], g[2]) - torch.max(a[0], g[0])).clamp(min=0)
+    h = (torch.min(a[3], g[3]) - torch.max(a[1], g[1])).clamp(min=0)
+    inter = w * h
+    return inter / (area_a + area_g - inter)
+
+
+def assign_batch(
+    anchors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    valid: torch.Tensor,
+    pos_iou: float = 0.5,
+    neg_iou: float = 0.4,
+    min_best_iou: float = 0.01,
+) -> Assignment:
+    """:func:`assign` for a whole batch at once: the same labels and matches, without a loop over images.
+
+    anchors [N, 4] and padded GT ``gt_boxes`` [B, M, 4] (xyxy px), ``gt_labels`` [B, M], ``valid`` [B, M]
+    (see :func:`pad_targets`). Returns an :class:`Assignment` of [B, N] tensors (``matched`` indexes the
+    image's own GT rows). Holds a few [B, N, M] float tensors: callers with large ``B * N * M`` split the batch.
+    """
+    if not 0.0 <= neg_iou <= pos_iou:
+        raise ValueError(f"need 0 <= neg_iou <= pos_iou, got {neg_iou}, {pos_iou}")
+    b, m = valid.shape
+    n = anchors.shape[0]
+    iou = _batched_iou(anchors, gt_boxes.to(anchors.dtype)).masked_fill(~valid[:, None, :], -1.0)  # [B, N, M]
+    best_iou, best_gt = iou.max(dim=2)  # per anchor, [B, N]
+    labels = torch.full((b, n), BACKGROUND, dtype=torch.int64, device=anchors.device)
+    labels[best_iou >= neg_iou] = IGNORE
+    positive = best_iou >= pos_iou
+
+    gt_best_iou = iou.max(dim=1).values  # [B, M]
+    ok = (gt_best_iou >= max(min_best_iou, 1e-12)) & valid
+    ties = (iou >= gt_best_iou[:, None, :] * (1 - 1e-5)) & ok[:, None, :]  # [B, N, M], few True
+    tie_img, tie_anchor, tie_gt = torch.nonzero(ties, as_tuple=True)
+    if tie_gt.numel():
+        dist = (_centre(anchors[tie_anchor]) - _centre(gt_boxes[tie_img, tie_gt].to(anchors.dtype))).square().sum(1)
+        rows = torch.arange(tie_gt.numel(), device=anchors.device)
+        first, _ = _first_per_group(tie_img * m + tie_gt, dist, rows)  # one anchor per (image, GT)
+        f_img, f_anchor, f_gt = tie_img[first], tie_anchor[first], tie_gt[first]
+        # an anchor forced by several GTs of its image goes to the one of larger IoU with it
+        keep, _ = _first_per_group(
+            f_img * n + f_anchor, -iou[f_img, f_anchor, f_gt], torch.arange(first.numel(), device=anchors.device)
+        )
+        best_gt[f_img[keep], f_anchor[keep]] = f_gt[keep]
+        positive[f_img[keep], f_anchor[keep]] = True
+
+    labels = torch.where(positive, gt_labels.gather(1, best_gt), labels)
+    matched = torch.where(positive, best_gt, torch.full_like(best_gt, -1))
     return Assignment(labels, matched)

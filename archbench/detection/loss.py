@@ -12,8 +12,11 @@ Choices (EfficientDet's, so results compare with the reference implementation):
   boxes (summed / num_pos); use ``box_weight`` around 1..2 with it.
 
 Assignment is :func:`archbench.detection.assign.assign` (IoU >= 0.5 positive, < 0.4 background,
-in between ignored, plus the best anchor of every GT). It runs once per image (a loop over
-the batch, each vectorised over anchors); the losses are computed on the whole batch at once.
+in between ignored, plus the best anchor of every GT). By default it runs on the whole batch at
+once (:func:`~archbench.detection.assign.assign_batch` on GT padded to the batch's largest count,
+in chunks of images whose ``[B, N, M]`` IoU stays under :data:`ASSIGN_CHUNK_ELEMENTS`);
+``batched=False`` keeps the loop over images, which gives the same targets. The losses are
+computed on the whole batch at once.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from archbench.detection.assign import assign
+from archbench.detection.assign import assign, assign_batch, pad_targets
 from archbench.detection.coding import decode_boxes, encode_boxes
 
 # re-exported: the box coding is part of this module's public contract
 __all__ = ["DetectionLoss", "encode_boxes", "decode_boxes", "assign"]
+
+
+#: Largest IoU tensor (images x anchors x GT, elements) the batched assignment builds at once.
+ASSIGN_CHUNK_ELEMENTS = 2**24
 
 
 def _at_least_one(count: torch.Tensor) -> torch.Tensor:
@@ -46,6 +53,8 @@ class DetectionLoss(nn.Module):
     :mod:`archbench.detection.assign`). normaliser: maps the batch's positive count (int64, 0-dim)
     to the float divisor of the summed losses; the default is max(1, count), and DDP training
     passes :meth:`archbench.train.distributed.DistContext.normaliser` (the count over all ranks).
+    batched: assign targets for the whole batch at once (default) rather than image by image;
+    both give the same targets.
     """
 
     def __init__(
@@ -60,9 +69,10 @@ class DetectionLoss(nn.Module):
         neg_iou: float = 0.4,
         min_best_iou: float = 0.01,
         normaliser: Callable[[torch.Tensor], torch.Tensor] = _at_least_one,
+        batched: bool = True,
     ) -> None:
         super().__init__()
-        self.normaliser = normaliser
+        self.normaliser, self.batched = normaliser, batched
         if box_loss not in ("huber", "giou"):
             raise ValueError(f"box_loss must be 'huber' or 'giou', not {box_loss!r}")
         self.num_classes, self.alpha, self.gamma = num_classes, alpha, gamma
@@ -93,13 +103,8 @@ class DetectionLoss(nn.Module):
         anchors = anchors.to(device=cls.device, dtype=torch.float32)
         cls, box = cls.float(), box.float()  # loss in fp32 even under autocast
 
-        labels, gt_per_pos = [], []
-        for t in targets:
-            a = assign(anchors, t["boxes"], t["labels"], self.pos_iou, self.neg_iou, self.min_best_iou)
-            labels.append(a.labels)
-            pos = a.positive
-            gt_per_pos.append(t["boxes"].to(device=cls.device, dtype=torch.float32)[a.matched[pos]])
-        labels_b = torch.stack(labels)  # [B, N]
+        targets_of = self._targets_batched if self.batched else self._targets_per_image
+        labels_b, gt = targets_of(anchors, targets)  # [B, N] labels, [P, 4] GT box of each positive
         positive = labels_b >= 0
         num_pos = positive.sum()
         norm = self.normaliser(num_pos)
@@ -112,9 +117,7 @@ class DetectionLoss(nn.Module):
         valid = (labels_b != -1).unsqueeze(-1).to(focal.dtype)
         cls_loss = (focal * valid).sum() / norm
 
-        # box regression on positives; boolean-mask order (b-major, n ascending) matches the
-        # per-image concatenation of gt_per_pos
-        gt = torch.cat(gt_per_pos)  # [P, 4]
+        # box regression on positives; boolean-mask order (b-major, n ascending) is the order of gt
         pred = box[positive]  # [P, 4]
         pos_anchors = anchors[pn]
         if self.box_loss == "huber":
@@ -129,3 +132,32 @@ class DetectionLoss(nn.Module):
             "box_loss": box_loss.detach(),
             "num_pos": num_pos,
         }
+
+    def _targets_per_image(
+        self, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels [B, N] and the GT boxes [P, 4] of the positives (b-major, n ascending), one image at a time."""
+        labels, gt_per_pos = [], []
+        for t in targets:
+            a = assign(anchors, t["boxes"], t["labels"], self.pos_iou, self.neg_iou, self.min_best_iou)
+            labels.append(a.labels)
+            gt_per_pos.append(t["boxes"].to(device=anchors.device, dtype=torch.float32)[a.matched[a.positive]])
+        return torch.stack(labels), torch.cat(gt_per_pos)
+
+    def _targets_batched(
+        self, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What :meth:`_targets_per_image` returns, from padded GT assigned a chunk of images at a time."""
+        boxes, gt_labels, valid = pad_targets(targets, anchors.device)  # [B, M, 4], [B, M], [B, M]
+        chunk = max(1, ASSIGN_CHUNK_ELEMENTS // (anchors.shape[0] * boxes.shape[1]))
+        labels, matched = [], []
+        for start in range(0, len(targets), chunk):
+            part = slice(start, start + chunk)
+            a = assign_batch(
+                anchors, boxes[part], gt_labels[part], valid[part], self.pos_iou, self.neg_iou, self.min_best_iou
+            )
+            labels.append(a.labels)
+            matched.append(a.matched)
+        labels_b, matched_b = torch.cat(labels), torch.cat(matched)
+        pb, pn = torch.nonzero(labels_b >= 0, as_tuple=True)
+        return labels_b, boxes[pb, matched_b[pb, pn]]

@@ -188,8 +188,9 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def environment(device: str) -> dict[str, Any]:
-    """Versions and hardware a result depends on."""
+def environment(device: str, jobs: int = 1) -> dict[str, Any]:
+    """Versions and hardware a result depends on, the torch threads of this process, and ``jobs``: the runs
+    trained side by side by the sweep (``archbench run --jobs``), which share the machine's cores."""
     # Imported here, not at the top: reading records (the board) must not pay for importing torch and timm.
     import timm
     import torch
@@ -204,6 +205,7 @@ def environment(device: str) -> dict[str, Any]:
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "jobs": jobs,
         "device": device,
         "git_commit": git_commit(),
     }

@@ -66,6 +66,8 @@ class RunRequest:
     backbone_weights: str | None = None
     device: str = "cpu"
     threads: int | None = None
+    #: runs trained side by side by the sweep (``--jobs``); recorded in the environment, not part of the config
+    jobs: int = 1
     #: an explicit rule (e.g. a search trial's coefficients) instead of the named preset; its coefficients join
     #: the config
     rule: ParametricRule | None = None
@@ -83,6 +85,10 @@ class SweepObserver:
 
     def step(self, info: StepInfo) -> None: ...
 
+    def run_step(self, label: str, info: StepInfo) -> None:
+        """A step of run ``label``, where several runs are in flight (``--jobs``); the default calls :meth:`step`."""
+        self.step(info)
+
     def run_finished(self, label: str, record: RunRecord) -> None: ...
 
     def skipped(self, label: str, reason: str) -> None: ...
@@ -99,7 +105,8 @@ class RunStopped(Exception):
     """An observer stopped a run early on purpose (e.g. a search pruned it): nothing is recorded for it."""
 
 
-def _label(req: RunRequest) -> str:
+def run_label(req: RunRequest) -> str:
+    """How progress displays name a run: task, neck, phi and seed."""
     return f"{req.task} {req.neck} phi={req.phi} seed={req.seed}"
 
 
@@ -238,7 +245,12 @@ def execute(
     weights_loaded = load_backbone_weights(model.backbone.body, req.backbone_weights) if req.backbone_weights else None
     trainer = prep.task.trainer(model, prep.train, req.training, seed=req.seed, device=device, dist=dist)
     distributed = (
-        {"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": trainer.rank_batch}
+        {
+            "world_size": dist.world_size,
+            "backend": dist.backend,
+            "per_rank_batch": trainer.rank_batch,
+            "sync_batchnorm": dist.syncs_batchnorm,
+        }
         if dist.enabled
         else None
     )
@@ -256,7 +268,7 @@ def execute(
             **outcome,
         )
 
-    observer.run_started(_label(req), req.training.epochs, trainer.total_steps)
+    observer.run_started(run_label(req), req.training.epochs, trainer.total_steps)
     try:
         epoch_losses = []
         while trainer.epoch < req.training.epochs:
@@ -269,7 +281,9 @@ def execute(
         metrics = trainer.evaluate(prep.val, prep.data_info)
         eval_seconds = time.perf_counter() - eval_start
     except TrainingDiverged as exc:
-        return finished(FAILED, reason=str(exc), failed_at_step=exc.step, environment=environment(device.type))
+        return finished(
+            FAILED, reason=str(exc), failed_at_step=exc.step, environment=environment(device.type, req.jobs)
+        )
     return finished(
         OK,
         metrics=metrics,
@@ -283,7 +297,7 @@ def execute(
         },
         costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None,
         memory=_peak_memory_mb(device),
-        environment=environment(device.type),
+        environment=environment(device.type, req.jobs),
     )
 
 
@@ -302,7 +316,7 @@ def run_one(
     ``RunStopped``, after removing the run's checkpoint. Under torchrun only rank 0 writes; a crash on
     any rank propagates there, since the others could not go on without it.
     """
-    label = _label(prep.req)
+    label = run_label(prep.req)
     try:
         record = execute(prep, results, resume=resume, observer=observer, dist=dist)
     except UserError:
@@ -318,7 +332,7 @@ def run_one(
             status=FAILED,
             reason=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=8),
-            environment=environment(prep.req.device),
+            environment=environment(prep.req.device, prep.req.jobs),
         )
     record.extra.update(extra or {})
     if not dist.is_main:
@@ -328,6 +342,34 @@ def run_one(
         checkpoint_path(results, prep.hash).unlink(missing_ok=True)
     observer.run_finished(label, record)
     return path, record
+
+
+def plan(
+    requests: Sequence[RunRequest],
+    results: Path,
+    *,
+    force: bool = False,
+    observer: SweepObserver | None = None,
+    dist: DistContext = LOCAL,
+) -> list[Prepared]:
+    """Prepare every request (specs, data and config hashes, before any training) and return those to run.
+
+    A configuration with an ``ok`` record is skipped (told to ``observer``) unless ``force``; under torchrun
+    rank 0's view of the finished runs decides.
+    """
+    observer = observer or SweepObserver()
+    done = dist.broadcast(set() if force else completed_hashes(results))
+    data_cache: dict[tuple, tuple] = {}
+    prepared = [Prepared(req, data_cache, observer) for req in requests]  # resolve specs and data before training
+    todo = []
+    for prep in prepared:
+        if prep.hash in done:
+            observer.skipped(
+                run_label(prep.req), "an ok record with the same config hash exists (use --force to re-run)"
+            )
+        else:
+            todo.append(prep)
+    return todo
 
 
 def sweep(
@@ -343,18 +385,12 @@ def sweep(
     """Run every request in order; returns the records written (skipped configurations are not).
 
     Under torchrun every rank runs the same sweep (rank 0's view of the finished runs decides what
-    is skipped) and each run is trained by all ranks together.
+    is skipped) and each run is trained by all ranks together. :func:`archbench.runs.parallel.sweep_parallel`
+    runs them side by side instead, one process each.
     """
     observer = observer or SweepObserver()
-    done = dist.broadcast(set() if force else completed_hashes(results))
-    data_cache: dict[tuple, tuple] = {}
-    prepared = [Prepared(req, data_cache, observer) for req in requests]  # resolve specs and data before training
     written = []
-    for prep in prepared:
-        label = _label(prep.req)
-        if prep.hash in done:
-            observer.skipped(label, "an ok record with the same config hash exists (use --force to re-run)")
-            continue
+    for prep in plan(requests, results, force=force, observer=observer, dist=dist):
         path, record = run_one(prep, results, resume=resume, observer=observer, dist=dist)
         if on_record:
             on_record(path, record)

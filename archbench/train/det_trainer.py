@@ -69,18 +69,31 @@ class DetectionTrainer(Trainer):
         self.num_classes = model.num_classes
         self.strides = [2 ** int(level) for level in model.config.levels]
         self.anchor_cfg = AnchorConfig(size=model.config.anchor_size)
-        self.loss_fn = DetectionLoss(model.num_classes, normaliser=self.dist.normaliser)
+        self.loss_fn = DetectionLoss(model.num_classes, normaliser=self.dist.normaliser, batched=cfg.batched_targets)
+        self._anchor_cache: dict[tuple[tuple[int, int], ...], torch.Tensor] = {}
 
     def _anchors(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Anchors [N, 4] (xyxy px) matching the flattened head ``outputs`` (one [B, C, H_l, W_l] per level)."""
-        return anchors_for(feature_sizes_of(outputs), self.strides, self.anchor_cfg, device=outputs[0].device)
+        """Anchors [N, 4] (xyxy px) matching the flattened head ``outputs`` (one [B, C, H_l, W_l] per level).
+
+        Built once per run and feature-map size (they depend on nothing else); read-only.
+        """
+        sizes = tuple(feature_sizes_of(outputs))
+        if sizes not in self._anchor_cache:
+            self._anchor_cache[sizes] = anchors_for(sizes, self.strides, self.anchor_cfg, device=outputs[0].device)
+        return self._anchor_cache[sizes]
 
     def _to_device(self, targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
         return [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
 
-    def _loss(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def _forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-level class logits [B, A * K, H_l, W_l] and box deltas [B, A * 4, H_l, W_l]."""
         with self._autocast():
-            cls_outs, box_outs = self.net(images)
+            return self.net(images)
+
+    def _criterion(
+        self, outputs: tuple[list[torch.Tensor], list[torch.Tensor]], targets: list[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        cls_outs, box_outs = outputs
         cls, box = flatten_head_outputs([c.float() for c in cls_outs], [b.float() for b in box_outs], self.num_classes)
         return self.loss_fn(cls, box, self._anchors(cls_outs), targets)
 
@@ -88,7 +101,7 @@ class DetectionTrainer(Trainer):
         """COCO-format detections (original image frame) of the images in ``batches``."""
         detections = []
         for images, targets in batches:
-            images = images.to(self.device)
+            images = self._prepare(images)
             cls_outs, box_outs = model(images)
             cls, box = flatten_head_outputs(cls_outs, box_outs, self.num_classes)
             dets = decode(

@@ -4,7 +4,8 @@ torchrun starts N copies of the command with ``RANK``, ``WORLD_SIZE``, ``LOCAL_R
 rendezvous address in the environment. :meth:`DistContext.from_env` joins the process group
 (``nccl`` for CUDA, ``gloo`` for the CPU) and every rank then runs the same sweep: the model is
 wrapped in ``DistributedDataParallel``, each rank trains on its slice of every global batch,
-evaluation is sharded and reduced, and only rank 0 writes checkpoints and records. Without
+evaluation is sharded and reduced, and only rank 0 writes checkpoints and records. On CUDA the
+BatchNorms become SyncBatchNorms (global-batch statistics); on the CPU (gloo) they stay per rank. Without
 torchrun (``WORLD_SIZE`` unset or 1) :data:`LOCAL` stands in and every method is a no-op.
 """
 
@@ -24,6 +25,11 @@ from archbench.errors import UserError
 T = TypeVar("T")
 #: How long a rank waits for the others (rank 0 alone measures costs and writes records meanwhile).
 TIMEOUT = timedelta(minutes=60)
+
+
+def launched_world_size() -> int:
+    """The number of processes torchrun started for this job (``WORLD_SIZE``; 1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class DistContext:
     @classmethod
     def from_env(cls, device: str) -> DistContext:
         """Join torchrun's process group if ``WORLD_SIZE`` > 1 (``device``: cpu | cuda[:N]); else :data:`LOCAL`."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        world = launched_world_size()
         if world <= 1:
             return LOCAL
         cuda = torch.device(device).type == "cuda"
@@ -77,10 +83,33 @@ class DistContext:
             )
         return batch_size // self.world_size
 
+    @property
+    def syncs_batchnorm(self) -> bool:
+        """Whether training uses SyncBatchNorm: under DDP on CUDA (nccl) only; it has no CPU (gloo) kernels."""
+        return self.enabled and self.backend == "nccl"
+
+    def convert_norms(self, model: nn.Module) -> nn.Module:
+        """``model`` with every BatchNorm as a SyncBatchNorm when :attr:`syncs_batchnorm`, else unchanged.
+
+        The statistics of a training batch are then those of the global batch, as in one process. timm's converter
+        keeps a ``BatchNormAct2d``'s activation; the converted layers share the old ones' parameters and buffers,
+        and the children are replaced in place (the returned module is ``model`` unless ``model`` is itself a
+        BatchNorm), so optimizers and references made from ``model`` still see the trained tensors.
+        """
+        if not self.syncs_batchnorm:
+            return model
+        from timm.layers import convert_sync_batchnorm
+
+        return convert_sync_batchnorm(model)
+
     def wrap(self, model: nn.Module) -> nn.Module:
-        """``model`` in ``DistributedDataParallel`` (the training forward), or itself when not distributed."""
+        """``model`` in ``DistributedDataParallel`` (the training forward), or itself when not distributed.
+
+        Under CUDA DDP its BatchNorms become SyncBatchNorms first (:meth:`convert_norms`, in place).
+        """
         if not self.enabled:
             return model
+        model = self.convert_norms(model)
         device_ids = [self.local_rank] if self.backend == "nccl" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 

@@ -22,14 +22,31 @@ from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.trainer import TrainConfig, Trainer
 
 
-def original_frame_prediction(logits: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
-    """Class indices ``[H, W]`` in the file's frame from one image's letterbox logits ``[K, R, R]``."""
+def original_frame_predictions(logits: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+    """Class indices ``[n, H, W]`` in the files' frame from letterbox logits ``[n, K, R, R]`` of n images that
+    share ``meta``'s file size ``orig_size`` and ``scale``."""
     height, width = meta["orig_size"]
     w, h = resized_size(width, height, meta["scale"])
-    region = logits[None, :, :h, :w]
+    region = logits[:, :, :h, :w]
     if (h, w) != (height, width):
         region = F.interpolate(region, size=(height, width), mode="bilinear", align_corners=False)
-    return region[0].argmax(0)
+    return region.argmax(1)
+
+
+def original_frame_prediction(logits: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+    """Class indices ``[H, W]`` in the file's frame from one image's letterbox logits ``[K, R, R]``."""
+    return original_frame_predictions(logits[None], meta)[0]
+
+
+def same_frame_runs(metas: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """``[start, stop)`` index ranges of consecutive items sharing ``orig_size`` and ``scale`` (in order)."""
+    runs: list[tuple[int, int]] = []
+    for i, meta in enumerate(metas):
+        if runs and (meta["orig_size"], meta["scale"]) == (metas[i - 1]["orig_size"], metas[i - 1]["scale"]):
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
 class SegmentationTrainer(Trainer):
@@ -57,21 +74,29 @@ class SegmentationTrainer(Trainer):
     def _to_device(self, labels: torch.Tensor) -> torch.Tensor:
         return labels.to(self.device)
 
-    def _loss(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits [B, K, R, R]."""
         with self._autocast():
-            logits = self.net(images)
+            return self.net(images)
+
+    def _criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         total = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index, reduction="sum")
         return {"loss": total / self.dist.normaliser((labels != self.ignore_index).sum())}
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> torch.Tensor:
-        """int64 ``[K, K]`` confusion matrix (true, predicted) of the images in ``batches``."""
+        """int64 ``[K, K]`` confusion matrix (true, predicted) of the images in ``batches``.
+
+        Consecutive images of one file size are scored together (one upsampling, one count): the same
+        counts as image by image, since each output pixel is computed alone and counts add up.
+        """
         k = val_ds.num_classes
         confusion = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         for images, _, metas in batches:
-            logits = model(images.to(self.device)).float()
-            for item, meta in zip(logits, metas):
-                truth = val_ds.label_map(meta["index"]).to(self.device)
-                confusion += confusion_matrix(original_frame_prediction(item, meta), truth, k, val_ds.ignore_index)
+            logits = model(self._prepare(images)).float()
+            for start, stop in same_frame_runs(metas):
+                truth = torch.stack([val_ds.label_map(meta["index"]) for meta in metas[start:stop]]).to(self.device)
+                pred = original_frame_predictions(logits[start:stop], metas[start])
+                confusion += confusion_matrix(pred, truth, k, val_ds.ignore_index)
         return confusion
 
     def _score(self, partial: torch.Tensor, val_ds: Any, info: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ writes checkpoints.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -28,14 +29,27 @@ from timm.utils import ModelEmaV3
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from archbench.errors import UserError
 from archbench.files import atomic_write
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged, warmup_cosine
 
+#: ``TrainConfig.amp`` values: no autocast, bf16 autocast, fp16 autocast with a gradient scaler.
+AMP_MODES = ("off", "bf16", "fp16")
+#: ``TrainConfig.optimizer_impl`` values: torch's fused kernel, its multi-tensor (foreach) path, a loop per tensor.
+OPTIMIZER_IMPLS = ("fused", "foreach", "loop")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings of a run (all part of its config hash)."""
+    """Optimisation settings of a run.
+
+    The fields up to ``amp`` decide what is learned and are part of the run's config hash. The
+    fields after it (:data:`SPEED_FIELDS`) only decide how fast a step runs: their defaults are
+    the fast path, and ``channels_last=False, optimizer_impl="loop", batched_targets=False`` is
+    the step as it ran before issue 16 (``scripts/bench_train.py`` times the two side by side).
+    They are left out of :meth:`to_dict`, so records written either way share a config hash.
+    """
 
     epochs: int = 8
     batch_size: int = 16
@@ -46,15 +60,57 @@ class TrainConfig:
     grad_clip: float = 10.0
     ema: bool = False
     ema_decay: float = 0.999
-    amp: bool = False  # bf16 autocast, CUDA only
+    #: autocast: "off", "bf16" or "fp16" (with a GradScaler), on CPU and CUDA; True / False read as "bf16" / "off"
+    amp: str = "off"
+    #: model weights and input images in channels_last (NHWC) memory layout
+    channels_last: bool = True
+    #: how the optimizer and gradient clipping run over the parameters (see :data:`OPTIMIZER_IMPLS`)
+    optimizer_impl: str = "fused"
+    #: detection targets assigned for the whole batch at once rather than image by image (same targets)
+    batched_targets: bool = True
+    #: torch.use_deterministic_algorithms and cuDNN's deterministic mode (set for the whole process)
+    deterministic: bool = False
+    #: DataLoader worker processes serving the batches (0: this process serves them); the batches are the same
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amp, bool):  # records and studies written before amp took a mode
+            object.__setattr__(self, "amp", "bf16" if self.amp else "off")
+        if self.amp not in AMP_MODES:
+            raise UserError(
+                f"amp {self.amp!r}: choose one of {', '.join(AMP_MODES)} (bf16: bfloat16 autocast; fp16: float16 "
+                "autocast with a gradient scaler; off: float32 throughout)"
+            )
+        if self.optimizer not in ("adamw", "sgd"):
+            raise UserError(f"optimizer {self.optimizer!r}: choose adamw or sgd")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise UserError(f"workers {self.workers!r}: the number of DataLoader worker processes is an integer >= 0")
+        if self.optimizer_impl not in OPTIMIZER_IMPLS:
+            raise UserError(
+                f"optimizer_impl {self.optimizer_impl!r}: choose one of {', '.join(OPTIMIZER_IMPLS)} (fused: one "
+                "kernel over all parameters; foreach: torch's multi-tensor ops; loop: one parameter at a time)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields that decide what is learned (what the config hash covers); ``amp`` "off" reads False and
+        "bf16" reads True, as before it took a mode, so older records keep their hashes."""
+        out = {k: v for k, v in asdict(self).items() if k not in SPEED_FIELDS}
+        out["amp"] = {"off": False, "bf16": True}.get(self.amp, self.amp)
+        return out
 
     @classmethod
     def for_task(cls, task: str) -> TrainConfig:
         """The defaults of ``task``: these fields' defaults with :data:`TASK_DEFAULTS`' changes for the task."""
         return replace(cls(), **TASK_DEFAULTS.get(task, {}))
+
+    @classmethod
+    def legacy_step(cls, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with the step run as before issue 16: NCHW, a per-tensor optimizer loop, per-image targets."""
+        return replace(cfg, channels_last=False, optimizer_impl="loop", batched_targets=False)
+
+
+#: TrainConfig fields that change only the speed of a step, not what is learned (outside the config hash).
+SPEED_FIELDS = frozenset({"channels_last", "optimizer_impl", "batched_targets", "deterministic", "workers"})
 
 
 #: Per-task changes to :class:`TrainConfig`'s defaults (what ``archbench run --task T`` trains with).
@@ -78,6 +134,29 @@ def epoch_sampler(dataset: Any, seed: int, epoch: int, dist: DistContext = LOCAL
     return sampler
 
 
+def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``params``, run as ``cfg.optimizer_impl`` says (the same update, up to rounding).
+
+    adamw: AdamW(lr, weight_decay); sgd: SGD(lr, momentum 0.9, nesterov, weight_decay).
+    """
+    fused, foreach = cfg.optimizer_impl == "fused", cfg.optimizer_impl == "foreach"
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, fused=fused, foreach=foreach
+        )
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused, foreach=foreach)
+
+
+def set_deterministic(device: torch.device) -> None:
+    """Ask torch for deterministic kernels in this process (an error where an op has none) and cuDNN for
+    deterministic, non-benchmarked convolutions; on CUDA cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG``."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 @dataclass
 class StepInfo:
     """What the progress display shows after each optimizer step."""
@@ -93,7 +172,8 @@ class Trainer:
     """Trains ``model`` on ``train_ds``, one epoch at a time (the task-independent part).
 
     Subclasses define :attr:`collate` (batches ``(images [B, 3, R, R], targets, ...)``),
-    :meth:`_to_device` (targets), :meth:`_loss` (``{"loss": scalar, ...}``), :meth:`_predict`
+    :meth:`_to_device` (targets), :meth:`_forward` (model outputs) and :meth:`_criterion` (outputs and
+    targets -> ``{"loss": scalar, ...}``; :meth:`_loss` is the two together), :meth:`_predict`
     (batches of this rank's shard of the validation split -> a partial result) and :meth:`_score` (partial
     results of all ranks -> metrics). ``cfg.batch_size`` is the global batch: under DDP each of
     the ``dist.world_size`` ranks takes an equal share of it.
@@ -111,6 +191,10 @@ class Trainer:
         device: torch.device,
         dist: DistContext = LOCAL,
     ) -> None:
+        if cfg.deterministic:
+            set_deterministic(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.model, self.train_ds, self.cfg, self.seed = model.to(device), train_ds, cfg, seed
         self.device, self.dist = device, dist
         self.rank_batch = dist.per_rank_batch(cfg.batch_size)
@@ -119,15 +203,11 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"{len(train_ds)} training images are fewer than one batch of {cfg.batch_size}")
         self.total_steps = cfg.epochs * self.steps_per_epoch
-        if cfg.optimizer == "sgd":
-            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
-            )
-        else:
-            self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(model.parameters(), cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, cfg.warmup_steps)
         )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None
         self.step = 0
         self.epoch = 0  # epochs completed
@@ -138,8 +218,16 @@ class Trainer:
     def _to_device(self, targets: Any) -> Any:
         raise NotImplementedError
 
-    def _loss(self, images: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
+    def _forward(self, images: torch.Tensor) -> Any:
+        """The training forward of ``images`` (already prepared, see :meth:`_prepare`) under :meth:`_autocast`."""
         raise NotImplementedError
+
+    def _criterion(self, outputs: Any, targets: Any) -> dict[str, torch.Tensor]:
+        """``{"loss": scalar, ...}`` of :meth:`_forward`'s ``outputs`` against ``targets`` (in float32)."""
+        raise NotImplementedError
+
+    def _loss(self, images: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
+        return self._criterion(self._forward(images), targets)
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> Any:
         raise NotImplementedError
@@ -157,14 +245,42 @@ class Trainer:
             batch_size=self.rank_batch,
             sampler=epoch_sampler(self.train_ds, self.seed, epoch, self.dist),
             drop_last=True,
-            num_workers=0,
             collate_fn=self.collate,
+            **self._loading(),
         )
 
+    def _loading(self) -> dict[str, Any]:
+        """How a DataLoader serves batches: ``cfg.workers`` processes (forked on Linux: they share decoded images;
+        every item is seeded by (seed, epoch, index), so which process serves it changes nothing), into pinned
+        memory when the device is CUDA."""
+        return {"num_workers": self.cfg.workers, "pin_memory": self.device.type == "cuda"}
+
     def _autocast(self) -> torch.autocast:
-        """bf16 autocast when ``cfg.amp`` on CUDA; a disabled context otherwise."""
-        amp = self.cfg.amp and self.device.type == "cuda"
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+        """Autocast to ``cfg.amp``'s dtype on this device (bf16 or fp16); a disabled context when ``amp`` is off."""
+        dtype = torch.float16 if self.cfg.amp == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.amp != "off")
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch of images [B, 3, R, R] on the device, in the model's memory layout."""
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else images
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` (scaled under fp16 AMP); the previous step's are dropped first."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+
+    def _optimizer_step(self) -> None:
+        """Clip (unscaled) gradients, step the optimizer (skipped by the fp16 scaler on inf), the schedule and EMA."""
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            foreach = None if self.cfg.optimizer_impl == "loop" else True  # None: torch's default, as before
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=foreach)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
 
     def train_epoch(self, on_step: Callable[[StepInfo], None] | None = None) -> float:
         """Run epoch ``self.epoch``; returns its mean loss. Raises ``TrainingDiverged`` on NaN/inf.
@@ -174,19 +290,13 @@ class Trainer:
         self.model.train()
         start, total, n = time.perf_counter(), 0.0, 0
         for batch in self._loader(self.epoch):
-            images = batch[0].to(self.device)
+            images = self._prepare(batch[0])
             out = self._loss(images, self._to_device(batch[1]))
             value = self.dist.mean(out["loss"])
             if not math.isfinite(value):
                 raise TrainingDiverged(self.step, value)
-            self.optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            if self.cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update(self.model, step=self.step)
+            self._backward(out["loss"])
+            self._optimizer_step()
             self.step += 1
             self.images_seen += images.shape[0] * self.dist.world_size
             total, n = total + value, n + 1
@@ -221,8 +331,8 @@ class Trainer:
                 Subset(val_ds, self.dist.shard(len(val_ds))),
                 batch_size=self.cfg.batch_size,
                 shuffle=False,
-                num_workers=0,
                 collate_fn=self.collate,
+                **self._loading(),
             )
             with torch.no_grad():
                 partial = self._predict(model, batches, val_ds)
@@ -237,6 +347,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
+            "scaler": self.scaler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "train_seconds": self.train_seconds,
@@ -249,6 +360,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.train_seconds, self.images_seen = state["train_seconds"], state["images_seen"]
 
