@@ -322,6 +322,8 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
             "timm": "1.0.31",
             "git_commit": "a" * 40 if i else "b" * 40 + "+dirty",
         }
+        if i == 1:  # written by an installed copy: no commit, its version
+            r["environment"].update(git_commit=None, archbench="0.1.0")
         r["written_at"] = f"2026-11-{20 + i % 3:02d}T10:00:00+00:00"
     (row,) = setup_table(recs).to_dict("records")
     assert row == {
@@ -332,7 +334,7 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
         "training": "8 epochs, batch 16, adamw lr 0.006",
         "data": "2048 train / 512 val images, fingerprint abc123",
         "environment": "cpu, 2 threads on 2 cores, torch 2.14.1, timm 1.0.31",
-        "code": "aaaaaaaaaaaa; bbbbbbbbbbbb (uncommitted changes)",
+        "code": "aaaaaaaaaaaa; archbench 0.1.0 (installed); bbbbbbbbbbbb (uncommitted changes)",
         "written": "2026-11-20 .. 2026-11-22",
     }
     (bare,) = setup_table(sweep()).to_dict("records")  # records that do not say: '?', never a guess

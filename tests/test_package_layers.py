@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"runs"},
     {"search"},
     {"board"},
+    {"results"},
     {"cli"},
     {"__main__"},
 ]

@@ -39,7 +39,10 @@ BASE_KEYS = [
     "dataset",
     "command",
 ]
-OK_KEYS = [*BASE_KEYS, "status", "metrics", "epoch_losses", "steps", "timing", "costs", "memory", "environment"]
+OK_KEYS = [
+    *BASE_KEYS,
+    *["status", "metrics", "epoch_losses", "steps", "timing", "costs", "memory", "environment", "weights"],
+]
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,10 @@ def test_search_records_trials_reports_and_run_applies_the_best(data, tmp_path):
     results, space = tmp_path / "r", write_space(tmp_path)
     res = run_cli(*search_args(data, results, space, "s1", 2))
     assert res.returncode == 0, res.stderr
-    trials = load(results, "s1").trials
+    study = load(results, "s1")
+    trials = study.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert study.metric_names == ["AP"]  # what optuna-dashboard labels the objective with
     records = [r.to_dict() for r in load_records(results / "search" / "s1")]
     assert sorted(r["search"]["trial"] for r in records) == [0, 1]
     for r in records:  # each trial's run is a normal record, tagged and carrying the trial's coefficients
@@ -137,7 +139,9 @@ def test_multi_objective_gives_a_pareto_set_and_refuses_over_budget_configs_untr
         )
     )
     assert res.returncode == 0, res.stderr
-    trials = load(results, "s4").trials
+    study = load(results, "s4")
+    trials = study.trials
+    assert study.metric_names == ["AP", "GFLOPs"]
     assert len(trials) == 3 and {t.params["width_base"] for t in trials} == {8, 16}
     for t in trials:
         if t.params["width_base"] == 16:
@@ -158,8 +162,9 @@ def test_a_seg_search_maximises_miou_costs_the_segmenter_and_keeps_its_task(data
     assert worker.default_study_name("bifpn", space, "seg") == "bifpn-tiny-seg"  # apart from the det study
     res = run_cli(*search_args(data, results, space, "s6", 2, "--task", "seg", "--epochs", "2"))
     assert res.returncode == 0, res.stderr
-    trials = load(results, "s6").trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    study = load(results, "s6")
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and study.metric_names == ["mIoU"]
     records = {r.extra["search"]["trial"]: r.to_dict() for r in load_records(results / "search" / "s6")}
     for t in trials:
         r = records[t.number]
@@ -176,7 +181,7 @@ def test_a_seg_search_maximises_miou_costs_the_segmenter_and_keeps_its_task(data
     assert as_det.returncode == 2 and "task: the study has 'seg', this worker 'det'" in as_det.stderr
 
 
-def test_a_study_stored_before_tasks_existed_is_a_det_study(tmp_path):
+def test_a_study_stored_before_tasks_and_metric_names_existed_is_a_det_study_and_gets_its_names(tmp_path):
     from archbench.search.storage import open_storage
     from archbench.search.study import SETTINGS_ATTR, StudySettings, create_or_join
 
@@ -195,8 +200,13 @@ def test_a_study_stored_before_tasks_existed_is_a_det_study(tmp_path):
     )
     storage = open_storage(f"sqlite:///{tmp_path / 'old.db'}")
     old = {k: v for k, v in settings.to_dict().items() if k != "task"}
-    optuna.create_study(storage=storage, study_name="old").set_user_attr(SETTINGS_ATTR, old)
+    stored = optuna.create_study(storage=storage, study_name="old")
+    stored.set_user_attr(SETTINGS_ATTR, old)
+    stored.add_trial(optuna.trial.create_trial(value=0.25))
+    assert stored.metric_names is None
     sampler, pruner = optuna.samplers.RandomSampler(), optuna.pruners.NopPruner()
-    assert create_or_join(storage, "old", settings, sampler, pruner).user_attrs[SETTINGS_ATTR] == old
+    joined = create_or_join(storage, "old", settings, sampler, pruner)
+    assert joined.user_attrs[SETTINGS_ATTR] == old and joined.metric_names == ["AP"]
+    assert [t.values for t in joined.trials] == [[0.25]]  # naming the metric leaves the trials as they were
     with pytest.raises(UserError, match="task: the study has 'det', this worker 'seg'"):
         create_or_join(storage, "old", replace(settings, task="seg"), sampler, pruner)

@@ -12,6 +12,7 @@ import optuna
 import pytest
 import yaml
 
+import archbench.search
 from archbench.errors import UserError
 from archbench.models.scaling import PROXY, CompoundRule, EfficientNetRule, rule_from_dict, rule_to_dict
 from archbench.search.space import (
@@ -27,7 +28,8 @@ from archbench.search.space import (
 
 from helpers import run_cli
 
-SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+#: the shipped spaces live inside the package, so an installed wheel has them
+SPACES = Path(archbench.search.__file__).parent / "spaces"
 
 
 def write(tmp_path: Path, text: str) -> Path:

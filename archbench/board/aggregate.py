@@ -19,17 +19,18 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from archbench.board.stats import t_half_width
 from archbench.errors import UserError
 from archbench.runs.layout import runs_dir
 from archbench.runs.records import FAILED, OK, load_records
-from archbench.train.tasks import TASKS, get_task
+from archbench.train.task_names import HEADLINES, main_metric
 
 #: AP per object size (COCO's small / medium / large buckets): shown beside detection's headline metrics.
 SIZE_METRICS = ["APs", "APm", "APl"]
 #: Metrics aggregated over seeds, per task: its headline metrics (the first is the one ranked on), then
 #: what the board adds for it.
 TASK_METRICS: dict[str, list[str]] = {
-    name: [*task.headline, *(SIZE_METRICS if name == "det" else [])] for name, task in TASKS.items()
+    name: [*headline, *(SIZE_METRICS if name == "det" else [])] for name, headline in HEADLINES.items()
 }
 #: Costs and throughput carried into the table (mean over seeds).
 COST_COLUMNS = ["params_total", "gflops", "latency_ms", "images_per_s"]
@@ -63,13 +64,8 @@ def require_records(results: Path, task: str | None = None) -> list[Mapping[str,
     return records
 
 
-def main_metric(task: str) -> str:
-    """The metric a task is ranked on (AP for det, mIoU for seg)."""
-    return get_task(task).metric
-
-
-def _number(value: Any) -> float:
-    """A float, or NaN for missing / non-numeric / negative-sentinel values."""
+def as_number(value: Any) -> float:
+    """A float, or NaN for missing / non-numeric / negative-sentinel values (the one home of the -1 rule)."""
     if isinstance(value, bool) or value is None:
         return math.nan
     try:
@@ -96,10 +92,10 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "seed": record.get("seed"),
     }
     for m in TASK_METRICS.get(task, []):
-        row[m] = _number(metrics.get(m))
+        row[m] = as_number(metrics.get(m))
     for c in ("params_total", "gflops", "latency_ms"):
-        row[c] = _number(costs.get(c))
-    row["images_per_s"] = _number(timing.get("images_per_s"))
+        row[c] = as_number(costs.get(c))
+    row["images_per_s"] = as_number(timing.get("images_per_s"))
     return row
 
 
@@ -127,22 +123,24 @@ def _split_topologies(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean/std of the metrics and mean costs per (task, dataset, preset, neck, phi)."""
+    """Mean/std/95 % CI half-width of the metrics and mean costs per (task, dataset, preset, neck, phi)."""
     metrics = [m for ms in TASK_METRICS.values() for m in ms if m in rows.columns]
     grouped = rows.groupby(ROW_KEYS, sort=True, dropna=False)
     out = grouped.size().rename("n_seeds").to_frame()
     for m in metrics:
         out[f"{m}_mean"] = grouped[m].mean()
         out[f"{m}_std"] = grouped[m].std(ddof=1)  # sample std: NaN for a single seed
+        # Student-t over the seeds that have the metric (stats.mean_ci): NaN for a single seed
+        out[f"{m}_ci95"] = [t_half_width(sd, n) for sd, n in zip(out[f"{m}_std"], grouped[m].count())]
     for c in COST_COLUMNS:
         out[c] = grouped[c].mean()
     return out.reset_index()
 
 
 def _main_scores(table: pd.DataFrame) -> pd.DataFrame:
-    """Add ``metric``, ``score`` and ``score_std``: the task's main metric, whatever the task."""
+    """Add ``metric``, ``score``, ``score_std`` and ``score_ci95``: the task's main metric, whatever the task."""
     table["metric"] = table["task"].map(main_metric)
-    for out, suffix in (("score", "_mean"), ("score_std", "_std")):
+    for out, suffix in (("score", "_mean"), ("score_std", "_std"), ("score_ci95", "_ci95")):
         table[out] = [
             table.at[i, m + suffix] if m + suffix in table.columns else math.nan
             for i, m in zip(table.index, table["metric"])
@@ -183,16 +181,19 @@ def build_table(records: Iterable[Record], task: str | None = None) -> pd.DataFr
     """One row per (task, dataset, preset, neck, phi) over ``ok`` records.
 
     Columns: the keys, ``n_seeds``, ``<metric>_mean`` / ``<metric>_std`` (sample std, NaN for
-    one seed) of each task metric, the mean ``params_total``, ``gflops``, ``latency_ms`` and
-    ``images_per_s``, ``metric`` (the main metric's name), ``score`` / ``score_std`` (its mean
-    and std), ``rank`` (1 = best within the (task, dataset, preset) group) and ``pareto`` (no
+    one seed) / ``<metric>_ci95`` (half-width of the Student-t 95 % interval of the mean over seeds,
+    metric units, NaN for one seed; :func:`archbench.board.stats.mean_ci`) of each task metric, the
+    mean ``params_total``, ``gflops``, ``latency_ms`` and ``images_per_s``, ``metric`` (the main
+    metric's name), ``score`` / ``score_std`` / ``score_ci95`` (its mean, std and 95 % half-width),
+    ``rank`` (1 = best within the (task, dataset, preset) group) and ``pareto`` (no
     other row in the group is at least as accurate and at most as costly in GFLOPs, one strictly).
     Rows are sorted by group, then rank.
     """
     rows = _ok_rows(records, task)
     if rows.empty:
         return pd.DataFrame(
-            columns=ROW_KEYS + ["n_seeds", *COST_COLUMNS, "metric", "score", "score_std", "rank", "pareto"]
+            columns=ROW_KEYS
+            + ["n_seeds", *COST_COLUMNS, "metric", "score", "score_std", "score_ci95", "rank", "pareto"]
         )
     table = _rank_and_pareto(_main_scores(_aggregate(rows)))
     return table.sort_values(GROUP_KEYS + ["rank", "neck", "phi"]).reset_index(drop=True)

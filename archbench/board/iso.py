@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archbench.board.aggregate import GROUP_KEYS, main_metric
+from archbench.board.aggregate import GROUP_KEYS
+from archbench.train.task_names import main_metric
 
 ISO_COLUMNS = [*GROUP_KEYS, "metric", "gflops", "neck", "value"]
 

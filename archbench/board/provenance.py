@@ -15,12 +15,19 @@ from archbench.board.aggregate import GROUP_KEYS, Record, as_dict
 SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "code", "written"]
 
 
+def _code(env: Mapping[str, Any]) -> str | None:
+    """The checkout's commit a run came from, else the installed archbench version (older records: neither)."""
+    commit = env.get("git_commit") or ""
+    if commit:
+        return commit[:12] + (" (uncommitted changes)" if commit.endswith("+dirty") else "")
+    return f"archbench {env['archbench']} (installed)" if env.get("archbench") else None
+
+
 def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
     """How one run was made, as short texts (None where the record does not say)."""
     train = (record.get("config") or {}).get("train") or {}
     dataset = record.get("dataset") or {}
     env = record.get("environment") or {}
-    commit = env.get("git_commit") or ""
     side_by_side = f" x {env['jobs']} runs side by side (--jobs)" if env.get("jobs", 1) > 1 else ""
     return {
         "task": record.get("task", "det"),
@@ -43,7 +50,7 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
             if env
             else None
         ),
-        "code": (commit[:12] + (" (uncommitted changes)" if commit.endswith("+dirty") else "")) or None,
+        "code": _code(env),
         "written": str(record.get("written_at") or "")[:10] or None,
     }
 

@@ -11,9 +11,12 @@ import sys
 
 import typer
 
+from archbench import __version__
 from archbench.cli import data, specs
-from archbench.cli.consoles import err
+from archbench.cli.consoles import err, out
+from archbench.cli.evaluate import eval_cmd
 from archbench.cli.leaderboard import leaderboard_cmd
+from archbench.cli.predict import predict_cmd
 from archbench.cli.profile import profile_cmd
 from archbench.cli.run import run_cmd
 from archbench.cli.search import search_cmd
@@ -25,12 +28,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"archbench {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="print archbench's version and exit"
+    ),
+) -> None:
+    """The options given before a command (the app's help text is the Typer's above)."""
+
+
 app.add_typer(specs.app, name="specs")
 app.add_typer(data.app, name="data", help="Make and inspect datasets (the built-in generated COCO-format set).")
 app.command("profile")(profile_cmd)
 app.command("run")(run_cmd)
 app.command("leaderboard")(leaderboard_cmd)
 app.command("search")(search_cmd)
+app.command("eval")(eval_cmd)
+app.command("predict")(predict_cmd)
 
 
 def main() -> None:

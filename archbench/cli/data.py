@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from archbench.cli.consoles import err
+from archbench.cli.options import quiet_option, verbose_option, verbosity
 from archbench.cli.progress import DataProgress
 from archbench.data import synthetic
 from archbench.errors import UserError
@@ -36,14 +37,17 @@ def synth(
     size: int = typer.Option(
         synthetic.DEFAULT_SIZE, "--size", help=f"Image side in px ({synthetic.MIN_SIZE}..{synthetic.MAX_SIZE})."
     ),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
 ) -> None:
     """Generate the synthetic COCO-format data set (shapes x textures at three scales)."""
+    shown = verbosity(quiet, verbose)
     try:
-        with DataProgress(Console(stderr=True), f"generating {out.name}") as progress:
+        with DataProgress(err, out.name, shown) as progress:
             info = synthetic.generate(out, seed=seed, n_train=train, n_val=val, size=size, progress=progress)
-    except UserError as err:
-        typer.echo(f"error: {err.message}", err=True)
-        raise typer.Exit(err.exit_code) from None
+    except UserError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(exc.exit_code) from None
     _print_summary(info)
 
 

@@ -1,9 +1,13 @@
-"""Small parsers shared by CLI commands: level ranges, phi ranges, comma lists, neck lists."""
+"""Small parsers and options shared by CLI commands: level ranges, phi ranges, comma lists, neck lists, verbosity."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import typer
+
+from archbench.cli.consoles import Verbosity
 from archbench.errors import UserError
 from archbench.spec import builtin_names
 
@@ -53,3 +57,34 @@ def split_list(text: str) -> list[str]:
 def neck_list(text: str) -> list[str]:
     """'all' -> every built-in; otherwise a comma list of names / spec files."""
     return builtin_names() if text.strip() == "all" else split_list(text)
+
+
+def check_device(device: str) -> None:
+    """``--device``: UserError when it names CUDA on a machine without a CUDA device."""
+    import torch  # here, not at the top: commands that never touch a device do not pay for importing torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available on this machine")
+
+
+def quiet_option() -> Any:
+    """``--quiet`` / ``-q``, for a command that shows progress."""
+    return typer.Option(False, "--quiet", "-q", help="no progress on stderr: only errors, failures and the results")
+
+
+def verbose_option() -> Any:
+    """``--verbose`` / ``-v``, for a command that shows progress."""
+    return typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="plain progress lines (per epoch, per tenth of a data set) also on a terminal, and each run's config "
+        "hash, data set and costs",
+    )
+
+
+def verbosity(quiet: bool, verbose: bool) -> Verbosity:
+    """The :class:`Verbosity` that ``--quiet`` and ``--verbose`` ask for; a ``UserError`` for both at once."""
+    if quiet and verbose:
+        raise UserError("--quiet and --verbose contradict each other: give one of the two (or neither)")
+    return Verbosity.QUIET if quiet else Verbosity.VERBOSE if verbose else Verbosity.NORMAL

@@ -14,6 +14,10 @@ from archbench.costs.render import render_profile
 from archbench.errors import UserError
 from archbench.spec.schema import ACT_TYPES, FUSE_TYPES, NORM_TYPES, OP_TYPES
 
+#: ``--by-module``'s default depth: the parts, then backbone stages, neck cells and head nets, then
+#: the cells' nodes (and the stages' and nets' own children).
+DEFAULT_DEPTH = 3
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -51,16 +55,30 @@ def profile_cmd(
     fuse: str | None = typer.Option(None, "--fuse", help="impose this default fusion on every neck"),
     act: str | None = typer.Option(None, "--act", help="impose this activation on every neck"),
     norm: str | None = typer.Option(None, "--norm", help="impose this norm on every neck"),
+    by_module: bool = typer.Option(
+        False, "--by-module", help="also params and GFLOPs per module (backbone stages, neck cells and nodes, heads)"
+    ),
+    depth: int | None = typer.Option(
+        None, "--depth", min=1, help=f"--by-module: module levels shown (1: the parts; default {DEFAULT_DEPTH})"
+    ),
 ) -> None:
     """Params, GFLOPs (fvcore convention: 1 multiply-add = 1 flop) and optional CPU latency per neck and phi.
 
-    Latency uses the harness of scripts/bench_necks.py (warm-up, median of --latency-runs); see
-    docs/performance.md.
+    Latency: the median of --latency-runs timed calls after a few warm-up calls (the harness that
+    scripts/bench_necks.py uses in a checkout; docs/performance.md in the repository says more).
+    --by-module adds params and GFLOPs per module of each model, in every --format (docs/profile.md).
     """
     if not latency and (fuse_bn or channels_last or compile_model):
         raise UserError(
             "--fuse-bn, --channels-last and --compile change how --latency runs the model; "
             "add --latency (costs do not depend on them)"
+        )
+    if depth is not None and not by_module:
+        raise UserError("--depth sets how deep --by-module breaks the model down; add --by-module")
+    if by_module and latency:
+        raise UserError(
+            "--by-module breaks params and FLOPs down by module, but --latency times only the whole model "
+            "(there is no per-module timing); run --latency in a separate call without --by-module"
         )
     timing = LatencyOptions(latency_runs, fuse_bn, channels_last, compile_model) if latency else None
     phis = parse_int_range(phi, "--phi")
@@ -78,5 +96,6 @@ def profile_cmd(
             relative_to=relative_to,
             on_row=advance,
             task=task,
+            by_module=(depth or DEFAULT_DEPTH) if by_module else None,
         )
     render_profile(rows, fmt.value, out)

@@ -1,10 +1,15 @@
-"""The terminal's progress displays, all on stderr so that stdout holds only results.
+"""The progress displays, all on stderr so that stdout holds only results.
+
+How much they say is a :class:`Verbosity` (``--quiet`` / ``--verbose``). On a terminal they draw transient
+rich bars; where stderr is not a terminal (nohup, a batch scheduler, a pipe) the bars print nothing, so they
+print plain lines instead: one per started run, per finished epoch and per finished run, and one per tenth
+of a generated data set.
 
 - :class:`RichObserver`: a sweep's runs, one bar per run (epoch, step, loss, images/s, ETA), one line per finished run;
 - :class:`SearchDisplay`: a search worker, one line per finished trial, the study's count, what it waits for;
 - :func:`profile_progress`: a transient bar over the rows ``archbench profile`` measures;
-- :class:`DataProgress`: a transient bar over the images ``archbench data synth`` generates (a sweep's
-  :class:`RichObserver` shows the built-in set's generation as one more bar).
+- :class:`DataProgress`: a transient bar (or a line per tenth) over the images ``archbench data synth`` generates
+  (a sweep's :class:`RichObserver` shows the built-in set's generation the same way).
 """
 
 from __future__ import annotations
@@ -18,20 +23,53 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from archbench.runs.records import RunRecord
-from archbench.runs.sweep import SweepObserver
+from archbench.cli.consoles import Verbosity
+from archbench.runs.records import FAILED, RunRecord
+from archbench.runs.sweep import EpochInfo, SweepObserver
 from archbench.search.study import counts
 from archbench.search.worker import SearchObserver
-from archbench.train.tasks import get_task
+from archbench.train.task_names import HEADLINES
 from archbench.train.trainer import StepInfo
 
 
-class RichObserver(SweepObserver):
-    """Shows training progress on ``console`` (stderr, so stdout stays clean): a bar per run in flight (several
-    under ``--jobs``) on a terminal, a line per started run elsewhere, and one line per finished run."""
+def _bars(console: Console, verbosity: Verbosity) -> bool:
+    """Whether to draw live bars: on a terminal, unless quiet (elsewhere rich draws nothing, and its stop prints a
+    stray blank line)."""
+    return verbosity > Verbosity.QUIET and console.is_terminal
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+
+def _lines(console: Console, verbosity: Verbosity) -> bool:
+    """Whether to print plain progress lines: where ``console`` is not a terminal, or always when verbose."""
+    return verbosity is Verbosity.VERBOSE or (verbosity is Verbosity.NORMAL and not console.is_terminal)
+
+
+class _Tenths:
+    """Which counts of one long job deserve a plain line: the first to reach each tenth of the total."""
+
+    def __init__(self) -> None:
+        self.said = 0  # tenths already said
+
+    def due(self, done: int, total: int) -> bool:
+        tenth = 10 if total <= 0 else min(10, done * 10 // total)
+        if tenth <= self.said:
+            return False
+        self.said = tenth
+        return True
+
+
+def _data_line(data: str, done: int, total: int) -> str:
+    return f"generating {data}: {done}/{total} images ({100 * done // max(total, 1)}%)"
+
+
+class RichObserver(SweepObserver):
+    """Shows training progress on ``console`` (stderr, so stdout stays clean) as ``verbosity`` says: a bar per run
+    in flight (several under ``--jobs``) on a terminal; plain lines per started run and per epoch where the
+    console is not a terminal (or always, when verbose); one line per finished run (failed ones even when
+    quiet)."""
+
+    def __init__(self, console: Console, verbosity: Verbosity = Verbosity.NORMAL) -> None:
+        self.console, self.verbosity = console, verbosity
+        self.bars, self.lines = _bars(console, verbosity), _lines(console, verbosity)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -45,19 +83,25 @@ class RichObserver(SweepObserver):
         self.tasks: dict[str, Any] = {}  # the bar of each run in flight, by label
         self.latest: str | None = None  # the run that ``step`` (one run at a time) updates
         self.data_task: Any = None
+        self.data_tenths = _Tenths()
 
     def __enter__(self) -> RichObserver:
-        self.progress.start()
+        if self.bars:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.bars:
+            self.progress.stop()
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False)
 
     def run_started(self, label: str, epochs: int, steps: int) -> None:
         self.tasks[label] = self.progress.add_task(label, total=steps, status="")
         self.latest = label
-        if not self.console.is_terminal:  # no live bars in a log: say what started
-            self.console.print(f"start   {label}: {epochs} epochs, {steps} steps", highlight=False)
+        if self.lines:
+            self._print(f"start   {label}: {epochs} epochs, {steps} steps")
 
     def step(self, info: StepInfo) -> None:
         if self.latest is not None:
@@ -67,40 +111,63 @@ class RichObserver(SweepObserver):
         status = f"epoch {info.epoch + 1} loss {info.loss:.3f} {info.images_per_s:.0f} img/s"
         self.progress.update(self.tasks[label], completed=info.step, status=status)
 
+    def epoch_summary(self, info: EpochInfo) -> None:
+        if self.lines:
+            self._print(
+                f"epoch {info.epoch}/{info.epochs} {info.label}: loss {info.loss:.3f}, "
+                f"{info.images_per_s:.0f} img/s, {info.seconds:.1f} s"
+            )
+
     def run_finished(self, label: str, record: RunRecord) -> None:
         if label in self.tasks:
             self.progress.remove_task(self.tasks.pop(label))
-        if record.ok:
+        if record.ok and self.verbosity > Verbosity.QUIET:
             m, t = record.metrics or {}, record.timing or {}
-            scores = " ".join(f"{name} {m[name]:.3f}" for name in get_task(record.task).headline)
-            self.console.print(
-                f"ok      {label}: {scores} ({t['train_seconds']:.0f}s train, {t['images_per_s']:.0f} img/s)",
-                highlight=False,
-            )
-        else:  # failed, or stopped on purpose (a pruned search trial)
-            self.console.print(f"{record.status.upper():7} {label}: {record.reason}", highlight=False)
+            scores = " ".join(f"{name} {m[name]:.3f}" for name in HEADLINES[record.task])
+            self._print(f"ok      {label}: {scores} ({t['train_seconds']:.0f}s train, {t['images_per_s']:.0f} img/s)")
+            if self.verbosity is Verbosity.VERBOSE:
+                self._print(f"        {label}: {_details(record)}")
+        elif record.status == FAILED or (not record.ok and self.verbosity > Verbosity.QUIET):
+            # failed, or stopped on purpose (a pruned search trial)
+            self._print(f"{record.status.upper():7} {label}: {record.reason}")
 
     def skipped(self, label: str, reason: str) -> None:
-        self.console.print(f"skip    {label}: {reason}", highlight=False)
+        if self.verbosity > Verbosity.QUIET:
+            self._print(f"skip    {label}: {reason}")
 
     def data_progress(self, data: str, done: int, total: int) -> None:
         if self.data_task is None:
             self.data_task = self.progress.add_task(f"generating {data}", total=total, status="")
         self.progress.update(self.data_task, completed=done)
+        if self.lines and self.data_tenths.due(done, total):
+            self._print(_data_line(data, done, total))
         if done >= total:
             self.progress.remove_task(self.data_task)
-            self.data_task = None
+            self.data_task, self.data_tenths = None, _Tenths()
+
+
+def _details(record: RunRecord) -> str:
+    """A finished run's config hash, data set (name and fingerprint) and costs, for ``--verbose``."""
+    data, costs = record.dataset or {}, record.costs or {}
+    text = f"config {record.config_hash}, data {data.get('name', '?')} {str(data.get('fingerprint', '?'))[:12]}"
+    if costs:
+        text += (
+            f", {costs['params_total'] / 1e6:.3f} M params, {costs['gflops']:.4f} GFLOPs, "
+            f"{costs['latency_ms']:.1f} ms/image ({costs.get('latency_device', '?')})"
+        )
+    return text
 
 
 class SearchDisplay(SearchObserver):
     """A search worker on ``console``: the study it joined, one line per finished trial (an Optuna callback),
-    what it waits for, and its trials' training runs (a :class:`RichObserver`)."""
+    what it waits for, and its trials' training runs (a :class:`RichObserver`). Quiet, it says only which trials
+    failed."""
 
     runs: RichObserver
 
-    def __init__(self, console: Console, target: int, metric: str) -> None:
-        self.console, self.target, self.metric = console, target, metric
-        self.runs = RichObserver(console)
+    def __init__(self, console: Console, target: int, metric: str, verbosity: Verbosity = Verbosity.NORMAL) -> None:
+        self.console, self.target, self.metric, self.verbosity = console, target, metric, verbosity
+        self.runs = RichObserver(console, verbosity)
         self._waiting_for: list[int] = []
 
     def __enter__(self) -> SearchDisplay:
@@ -110,8 +177,9 @@ class SearchDisplay(SearchObserver):
     def __exit__(self, *exc: object) -> None:
         self.runs.__exit__(*exc)
 
-    def _print(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False)
+    def _print(self, text: str, *, failure: bool = False) -> None:
+        if failure or self.verbosity > Verbosity.QUIET:
+            self.console.print(text, highlight=False, markup=False)
 
     def opened(self, study: str, storage: str, existing: int) -> None:
         self._print(
@@ -131,7 +199,8 @@ class SearchDisplay(SearchObserver):
         finished = sum(counts(t) and t.state.is_finished() for t in study.get_trials(deepcopy=False))
         self._print(
             f"trial #{trial.number} {outcome} [{coefficients}] ({seconds:.0f} s; "
-            f"{finished}/{self.target} finished in the study)"
+            f"{finished}/{self.target} finished in the study)",
+            failure=trial.state == TrialState.FAIL,
         )
 
     def waiting(self, running: list[int]) -> None:
@@ -157,13 +226,16 @@ def profile_progress(console: Console, total: int) -> Iterator[Callable[[str], N
 
 
 class DataProgress:
-    """A transient bar on ``console`` over the images of a generated data set; call it as ``progress(done, total)``.
+    """Progress on ``console`` over the images of data set ``data`` as it is generated; call it as
+    ``progress(done, total)``: a transient bar on a terminal, a plain line per tenth elsewhere (or also on a
+    terminal, when verbose), nothing when quiet.
 
     Use it as a context manager around the generation: the bar appears at the first call and goes at the exit.
     """
 
-    def __init__(self, console: Console, description: str) -> None:
-        self.description = description
+    def __init__(self, console: Console, data: str, verbosity: Verbosity = Verbosity.NORMAL) -> None:
+        self.console, self.data = console, data
+        self.bars, self.lines, self.tenths = _bars(console, verbosity), _lines(console, verbosity), _Tenths()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -178,11 +250,14 @@ class DataProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.task is not None:
+        if self.bars and self.task is not None:
             self.progress.stop()
 
     def __call__(self, done: int, total: int) -> None:
         if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task(self.description, total=total)
+            if self.bars:
+                self.progress.start()
+            self.task = self.progress.add_task(f"generating {self.data}", total=total)
         self.progress.update(self.task, completed=done)
+        if self.lines and self.tenths.due(done, total):
+            self.console.print(_data_line(self.data, done, total), highlight=False, markup=False)

@@ -7,11 +7,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 
 from archbench.cli.consoles import err, out
-from archbench.cli.options import neck_list, parse_int_range, split_list
+from archbench.cli.options import (
+    check_device,
+    neck_list,
+    parse_int_range,
+    quiet_option,
+    split_list,
+    verbose_option,
+    verbosity,
+)
 from archbench.cli.progress import RichObserver
 from archbench.errors import UserError
 from archbench.runs.layout import runs_dir
@@ -84,12 +91,17 @@ def run_cmd(
     results: Path = typer.Option(Path("results"), "--results", help="folder for runs/ records and checkpoints"),
     force: bool = typer.Option(False, "--force", help="re-run configurations that already have an ok record"),
     resume: bool = typer.Option(False, "--resume", help="continue interrupted runs from their last epoch checkpoint"),
+    keep_weights: bool = typer.Option(
+        True, "--keep-weights/--no-keep-weights", help="keep each ok run's final weights in RESULTS/weights/"
+    ),
     scaling: str | None = typer.Option(
         None, "--scaling", help="study:NAME[#TRIAL]: a search's coefficients instead of --preset"
     ),
     storage: str | None = typer.Option(
         None, "--storage", help="--scaling's study database (default: RESULTS/search.db)"
     ),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
 ) -> None:
     """Train and evaluate every (neck, phi, seed); each finished run writes one JSON record under RESULTS/runs/.
 
@@ -97,9 +109,9 @@ def run_cmd(
     DistributedDataParallel (gloo on the CPU, nccl on CUDA); rank 0 writes the records. With --jobs N,
     N independent runs train at once, each in its own process (not under torchrun).
     """
+    shown = verbosity(quiet, verbose)
     check_jobs(jobs, launched_world_size())
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available on this machine")
+    check_device(device)
     train_cfg = TrainConfig.for_task(task)
     changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
     if optimizer is not None and optimizer not in ("adamw", "sgd"):
@@ -133,6 +145,7 @@ def run_cmd(
             device=device,
             threads=threads,
             rule=rule,
+            keep_weights=keep_weights,
         )
         for p in parse_int_range(phi, "--phi")
         for n in neck_list(neck)
@@ -140,7 +153,7 @@ def run_cmd(
     ]
     dist = DistContext.from_env(device)
     try:
-        with RichObserver(err) if dist.is_main else nullcontext(SweepObserver()) as observer:
+        with RichObserver(err, shown) if dist.is_main else nullcontext(SweepObserver()) as observer:
             if jobs > 1:
                 records = sweep_parallel(
                     requests, results, jobs=jobs, threads=threads, force=force, resume=resume, observer=observer

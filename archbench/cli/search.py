@@ -10,11 +10,11 @@ from typing import Any
 import typer
 
 from archbench.cli.consoles import err, out
-from archbench.cli.options import parse_int_range
+from archbench.cli.options import parse_int_range, quiet_option, verbose_option, verbosity
 from archbench.cli.progress import SearchDisplay
 from archbench.errors import UserError
 from archbench.search.report import report
-from archbench.search.space import DEFAULT_SPACE, resolve_space
+from archbench.search.space import DEFAULT_SPACE, resolve_space, shipped_space_names
 from archbench.search.worker import SearchOptions, default_study_name, run_search
 from archbench.train.tasks import get_task
 from archbench.train.trainer import TrainConfig
@@ -28,7 +28,10 @@ class Objective(str, Enum):
 def search_cmd(
     neck: str | None = typer.Option(None, "--neck", help="built-in name or spec file"),
     space: str | None = typer.Option(
-        None, "--space", help="search space YAML, or the name of one in search_spaces/ (default: efficientdet_family)"
+        None,
+        "--space",
+        help=f"search space YAML, or a shipped space's name: {' | '.join(shipped_space_names())} "
+        f"(default: {DEFAULT_SPACE})",
     ),
     task: str = typer.Option("det", "--task", help="det: maximise AP | seg: maximise mIoU"),
     trials: int = typer.Option(
@@ -63,11 +66,14 @@ def search_cmd(
         help="records go to RESULTS/search/STUDY/runs/; default database RESULTS/search.db",
     ),
     report_only: bool = typer.Option(False, "--report", help="print the study's best coefficients / Pareto set"),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
 ) -> None:
     """Optuna search over a scaling rule's coefficients; each trial trains through the runner and writes records.
 
     Start one worker per machine with the same --study and --storage: together they run --trials trials.
     """
+    shown = verbosity(quiet, verbose)
     metric = get_task(task).metric
     space_file = resolve_space(space or DEFAULT_SPACE) if neck else None
     name = study or (default_study_name(neck, space_file, task) if neck and space_file else None)
@@ -98,7 +104,7 @@ def search_cmd(
             threads=threads,
             heartbeat=heartbeat,
         )
-        run_search(opts, SearchDisplay(err, trials, metric))
+        run_search(opts, SearchDisplay(err, trials, metric, shown))
     if name is None:  # --report without --study or --neck
         raise UserError("archbench search --report needs --study (or --neck, and --space unless it is the default)")
     report(name, storage, results, out)

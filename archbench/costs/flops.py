@@ -15,6 +15,11 @@ on real tensors, and a phi-7 sweep of dense necks would mean executing trillions
 CPU; the jit tracer also cannot run on meta tensors. ``count_flops`` applies fvcore's per-op
 formulas at the dispatcher instead, so it runs on meta tensors (shapes only, milliseconds);
 ``tests/test_costs.py`` checks that it equals FlopCountAnalysis on real tensors.
+
+Given ``modules=``, ``count_flops`` also attributes every counted op to the innermost submodule
+running it (forward hooks keep a stack of module names), as ``FlopCountAnalysis.by_module`` does
+with its trace scopes; ``archbench.costs.modules`` turns that into the per-module table of
+``archbench profile --by-module``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,38 +131,75 @@ ELEMENTWISE_RULES: dict[Any, Callable[[tuple, Any], int]] = {
 
 @dataclass
 class FlopCount:
-    """Flops of one run: ``fvcore`` (the headline, FMA = 1) and ``elementwise`` (ops fvcore skips)."""
+    """Flops of one run: ``fvcore`` (the headline, FMA = 1) and ``elementwise`` (ops fvcore skips).
+
+    ``by_module`` / ``elementwise_by_module`` split the two by the innermost module that ran each op,
+    keyed by its name in ``modules.named_modules()`` ('' for ops of the root's own forward, or of
+    ``fn`` outside it); they are empty unless :func:`count_flops` was given ``modules``. Their values
+    sum to ``fvcore`` / ``elementwise``.
+    """
 
     fvcore: int = 0
     elementwise: int = 0
     by_op: Counter = field(default_factory=Counter)
+    by_module: Counter = field(default_factory=Counter)
+    elementwise_by_module: Counter = field(default_factory=Counter)
 
 
 class _CountingMode(TorchDispatchMode):
-    def __init__(self, result: FlopCount) -> None:
+    def __init__(self, result: FlopCount, scopes: list[str] | None) -> None:
         super().__init__()
         self.result = result
+        self.scopes = scopes  # names of the modules running now, innermost last; None: not attributed
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         packet = func.overloadpacket
+        where = None if self.scopes is None else (self.scopes[-1] if self.scopes else "")
         if packet in FVCORE_RULES:
             n = FVCORE_RULES[packet](args, out)
             self.result.fvcore += n
             self.result.by_op[packet.__name__] += n
+            if where is not None:
+                self.result.by_module[where] += n
         elif packet in ELEMENTWISE_RULES:
-            self.result.elementwise += ELEMENTWISE_RULES[packet](args, out)
+            n = ELEMENTWISE_RULES[packet](args, out)
+            self.result.elementwise += n
+            if where is not None:
+                self.result.elementwise_by_module[where] += n
         return out
 
 
-def count_flops(fn: Callable[..., Any], *inputs: Any) -> tuple[FlopCount, Any]:
+@contextmanager
+def _module_scopes(root: nn.Module, scopes: list[str]) -> Iterator[None]:
+    """While open, ``scopes`` holds the names (as in ``root.named_modules()``) of the modules whose
+    forward is running, innermost last."""
+
+    def leave(_module: nn.Module, _args: Any, _out: Any) -> None:  # a hook returning a value replaces the output
+        scopes.pop()
+
+    handles = []
+    for name, module in root.named_modules():
+        handles.append(module.register_forward_pre_hook(lambda _m, _args, name=name: scopes.append(name)))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def count_flops(fn: Callable[..., Any], *inputs: Any, modules: nn.Module | None = None) -> tuple[FlopCount, Any]:
     """Run ``fn(*inputs)`` without autograd, counting flops; returns (counts, fn's output).
 
     Works on real and on meta tensors; use meta tensors (``torch.device('meta')``) to cost big
-    models without computing anything.
+    models without computing anything. ``modules``: also split the counts by the submodules of
+    this module (``FlopCount.by_module``); ``fn`` is usually the module itself or calls it.
     """
     result = FlopCount()
-    with torch.no_grad(), _CountingMode(result):
+    scopes: list[str] = []
+    tracking = _module_scopes(modules, scopes) if modules is not None else nullcontext()
+    with tracking, torch.no_grad(), _CountingMode(result, scopes if modules is not None else None):
         out = fn(*inputs)
     return result, out
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-from archbench.costs.flops import count_flops, cpu_latency_ms, param_count
+from archbench.costs.flops import FlopCount, count_flops, cpu_latency_ms, param_count
+from archbench.costs.modules import module_costs
 from archbench.costs.perf.inference import prepare
 from archbench.models.backbone import Backbone
 from archbench.models.scaling import ModelConfig, ParametricRule, TableRule, get_rule
@@ -31,14 +33,16 @@ Rule = TableRule | ParametricRule
 
 @dataclass
 class _Shared:
-    """Costs of the parts every neck shares at one phi."""
+    """Costs of the parts every neck shares at one phi, and the (meta) parts for a per-module breakdown."""
 
     features: list[torch.Tensor]  # meta backbone outputs
     channels: list[int]
+    backbone: nn.Module
     params_backbone: int
-    flops_backbone: Any
+    flops_backbone: FlopCount
+    head: nn.Module
     params_head: int
-    flops_head: Any
+    flops_head: FlopCount
 
 
 def _shared_costs(cfg: ModelConfig, num_classes: int, task: Task) -> _Shared:
@@ -49,28 +53,39 @@ def _shared_costs(cfg: ModelConfig, num_classes: int, task: Task) -> _Shared:
         image = torch.empty(1, 3, *size)
         n_levels = len(cfg.levels)
         head = task.head(cfg, num_classes).eval()
-    flops_bb, feats = count_flops(backbone, image)
+    flops_bb, feats = count_flops(backbone, image, modules=backbone)
     # Head inputs: one [1, width, H_l, W_l] per level, sizes halving (ceil) from the last backbone level.
     sizes = [tuple(f.shape[-2:]) for f in feats]
     while len(sizes) < n_levels:
         h, w = sizes[-1]
         sizes.append((-(-h // 2), -(-w // 2)))
     head_in = [torch.empty(1, cfg.width, h, w, device="meta") for h, w in sizes]
-    flops_head, _ = count_flops(lambda xs: head(xs, size), head_in)
-    return _Shared(feats, backbone.channels, param_count(backbone), flops_bb, param_count(head), flops_head)
+    flops_head, _ = count_flops(lambda xs: head(xs, size), head_in, modules=head)
+    return _Shared(
+        feats, backbone.channels, backbone, param_count(backbone), flops_bb, head, param_count(head), flops_head
+    )
 
 
 def profile_row(
-    spec: NeckSpec, cfg: ModelConfig, shared: _Shared, num_classes: int, overrides: dict[str, Any]
+    spec: NeckSpec,
+    cfg: ModelConfig,
+    shared: _Shared,
+    num_classes: int,
+    overrides: dict[str, Any],
+    by_module: int | None = None,
 ) -> dict[str, Any]:
-    """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg`` (their levels already checked)."""
+    """One row: the config, params and GFLOPs by part for ``spec`` at ``cfg`` (their levels already checked).
+
+    ``by_module``: also the per-module breakdown down to that depth (1: the parts), under ``"modules"``
+    (a list of :meth:`ModuleCost.as_dict <archbench.costs.modules.ModuleCost.as_dict>` rows).
+    """
     with torch.device("meta"):
         neck = compile_neck(spec, shared.channels, cfg.width, cfg.repeats, **overrides).eval()
-    flops_neck, _ = count_flops(neck, shared.features)
+    flops_neck, _ = count_flops(neck, shared.features, modules=neck)
     params = {"backbone": shared.params_backbone, "neck": param_count(neck), "head": shared.params_head}
     fv = {"backbone": shared.flops_backbone.fvcore, "neck": flops_neck.fvcore, "head": shared.flops_head.fvcore}
     elementwise = shared.flops_backbone.elementwise + flops_neck.elementwise + shared.flops_head.elementwise
-    return {
+    row: dict[str, Any] = {
         "neck": spec.name,
         "spec_hash": spec.spec_hash(),
         "preset": cfg.preset,
@@ -87,6 +102,14 @@ def profile_row(
         **{f"gflops_{k}": v / GIGA for k, v in fv.items()},
         "gflops_elementwise": elementwise / GIGA,
     }
+    if by_module is not None:
+        parts = [
+            ("backbone", shared.backbone, shared.flops_backbone),
+            ("neck", neck, flops_neck),
+            ("head", shared.head, shared.flops_head),
+        ]
+        row["modules"] = [r.as_dict() for part in parts for r in module_costs(*part, by_module)]
+    return row
 
 
 @dataclass(frozen=True)
@@ -162,6 +185,7 @@ def profile(
     relative_to: str | None = None,
     on_row: Callable[[str], None] | None = None,
     task: str = "det",
+    by_module: int | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for every (neck, phi), ordered by phi then neck. ``on_row`` is told each row's label as it starts.
 
@@ -169,7 +193,8 @@ def profile(
     semantic-FPN head (its final upsampling to the input size included).
 
     ``preset`` is a preset name or a rule object (e.g. a search trial's coefficients). ``latency``
-    also times each model (see :func:`measure_latency`).
+    also times each model (see :func:`measure_latency`). ``by_module``: each row also breaks its
+    params and FLOPs down by module to that depth (see :func:`profile_row`).
     """
     rule = get_rule(preset) if isinstance(preset, str) else preset
     task_ = get_task(task)  # refuse an unknown task before any work
@@ -187,7 +212,7 @@ def profile(
         for name in wanted:
             if on_row:
                 on_row(f"{name} phi={phi}")
-            row = profile_row(specs[name], cfg, shared, num_classes, overrides)
+            row = profile_row(specs[name], cfg, shared, num_classes, overrides, by_module)
             if latency:
                 row.update(measure_latency(specs[name], cfg, num_classes, overrides, latency, task_))
             rows.append(row)

@@ -2,6 +2,8 @@
 
 ``RESULTS/runs/<task>-<neck>-phi<phi>-s<seed>-<config hash>.json``: one record per finished run.
 ``RESULTS/checkpoints/<config hash>/last.pt``: the last epoch's training state, for ``--resume``.
+``RESULTS/weights/<record file stem>.pt``: an ok run's final weights (``archbench run --no-keep-weights``: none).
+``RESULTS/evals/<record file stem>-on-<data>-<fingerprint 8>.json``: a trained run evaluated again (``archbench eval``).
 ``RESULTS/search.db``: the default Optuna study storage (SQLite).
 ``RESULTS/search/<study>/``: a study's own results folder (its trials' records and checkpoints).
 Generated data sets are cached under ``$ARCHBENCH_CACHE`` (default ``~/.cache/archbench``).
@@ -10,12 +12,15 @@ Generated data sets are cached under ``$ARCHBENCH_CACHE`` (default ``~/.cache/ar
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 RUNS_DIR = "runs"
 CHECKPOINTS_DIR = "checkpoints"
 SEARCH_DB = "search.db"
 SEARCH_DIR = "search"
+WEIGHTS_DIR = "weights"
+EVALS_DIR = "evals"
 
 
 def runs_dir(results: Path) -> Path:
@@ -23,9 +28,41 @@ def runs_dir(results: Path) -> Path:
     return Path(results) / RUNS_DIR
 
 
+def run_stem(task: str, neck: str, phi: int, seed: int, config_hash: str) -> str:
+    """The name a run's files share: ``<task>-<neck>-phi<phi>-s<seed>-<config hash>``."""
+    return f"{task}-{neck}-phi{phi}-s{seed}-{config_hash}"
+
+
 def record_path(results: Path, task: str, neck: str, phi: int, seed: int, config_hash: str) -> Path:
     """A run record's file: ``RESULTS/runs/<task>-<neck>-phi<phi>-s<seed>-<config hash>.json``."""
-    return runs_dir(results) / f"{task}-{neck}-phi{phi}-s{seed}-{config_hash}.json"
+    return runs_dir(results) / f"{run_stem(task, neck, phi, seed, config_hash)}.json"
+
+
+def results_of_record(record_file: Path) -> Path:
+    """The results folder a record file lies in (``RESULTS/runs/<stem>.json`` -> ``RESULTS``)."""
+    return Path(record_file).resolve().parent.parent
+
+
+def weights_path(results: Path, stem: str) -> Path:
+    """A run's kept final weights: ``RESULTS/weights/<stem>.pt`` (``stem``: its record file's, see :func:`run_stem`)."""
+    return Path(results) / WEIGHTS_DIR / f"{stem}.pt"
+
+
+def record_of_weights(weights_file: Path) -> Path:
+    """The record a kept weights file belongs to: ``RESULTS/weights/<stem>.pt`` -> ``RESULTS/runs/<stem>.json``."""
+    weights_file = Path(weights_file).resolve()
+    return runs_dir(weights_file.parent.parent) / f"{weights_file.stem}.json"
+
+
+def eval_path(results: Path, stem: str, data_name: str, fingerprint: str) -> Path:
+    """An evaluation of run ``stem`` on another data set: ``RESULTS/evals/<stem>-on-<data>-<fingerprint 8>.json``.
+
+    ``data`` is the data set's name made file-safe: ``synthetic``, ``coco:/x/val_set`` -> ``coco-val_set``.
+    """
+    kind, _, where = data_name.partition(":")
+    label = f"{kind}-{Path(where).name}" if where else kind
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "data"
+    return Path(results) / EVALS_DIR / f"{stem}-on-{label}-{fingerprint[:8]}.json"
 
 
 def checkpoint_path(results: Path, config_hash: str) -> Path:

@@ -34,7 +34,7 @@ from typing import Any
 
 from archbench.errors import UserError
 from archbench.runs.records import FAILED, RunRecord, environment
-from archbench.runs.sweep import Prepared, RunRequest, SweepObserver, plan, run_label, run_one
+from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, SweepObserver, plan, run_label, run_one
 from archbench.train.trainer import StepInfo
 
 #: Seconds a stopped child gets to finish its interrupt before it is killed.
@@ -89,6 +89,9 @@ class _Forward(SweepObserver):
     def step(self, info: StepInfo) -> None:
         self._send("step", info)
 
+    def epoch_summary(self, info: EpochInfo) -> None:
+        self._send("epoch", info)
+
     def run_finished(self, label: str, record: RunRecord) -> None:
         self._send("finished", record)
 
@@ -100,9 +103,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 def run_child(index: int, req: RunRequest, config_hash: str, results: Path, resume: bool, events: Any) -> None:
     """A spawned child's work: prepare ``req``, run it and write its record, reporting on ``events``.
 
-    Messages ``(index, kind, payload)``: ``started`` (epochs, steps), ``step`` (a ``StepInfo``), ``finished``
-    (the ``RunRecord`` written), ``error`` (a ``UserError``'s message) and ``crash`` (reason and traceback of an
-    exception outside the run; ``run_one`` records those inside it). SIGTERM interrupts it (exit status 130).
+    Messages ``(index, kind, payload)``: ``started`` (epochs, steps), ``step`` (a ``StepInfo``), ``epoch`` (an
+    ``EpochInfo``), ``finished`` (the ``RunRecord`` written), ``error`` (a ``UserError``'s message) and ``crash``
+    (reason and traceback of an exception outside the run; ``run_one`` records those inside it). SIGTERM
+    interrupts it (exit status 130).
     """
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -221,6 +225,8 @@ class _Sweep:
             self.observer.run_started(job.label, *payload)
         elif kind == "step":
             self.observer.run_step(job.label, payload)
+        elif kind == "epoch":
+            self.observer.epoch_summary(payload)
         elif kind == "finished":
             job.record = payload
             self.observer.run_finished(job.label, payload)

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from archbench import __version__
 from archbench.errors import UserError
 from archbench.files import atomic_write_text
 from archbench.runs import layout
@@ -78,6 +79,9 @@ class RunRecord:
     costs: dict[str, Any] | None = None
     memory: dict[str, float] | None = None
     environment: dict[str, Any] | None = None
+    #: the run's kept final weights (:mod:`archbench.runs.trained`): ``path`` (relative to the results folder),
+    #: ``sha256`` and ``bytes`` of the file, ``ema`` (whether it holds the EMA weights the run was evaluated with)
+    weights: dict[str, Any] | None = None
     #: further top-level keys (e.g. a search trial's ``search``), written after the fields above
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -142,15 +146,20 @@ _NAMES = {f.name for f in _FIELDS}
 _REQUIRED = [f.name for f in _FIELDS if f.default is MISSING and f.default_factory is MISSING]
 
 
-def load_records(results: Path) -> list[RunRecord]:
-    """Every record under ``results/runs``, by file name (temp files of interrupted writes are ignored).
-
-    A bad file is a ``UserError`` naming it (see :meth:`RunRecord.load`): records are never silently skipped.
-    """
+def record_files(results: Path) -> list[Path]:
+    """The record files under ``results/runs``, by file name; temp files of interrupted writes are left out."""
     runs = layout.runs_dir(results)
     if not runs.is_dir():
         return []
-    return [RunRecord.load(path) for path in sorted(runs.glob("*.json")) if not path.name.startswith(".tmp-")]
+    return [path for path in sorted(runs.glob("*.json")) if not path.name.startswith(".tmp-")]
+
+
+def load_records(results: Path) -> list[RunRecord]:
+    """Every record under ``results/runs``, in the order of :func:`record_files`.
+
+    A bad file is a ``UserError`` naming it (see :meth:`RunRecord.load`): records are never silently skipped.
+    """
+    return [RunRecord.load(path) for path in record_files(results)]
 
 
 def completed_records(results: Path) -> dict[str, RunRecord]:
@@ -170,12 +179,20 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def git_commit() -> str | None:
-    """The archbench checkout's commit (with ``+dirty`` when it has uncommitted changes), if any."""
+    """The archbench checkout's commit (with ``+dirty`` when it has uncommitted changes); None for an installed
+    copy, even one in a virtual environment inside some other git repository."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
+        top, commit = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.splitlines()
+        if Path(top).resolve() != root:
+            return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=root,
@@ -207,6 +224,7 @@ def environment(device: str, jobs: int = 1) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "jobs": jobs,
         "device": device,
+        "archbench": __version__,
         "git_commit": git_commit(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():

@@ -31,7 +31,7 @@ from archbench.errors import UserError
 from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
-from archbench.runs.layout import cache_root, checkpoint_path
+from archbench.runs.layout import cache_root, checkpoint_path, run_stem, weights_path
 from archbench.runs.records import (
     FAILED,
     OK,
@@ -42,6 +42,7 @@ from archbench.runs.records import (
     environment,
     python_command,
 )
+from archbench.runs.trained import save_weights
 from archbench.spec import resolve_spec
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged
@@ -71,11 +72,32 @@ class RunRequest:
     #: an explicit rule (e.g. a search trial's coefficients) instead of the named preset; its coefficients join
     #: the config
     rule: ParametricRule | None = None
+    #: an ok run keeps its final weights beside its record (:mod:`archbench.runs.trained`); not part of the config
+    keep_weights: bool = True
 
     @property
     def training(self) -> TrainConfig:
         """The training settings: ``train``, or the task's defaults (``TrainConfig.for_task``) when not given."""
         return self.train if self.train is not None else TrainConfig.for_task(self.task)
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """One finished epoch of run ``label``, for a log line: ``epoch`` of ``epochs`` done (counted from 1), its
+    mean training loss, the images it trained on (all processes) and its training seconds (the epoch's
+    checkpoint and any evaluation excluded)."""
+
+    label: str
+    epoch: int
+    epochs: int
+    loss: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        """The epoch's training throughput, images per second."""
+        return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
 class SweepObserver:
@@ -96,6 +118,10 @@ class SweepObserver:
     def data_progress(self, data: str, done: int, total: int) -> None:
         """While the data of reference ``data`` is generated (the built-in set, not cached yet): ``done`` of
         ``total`` images so far."""
+
+    def epoch_summary(self, info: EpochInfo) -> None:
+        """After each epoch, before :meth:`epoch_finished`: what a log line shows. Under ``--jobs`` it comes from
+        the run's process, as the steps do."""
 
     def epoch_finished(self, epoch: int, epochs: int, evaluate: Callable[[], dict[str, float]]) -> None:
         """After each epoch's checkpoint; ``evaluate()`` scores the current weights. Raise ``RunStopped`` to stop."""
@@ -165,6 +191,11 @@ class Prepared:
         if req.rule is not None:
             self.config["rule"] = rule_to_dict(req.rule)
         self.hash = config_hash(self.config)
+
+    @property
+    def stem(self) -> str:
+        """The name this configuration's files share (record, kept weights): see :func:`layout.run_stem`."""
+        return run_stem(self.req.task, self.spec.name, self.req.phi, self.req.seed, self.hash)
 
     def record(self, *, status: str, **outcome: Any) -> RunRecord:
         """This configuration's record: what was run (request, spec, model, data), with ``status`` and the
@@ -268,15 +299,25 @@ def execute(
             **outcome,
         )
 
-    observer.run_started(run_label(req), req.training.epochs, trainer.total_steps)
+    label, epochs = run_label(req), req.training.epochs
+    observer.run_started(label, epochs, trainer.total_steps)
     try:
         epoch_losses = []
-        while trainer.epoch < req.training.epochs:
+        while trainer.epoch < epochs:
+            images, seconds = trainer.images_seen, trainer.train_seconds
             epoch_losses.append(trainer.train_epoch(observer.step))
             trainer.save(ckpt)
-            observer.epoch_finished(
-                trainer.epoch, req.training.epochs, lambda: trainer.evaluate(prep.val, prep.data_info)
+            observer.epoch_summary(
+                EpochInfo(
+                    label,
+                    trainer.epoch,
+                    epochs,
+                    epoch_losses[-1],
+                    trainer.images_seen - images,
+                    trainer.train_seconds - seconds,
+                )
             )
+            observer.epoch_finished(trainer.epoch, epochs, lambda: trainer.evaluate(prep.val, prep.data_info))
         eval_start = time.perf_counter()
         metrics = trainer.evaluate(prep.val, prep.data_info)
         eval_seconds = time.perf_counter() - eval_start
@@ -298,6 +339,9 @@ def execute(
         costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None,
         memory=_peak_memory_mb(device),
         environment=environment(device.type, req.jobs),
+        weights=save_weights(results, prep.stem, trainer.model, trainer.ema.module if trainer.ema else None)
+        if req.keep_weights and dist.is_main
+        else None,
     )
 
 
@@ -312,7 +356,9 @@ def run_one(
 ) -> tuple[Path, RunRecord]:
     """Execute one configuration and write its record (``extra`` top-level keys added, e.g. a search trial's tags).
 
-    A crash is recorded as ``failed``. A ``UserError`` propagates with nothing recorded, and so does
+    An ok run's final weights are written (``req.keep_weights``) before its record, and its epoch checkpoint
+    removed after it; a record without weights removes any weights file an earlier record of the configuration
+    kept. A crash is recorded as ``failed``. A ``UserError`` propagates with nothing recorded, and so does
     ``RunStopped``, after removing the run's checkpoint. Under torchrun only rank 0 writes; a crash on
     any rank propagates there, since the others could not go on without it.
     """
@@ -340,6 +386,8 @@ def run_one(
     path = record.save(results)
     if record.ok:
         checkpoint_path(results, prep.hash).unlink(missing_ok=True)
+    if record.weights is None:  # weights an earlier record of this configuration kept no longer belong to one
+        weights_path(results, prep.stem).unlink(missing_ok=True)
     observer.run_finished(label, record)
     return path, record
 

@@ -29,7 +29,7 @@ import optuna
 from archbench.costs.profile import profile_model
 from archbench.models.scaling import ParametricRule, rule_to_dict
 from archbench.runs.records import RunRecord, completed_records
-from archbench.runs.sweep import Prepared, RunRequest, RunStopped, SweepObserver, run_one
+from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, RunStopped, SweepObserver, run_one
 from archbench.search.space import Infeasible, SearchSpace
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
 from archbench.train.trainer import StepInfo, TrainConfig
@@ -55,6 +55,9 @@ class TrialObserver(SweepObserver):
 
     def step(self, info: StepInfo) -> None:
         self.inner.step(info)
+
+    def epoch_summary(self, info: EpochInfo) -> None:
+        self.inner.epoch_summary(info)
 
     def run_finished(self, label: str, record: RunRecord) -> None:
         self.inner.run_finished(label, record)
@@ -150,6 +153,7 @@ class SearchObjective:
             train=TrainConfig(**s.train),
             device=self.device,
             threads=self.threads,
+            keep_weights=False,  # trials keep no weights; `archbench run --scaling study:NAME` trains one that does
         )
 
     def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[float]:

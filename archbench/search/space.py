@@ -35,6 +35,7 @@ import math
 import re
 import typing
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -400,25 +401,30 @@ def _check_buildable(c: _Checker, space: SearchSpace) -> None:
             return
 
 
-#: the spaces shipped in the checkout's ``search_spaces/`` folder, usable by name
-SHIPPED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+#: the spaces shipped inside the package (``archbench/search/spaces/``), usable by name; archbench.search is a
+#: regular package installed as files, so its resource folder is a file-system path
+SHIPPED_SPACES = Path(str(resources.files("archbench.search") / "spaces"))
 DEFAULT_SPACE = "efficientdet_family"
 
 
 def resolve_space(ref: str | Path) -> Path:
     """A search space file: ``ref`` itself when it exists, else the shipped space of that name
-    (``efficientdet_family`` -> ``search_spaces/efficientdet_family.yaml``); UserError otherwise."""
+    (``efficientdet_family`` -> ``archbench/search/spaces/efficientdet_family.yaml``); UserError otherwise."""
     path = Path(ref)
     if path.exists():
         return path
     shipped = SHIPPED_SPACES / f"{ref}.yaml"
     if path.suffix == "" and path.name == str(ref) and shipped.is_file():
         return shipped
-    names = sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
     raise UserError(
         f"--space {ref}: no such file, and not the name of a shipped space "
-        f"({', '.join(names) or f'none found in {SHIPPED_SPACES}'})"
+        f"({', '.join(shipped_space_names()) or f'none found in {SHIPPED_SPACES}'})"
     )
+
+
+def shipped_space_names() -> list[str]:
+    """The names ``--space`` accepts besides a file, sorted."""
+    return sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
 
 
 def load_space(path: str | Path) -> SearchSpace:

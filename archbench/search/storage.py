@@ -79,7 +79,7 @@ def open_storage(url: str, heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
                 )
         except (ImportError, NoSuchModuleError) as exc:
-            driver = "psycopg2-binary" if parsed.get_backend_name() == "postgresql" else "its database driver"
+            driver = "'archbench[postgres]'" if parsed.get_backend_name() == "postgresql" else "its database driver"
             raise UserError(
                 f"--storage {redact(url)}: the database driver is not installed ({exc}); pip install {driver}"
             ) from None

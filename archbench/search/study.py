@@ -20,11 +20,13 @@ trial is finished.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -34,6 +36,8 @@ from archbench.train.tasks import get_task
 SETTINGS_ATTR = "archbench"
 SURPLUS_ATTR = "surplus"
 OBJECTIVES = ("single", "multi")
+#: the name of a multi-objective study's second value, the cost (tools such as optuna-dashboard show it)
+COST_METRIC = "GFLOPs"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class StudySettings:
 
     def directions(self) -> list[Literal["maximize", "minimize"]]:
         return ["maximize"] if self.objective == "single" else ["maximize", "minimize"]
+
+    def metric_names(self) -> list[str]:
+        """What each of a trial's values is, in the order of :meth:`directions`: ``[AP]`` or ``[AP, GFLOPs]``."""
+        return [self.metric] if self.objective == "single" else [self.metric, COST_METRIC]
 
 
 def settings_of(study: optuna.Study) -> StudySettings:
@@ -114,6 +122,10 @@ def create_or_join(
                 f"study {name!r} exists with other settings; use another --study, or the same settings:\n"
                 + "\n".join(f"  - {d}" for d in diff)
             )
+    if study.metric_names != settings.metric_names():  # studies made before the names were set get them now
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(settings.metric_names())
     return study
 
 

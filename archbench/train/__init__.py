@@ -4,4 +4,5 @@
   schedule and the divergence error; :mod:`.distributed`: DDP context and samplers.
 - :mod:`.det_trainer` / :mod:`.seg_trainer`: each task's loss, prediction and metrics.
 - :mod:`.tasks`: what each task (``det``, ``seg``) uses: data opener, model, head, trainer, headline metrics.
+- :mod:`.task_names`: the tasks by name and their headline metrics, without torch (for readers of records).
 """

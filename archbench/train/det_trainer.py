@@ -8,8 +8,8 @@ data set's size buckets (the shards' detections are gathered before COCOeval run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,6 +27,7 @@ from archbench.detection import (
 )
 from archbench.detection.anchors import feature_sizes_of
 from archbench.models.detector import Detector
+from archbench.models.scaling import ModelConfig
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.trainer import TrainConfig, Trainer
 
@@ -50,6 +51,46 @@ def size_thresholds(area_ranges: Any) -> tuple[float, float] | None:
     raise ValueError(f"area_ranges must be (small_max, medium_max) or 4 COCOeval ranges, got {area_ranges!r}")
 
 
+def detector_anchors(config: ModelConfig, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Anchors [N, 4] (xyxy px, on the outputs' device) of a detector at ``config`` for its per-level head
+    ``outputs`` (one [B, C, H_l, W_l] per level): stride 2**level, side ``config.anchor_size`` * stride."""
+    strides = [2 ** int(level) for level in config.levels]
+    cfg = AnchorConfig(size=config.anchor_size)
+    return anchors_for(feature_sizes_of(outputs), strides, cfg, device=outputs[0].device)
+
+
+@torch.no_grad()
+def detect(
+    model: Detector,
+    images: torch.Tensor,
+    metas: Sequence[dict[str, Any]],
+    cat_ids: Sequence[int],
+    *,
+    score_thresh: float = SCORE_THRESH,
+    anchors: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
+) -> list[dict[str, Any]]:
+    """Detections of letterboxed ``images`` [B, 3, R, R] (on the model's device and in its memory layout), each
+    in its file's frame (see :func:`~archbench.detection.to_dataset_frame`): ``boxes`` [M, 4] xyxy original px,
+    ``scores`` [M], ``labels`` [M] (category ids from ``cat_ids``) and ``image_id``.
+
+    ``metas``: one dict per image with its letterbox ``scale``, ``orig_size`` (h, w) px and ``image_id``.
+    ``anchors``: the anchors of the head outputs (default :func:`detector_anchors` at the model's config).
+    """
+    cls_outs, box_outs = model(images)
+    cls, box = flatten_head_outputs(cls_outs, box_outs, model.num_classes)
+    dets = decode(
+        cls,
+        box,
+        anchors(cls_outs) if anchors is not None else detector_anchors(model.config, cls_outs),
+        image_size=(int(images.shape[-2]), int(images.shape[-1])),
+        score_thresh=score_thresh,
+    )
+    return [
+        to_dataset_frame(det, m["scale"], cat_ids, image_id=m["image_id"], orig_size=m["orig_size"])
+        for det, m in zip(dets, metas)
+    ]
+
+
 class DetectionTrainer(Trainer):
     """Trains a ``Detector`` on a ``CocoDetection`` split; metrics are COCO's 12 bbox stats."""
 
@@ -66,9 +107,7 @@ class DetectionTrainer(Trainer):
         dist: DistContext = LOCAL,
     ) -> None:
         super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
-        self.num_classes = model.num_classes
-        self.strides = [2 ** int(level) for level in model.config.levels]
-        self.anchor_cfg = AnchorConfig(size=model.config.anchor_size)
+        self.num_classes, self.model_config = model.num_classes, model.config
         self.loss_fn = DetectionLoss(model.num_classes, normaliser=self.dist.normaliser, batched=cfg.batched_targets)
         self._anchor_cache: dict[tuple[tuple[int, int], ...], torch.Tensor] = {}
 
@@ -79,7 +118,7 @@ class DetectionTrainer(Trainer):
         """
         sizes = tuple(feature_sizes_of(outputs))
         if sizes not in self._anchor_cache:
-            self._anchor_cache[sizes] = anchors_for(sizes, self.strides, self.anchor_cfg, device=outputs[0].device)
+            self._anchor_cache[sizes] = detector_anchors(self.model_config, outputs)
         return self._anchor_cache[sizes]
 
     def _to_device(self, targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
@@ -99,22 +138,9 @@ class DetectionTrainer(Trainer):
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> list[dict[str, Any]]:
         """COCO-format detections (original image frame) of the images in ``batches``."""
-        detections = []
+        detector, detections = cast(Detector, model), []  # the trained detector or its EMA copy
         for images, targets in batches:
-            images = self._prepare(images)
-            cls_outs, box_outs = model(images)
-            cls, box = flatten_head_outputs(cls_outs, box_outs, self.num_classes)
-            dets = decode(
-                cls,
-                box,
-                self._anchors(cls_outs),
-                image_size=(int(images.shape[-2]), int(images.shape[-1])),
-                score_thresh=SCORE_THRESH,
-            )
-            for det, t in zip(dets, targets):
-                detections.append(
-                    to_dataset_frame(det, t["scale"], val_ds.cat_ids, image_id=t["image_id"], orig_size=t["orig_size"])
-                )
+            detections += detect(detector, self._prepare(images), targets, val_ds.cat_ids, anchors=self._anchors)
         return detections
 
     def _score(self, partial: list[dict[str, Any]], val_ds: Any, info: dict[str, Any]) -> dict[str, float]:

@@ -16,12 +16,12 @@ from torch import nn
 
 from archbench.data.coco import open_detection_data
 from archbench.data.seg_sources import open_segmentation_data
-from archbench.errors import UserError
 from archbench.models.detector import Detector
 from archbench.models.scaling import ModelConfig
 from archbench.models.segmenter import Segmenter
 from archbench.train.det_trainer import DetectionTrainer
 from archbench.train.seg_trainer import SegmentationTrainer
+from archbench.train.task_names import HEADLINES, check_task
 from archbench.train.trainer import Trainer
 
 
@@ -29,7 +29,8 @@ def _detection_summary(info: dict[str, Any]) -> dict[str, Any]:
     buckets = (
         "COCO's 32^2 / 96^2 px^2" if info["area_ranges"] is None else "scaled to the image size (see area_ranges, px^2)"
     )
-    return {"area_ranges": info["area_ranges"], "size_buckets": buckets}
+    # cat_ids: the data set's category id of each class index (what predictions on new images are labelled with)
+    return {"area_ranges": info["area_ranges"], "size_buckets": buckets, "cat_ids": info["cat_ids"]}
 
 
 def _segmentation_summary(info: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +42,8 @@ class Task:
     """One task: ``open_data(ref, resolution=, subset=, categories=, seed=, cache_root=, progress=) -> (train, val,
     info)`` (``progress(done, total)`` hears of the images of a data set generated on the way),
     its model class (``model(spec, config, num_classes, pretrained_backbone=, neck_overrides=)``), its trainer
-    class, the task-specific fields of a record's ``dataset`` and the metrics a progress line shows."""
+    class, the task-specific fields of a record's ``dataset`` and its headline metrics
+    (:data:`~archbench.train.task_names.HEADLINES`)."""
 
     name: str
     open_data: Callable[..., tuple[Any, Any, dict[str, Any]]]
@@ -64,17 +66,11 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "det": Task("det", open_detection_data, Detector, DetectionTrainer, _detection_summary, ("AP", "AP50")),
-    "seg": Task(
-        "seg", open_segmentation_data, Segmenter, SegmentationTrainer, _segmentation_summary, ("mIoU", "pixel_accuracy")
-    ),
+    "det": Task("det", open_detection_data, Detector, DetectionTrainer, _detection_summary, HEADLINES["det"]),
+    "seg": Task("seg", open_segmentation_data, Segmenter, SegmentationTrainer, _segmentation_summary, HEADLINES["seg"]),
 }
 
 
 def get_task(name: str) -> Task:
     """The task called ``name``; UserError listing the tasks otherwise."""
-    if name not in TASKS:
-        raise UserError(
-            f"--task {name!r}: choose one of {', '.join(TASKS)} (det: detection, seg: semantic segmentation)"
-        )
-    return TASKS[name]
+    return TASKS[check_task(name)]

@@ -1,0 +1,545 @@
+"""The board's statistics over seeds: intervals, paired differences, tie letters, rank stability, seeds needed.
+
+Pure functions of numbers and of one comparison group's per-seed rows: the rows of one (task, dataset,
+preset, phi[, terms]) as :func:`archbench.board.aggregate._ok_rows` produces them (columns ``neck``,
+``seed`` and metric columns; one row per neck and seed). Grouping is the caller's job, so that the group
+keys keep their one home (``aggregate.GROUP_KEYS``). Metric values are in the metric's own units (AP,
+AP50, mIoU: fractions in [0, 1]); differences and interval half-widths are in the same units. A missing
+metric (NaN) is left out, never counted as zero.
+
+Why no scipy: it is not in the stack, and the board needs only the Student t distribution. Its CDF is the
+regularized incomplete beta function, computed here by the continued fraction of Numerical Recipes
+(Press et al., 3rd ed., section 6.4, ``betacf`` with the modified Lentz method); the t-test p-values use it
+directly, and the t quantiles invert it by bisection, so any confidence level works (the tests check the
+quantiles against the printed table of t_{0.975, df}). Normal quantiles come from the standard library
+(``statistics.NormalDist``).
+
+Method choices, each documented where it is made:
+
+- intervals: Student t over seeds (:func:`mean_ci`), Welch for unpaired differences;
+- tied necks: pairwise paired t-tests by seed, Holm-corrected at 0.05 (R's ``pairwise.t.test(paired=TRUE)``
+  default), shown as a compact letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
+- rank stability: Kendall tau-b between the neck rankings of two disjoint halves of the seeds, averaged over
+  all balanced splits (:func:`rank_stability`);
+- seeds needed: the normal-approximation sample size of a paired two-sided test (:func:`seeds_needed`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+#: The significance level of the tie test (family-wise, after Holm's correction).
+ALPHA = 0.05
+#: The default reference neck of paired differences (``--reference`` changes it).
+REFERENCE = "fpn"
+#: At most this many seed splits are averaged in :func:`rank_stability` (a fixed-seed sample beyond).
+MAX_SPLITS = 2000
+
+_EPS = 3.0e-16
+_TINY = 1.0e-300
+
+
+# ---------------------------------------------------------------------------------------------- t distribution
+
+
+def _beta_continued_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of I_x(a, b) (Numerical Recipes ``betacf``, modified Lentz); converges for
+    x < (a + 1) / (a + b + 2)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > _TINY else _TINY)
+            c = 1.0 + aa / c
+            c = c if abs(c) > _TINY else _TINY
+            h *= d * c
+        if abs(d * c - 1.0) < _EPS:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) for a, b > 0 and x in [0, 1] (dimensionless)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's T with ``df`` > 0 degrees of freedom: I_{df/(df+t^2)}(df/2, 1/2).
+
+    Dimensionless; NaN for a NaN ``t`` or ``df``, 0 for an infinite ``t``.
+    """
+    if math.isnan(t) or math.isnan(df):
+        return math.nan
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+@lru_cache(maxsize=1024)
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` > 0 degrees of freedom (e.g. t_{0.975, 2} = 4.303).
+
+    Found by bisection on the two-sided p-value (monotone in t), to a relative precision of about 1e-12.
+    """
+    if not 0.0 < p < 1.0 or not df > 0:
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
+    if p == 0.5:
+        return 0.0
+    tail = 2.0 * (1.0 - p) if p > 0.5 else 2.0 * p  # two-sided p-value at the quantile
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, df) > tail:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_two_sided_p(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    t = 0.5 * (lo + hi)
+    return t if p > 0.5 else -t
+
+
+def t_half_width(sd: float, n: float, level: float = 0.95) -> float:
+    """Half-width of the two-sided ``level`` Student-t interval of a mean: t_{(1+level)/2, n-1} * sd / sqrt(n).
+
+    In the units of ``sd``; NaN for fewer than two values or a NaN ``sd``.
+    """
+    if not n >= 2 or math.isnan(sd):
+        return math.nan
+    return t_quantile((1.0 + level) / 2.0, n - 1.0) * sd / math.sqrt(n)
+
+
+# ---------------------------------------------------------------------------------------------- one sample
+
+
+def _finite(values: Iterable[float]) -> np.ndarray:
+    """The values as a float array, NaNs (missing metrics) left out."""
+    arr = np.asarray(list(values), dtype=float)
+    return arr[~np.isnan(arr)]
+
+
+def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width) of the two-sided Student-t ``level`` interval over seeds, in the values' units.
+
+    NaNs are left out; the half-width is NaN for one value, and both are NaN for none.
+    """
+    x = _finite(values)
+    if x.size == 0:
+        return math.nan, math.nan
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    return float(np.mean(x)), t_half_width(sd, x.size, level)
+
+
+# ---------------------------------------------------------------------------------------------- paired data
+
+
+def seed_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One group's ``metric`` as a seed x neck table (NaN where a neck lacks a seed or the metric).
+
+    Raises ``ValueError`` when a neck has two rows for one seed: pairing by seed is then undefined.
+    """
+    dup = rows.duplicated(["neck", "seed"], keep=False)
+    if dup.any():
+        pairs = sorted({(str(n), str(s)) for n, s in zip(rows.loc[dup, "neck"], rows.loc[dup, "seed"])})
+        raise ValueError(f"several rows for one (neck, seed) in a comparison group: {pairs}")
+    return rows.pivot(index="seed", columns="neck", values=metric).astype(float).sort_index()
+
+
+def _paired(table: pd.DataFrame, a: Hashable, b: Hashable) -> np.ndarray:
+    """The per-seed differences ``a - b`` over the seeds both have."""
+    d = (table[a] - table[b]).to_numpy(dtype=float)
+    return d[~np.isnan(d)]
+
+
+def _sd(x: np.ndarray) -> float:
+    """Sample standard deviation (ddof 1); NaN below two values."""
+    return float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+
+
+def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
+    """The unpaired difference mean(a) - mean(b): (difference, sd of one difference, Welch CI half-width).
+
+    The sd of one difference of independent draws is sqrt(sd_a^2 + sd_b^2), comparable to the sd of paired
+    differences; the half-width uses Welch's standard error sqrt(sd_a^2/n_a + sd_b^2/n_b) and the
+    Welch-Satterthwaite degrees of freedom. Units of the values; NaN where a side has fewer than two values.
+    """
+    x, y = _finite(a), _finite(b)
+    if x.size == 0 or y.size == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(x.mean() - y.mean())
+    va, vb = _sd(x) ** 2, _sd(y) ** 2
+    sd = math.sqrt(va + vb)
+    qa, qb = va / x.size, vb / y.size
+    se2 = qa + qb
+    if math.isnan(se2):
+        return diff, sd, math.nan
+    if se2 == 0.0:
+        return diff, sd, 0.0
+    df = se2**2 / (qa**2 / (x.size - 1) + qb**2 / (y.size - 1))
+    return diff, sd, t_quantile((1.0 + level) / 2.0, df) * math.sqrt(se2)
+
+
+def paired_differences(
+    rows: pd.DataFrame, metric: str, reference: str = REFERENCE, level: float = 0.95
+) -> pd.DataFrame:
+    """Each neck's difference from ``reference`` in ``metric``, paired by seed, beside the unpaired one.
+
+    One row per neck (index ``neck``). Paired, over the seeds both necks have: ``n_pairs``, ``diff_mean``
+    (mean of neck - reference), ``diff_sd`` (sample sd of those differences) and ``diff_ci`` (Student-t
+    ``level`` half-width, n_pairs - 1 degrees of freedom). Unpaired, over all seeds of each: ``unpaired_diff``,
+    ``unpaired_sd`` and ``unpaired_ci`` (Welch, see :func:`welch`). All in the metric's units. ``note`` says
+    why a value is missing: no common seeds, one pair, or no reference in the group; the reference's own row
+    is 0 with ``note`` "reference".
+    """
+    table = seed_table(rows, metric)
+    out = []
+    for neck in table.columns:
+        row: dict[str, object] = {"neck": neck, "note": ""}
+        if reference not in table.columns:
+            row.update(n_pairs=0, note=f"no '{reference}' runs in this group")
+            out.append(row)
+            continue
+        d = _paired(table, neck, reference)
+        sd = _sd(d)
+        row.update(n_pairs=int(d.size), diff_mean=float(d.mean()) if d.size else math.nan, diff_sd=sd)
+        row["diff_ci"] = t_half_width(sd, d.size, level)
+        row["unpaired_diff"], row["unpaired_sd"], row["unpaired_ci"] = welch(table[neck], table[reference], level)
+        if neck == reference:
+            row.update(diff_sd=0.0, diff_ci=0.0, unpaired_diff=0.0, unpaired_sd=0.0, unpaired_ci=0.0, note="reference")
+        elif d.size == 0:
+            row["note"] = f"no seed in common with '{reference}'"
+        elif d.size == 1:
+            row["note"] = f"one seed in common with '{reference}': no interval"
+        out.append(row)
+    columns = ["neck", "n_pairs", "diff_mean", "diff_sd", "diff_ci", "unpaired_diff", "unpaired_sd", "unpaired_ci"]
+    return pd.DataFrame(out, columns=[*columns, "note"]).set_index("neck")
+
+
+# ---------------------------------------------------------------------------------------------- tied necks
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input order; NaNs stay NaN and are not counted.
+
+    With m tests sorted ascending, p_adj(i) = max_{j <= i} min(1, (m - j + 1) * p(j)).
+    """
+    p = np.asarray(p_values, dtype=float)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = order.size
+    adjusted = np.full(p.shape, math.nan)
+    running = 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        adjusted[i] = running
+    return [float(v) for v in adjusted]
+
+
+def paired_t_test(d: np.ndarray) -> tuple[float, float]:
+    """(t, two-sided p) of the paired t-test that the mean of the differences ``d`` is 0 (df = n - 1).
+
+    NaN for fewer than two differences. When all differences are equal, t is infinite (p = 0) unless they
+    are all 0 (t = 0, p = 1).
+    """
+    if d.size < 2:
+        return math.nan, math.nan
+    mean, sd = float(d.mean()), _sd(d)
+    if sd == 0.0:
+        return (0.0, 1.0) if mean == 0.0 else (math.copysign(math.inf, mean), 0.0)
+    t = mean / (sd / math.sqrt(d.size))
+    return t, t_two_sided_p(t, d.size - 1.0)
+
+
+def pairwise_tests(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.DataFrame:
+    """Paired t-tests by seed between every two necks of a group, Holm-corrected over the pairs tested.
+
+    One row per pair (``a``, ``b`` in neck-name order): ``n_pairs``, ``diff_mean`` (a - b) and ``diff_sd``
+    (metric units), ``t``, ``p``, ``p_holm`` and ``different`` (p_holm < alpha). A pair with fewer than two
+    common seeds is not tested (NaN p) and counts as not different: the data cannot tell them apart.
+    """
+    table = seed_table(rows, metric)
+    out = []
+    for a, b in itertools.combinations(sorted(table.columns), 2):
+        d = _paired(table, a, b)
+        t, p = paired_t_test(d)
+        mean = float(d.mean()) if d.size else math.nan
+        out.append({"a": a, "b": b, "n_pairs": int(d.size), "diff_mean": mean, "diff_sd": _sd(d), "t": t, "p": p})
+    tests = pd.DataFrame(out, columns=["a", "b", "n_pairs", "diff_mean", "diff_sd", "t", "p"])
+    tests["p_holm"] = holm(tests["p"].tolist())
+    tests["different"] = (tests["p_holm"] < alpha).astype(bool)
+    return tests
+
+
+def letter_display(items: Sequence[str], different: Iterable[tuple[str, str]], order: Sequence[str]) -> dict[str, str]:
+    """A compact letter display: items sharing a letter are not significantly different.
+
+    Piepho's insert-absorb algorithm (Piepho 2004, J. Comput. Graph. Stat. 13:456): start with one letter for
+    all; for each different pair, split every letter holding both into a copy without one and a copy
+    without the other, then drop letters whose items another letter already holds. Letters are named in
+    ``order`` (best first): 'a' is the letter of the best item. Every different pair then shares no letter
+    and every other pair shares at least one.
+    """
+    columns: list[frozenset[str]] = [frozenset(items)]
+    for a, b in different:
+        split: list[frozenset[str]] = []
+        for col in columns:
+            split.extend([col - {a}, col - {b}] if a in col and b in col else [col])
+        unique = list(dict.fromkeys(c for c in split if c))
+        columns = [c for c in unique if not any(c < other for other in unique)]
+    rank = {item: i for i, item in enumerate(order)}
+    columns.sort(key=lambda col: sorted(rank[i] for i in col))
+    letters = {item: "" for item in items}
+    for k, col in enumerate(columns):  # k ascending, so each item's letters come out in order
+        for item in col:
+            letters[item] += _letter(k)
+    return letters
+
+
+def _letter(k: int) -> str:
+    """The k-th letter name: a..z, then A..Z, then a1, b1, ... (more than 52 letters needs more than 52 necks)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return alphabet[k % 52] + (str(k // 52) if k >= 52 else "")
+
+
+def neck_means(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """Each neck's mean ``metric`` over its seeds, best (highest) first, ties by neck name."""
+    means = rows.groupby("neck")[metric].mean()
+    frame = means.rename("mean").reset_index()
+    frame["neg"] = -frame["mean"]
+    frame = frame.sort_values(["neg", "neck"], na_position="last")
+    return frame.set_index("neck")["mean"]
+
+
+def tie_letters(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> dict[str, str]:
+    """Tie letters per neck: necks sharing a letter are statistically tied in ``metric``.
+
+    Method: paired t-tests by seed between every two necks, Holm-corrected at family-wise ``alpha``
+    (:func:`pairwise_tests`; R's ``pairwise.t.test(..., paired = TRUE)`` with its default Holm adjustment),
+    shown as a compact letter display (:func:`letter_display`), 'a' for the best neck's letter. Paired tests
+    because seeds are paired across necks (one seed, one data order and initialisation); Holm because it
+    controls the family-wise error like Bonferroni and is uniformly more powerful; a letter display because
+    "tied" is not transitive (a ~ b and b ~ c with a != c) and letters show that honestly.
+    """
+    tests = pairwise_tests(rows, metric, alpha)
+    different = [(a, b) for a, b, diff in zip(tests["a"], tests["b"], tests["different"]) if diff]
+    order = [str(n) for n in neck_means(rows, metric).index]
+    return letter_display(order, different, order)
+
+
+# ---------------------------------------------------------------------------------------------- rankings
+
+
+def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b between two paired score vectors (dimensionless, in [-1, 1]; ties handled).
+
+    tau_b = (C - D) / sqrt((n0 - n1) (n0 - n2)), with C / D the concordant / discordant pairs, n0 = n(n-1)/2,
+    n1 / n2 the pairs tied in x / y (Kendall 1945). NaN when fewer than two items or one side is all tied.
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"kendall_tau_b needs equal lengths, got {a.size} and {b.size}")
+    i, j = np.triu_indices(a.size, k=1)
+    sx, sy = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    n0 = i.size
+    denom = math.sqrt(float(n0 - np.sum(sx == 0)) * float(n0 - np.sum(sy == 0)))
+    return float(np.sum(sx * sy)) / denom if denom > 0 else math.nan
+
+
+def _positions(ranking: Sequence[str | Sequence[str]]) -> dict[str, int]:
+    """Item -> position (0 = first) of a ranking given best first; an entry that is a list of items is a tie."""
+    pos: dict[str, int] = {}
+    for k, entry in enumerate(ranking):
+        for item in [entry] if isinstance(entry, str) else entry:
+            if item in pos:
+                raise ValueError(f"{item!r} appears twice in the ranking {list(ranking)}")
+            pos[item] = k
+    return pos
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How two rankings of the same items agree.
+
+    ``tau``: Kendall tau-b over the common items (1 = same order, -1 = reversed); ``direction``: the fraction
+    of pairs ordered strictly in both rankings that are ordered the same way; ``n_pairs``: those pairs;
+    ``items``: the common items, in the first ranking's order.
+    """
+
+    tau: float
+    direction: float
+    n_pairs: int
+    items: tuple[str, ...]
+
+
+def ranking_agreement(first: Sequence[str | Sequence[str]], second: Sequence[str | Sequence[str]]) -> Agreement:
+    """Kendall tau-b and agreement of direction between two rankings given best first (e.g. board vs paper).
+
+    Each entry is an item, or a list of items tied at that place. Only items in both rankings count.
+    """
+    p, q = _positions(first), _positions(second)
+    items = tuple(sorted((i for i in p if i in q), key=lambda i: (p[i], i)))
+    x, y = [-p[i] for i in items], [-q[i] for i in items]
+    sx, sy = (np.sign(np.subtract.outer(v, v))[np.triu_indices(len(v), k=1)] for v in (x, y))
+    strict = (sx != 0) & (sy != 0)
+    n = int(strict.sum())
+    direction = float(np.mean(sx[strict] == sy[strict])) if n else math.nan
+    return Agreement(kendall_tau_b(x, y), direction, n, items)
+
+
+def _splits(seeds: Sequence[Hashable], max_splits: int) -> list[tuple[list[Hashable], list[Hashable]]]:
+    """The balanced splits of ``seeds`` into two disjoint halves (sizes floor(n/2) and ceil(n/2)), each
+    unordered split once; ``max_splits`` random ones (fixed generator seed 0) when there are more."""
+    n, half = len(seeds), len(seeds) // 2
+    if n < 2:
+        return []
+    ordered = list(seeds)
+    count = math.comb(n, half) // (2 if 2 * half == n else 1)
+    if count > max_splits:
+        rng = random.Random(0)
+        halves = [rng.sample(ordered, half) for _ in range(max_splits)]
+    else:
+        # for even n, keep the halves holding the first seed: each unordered split once
+        halves = [list(c) for c in itertools.combinations(ordered, half) if 2 * half < n or ordered[0] in c]
+    return [(h, [s for s in ordered if s not in h]) for h in halves]
+
+
+def rank_stability(rows: pd.DataFrame, metric: str, max_splits: int = MAX_SPLITS) -> float:
+    """Kendall tau-b between the neck rankings of two disjoint halves of the seeds (dimensionless).
+
+    Each half ranks the necks by their mean ``metric`` over that half's seeds; tau-b compares the two
+    rankings over the necks present in both. With 2 seeds this is seed 0 against seed 1. With more, one
+    split would depend on which seeds land where, so the tau is averaged over every balanced split (halves
+    of floor(n/2) and ceil(n/2) seeds; at most ``max_splits`` of them, a fixed sample beyond). Halves are of
+    seed ids, so every neck's half uses the same seeds (paired). NaN with fewer than 2 seeds or 2 necks.
+    """
+    table = seed_table(rows, metric)
+    taus = []
+    for a, b in _splits(list(table.index), max_splits):
+        ma, mb = table.loc[a].mean(), table.loc[b].mean()
+        both = ma.notna() & mb.notna()
+        if both.sum() >= 2:
+            taus.append(kendall_tau_b(ma[both].to_numpy(), mb[both].to_numpy()))
+    taus = [t for t in taus if not math.isnan(t)]
+    return float(np.mean(taus)) if taus else math.nan
+
+
+# ---------------------------------------------------------------------------------------------- seeds needed
+
+
+def seeds_needed(
+    diff_mean: float, diff_sd: float, level: float = 0.95, power: float = 0.8, *, tests: int = 1, t: bool = False
+) -> float:
+    """About how many paired seeds a two-sided paired test at ``level`` needs to resolve a difference.
+
+    Normal approximation n = ((z_{1-a/2} + z_{power}) * sd / |mean|)^2 with a = 1 - level, rounded up, at
+    least 2 (one pair has no sd); ``diff_mean`` and ``diff_sd`` in the same units. ``tests`` > 1 divides a by
+    the number of comparisons (Bonferroni: the strictest step of Holm's correction, so the count suffices
+    whatever the pair's place in it). The normal approximation underestimates at small n, where t_{n-1}
+    quantiles exceed z (with 2 seeds, t_{0.975, 1} = 12.7); ``t=True`` gives instead the smallest n with
+    n >= ((t_{1-a/2, n-1} + t_{power, n-1}) * sd / |mean|)^2, the usual central-t refinement.
+    inf when the mean difference is 0; NaN when either input is NaN.
+    """
+    if math.isnan(diff_mean) or math.isnan(diff_sd):
+        return math.nan
+    if diff_mean == 0.0:
+        return math.inf
+    a = (1.0 - level) / tests
+    ratio2 = (diff_sd / abs(diff_mean)) ** 2
+    z = NormalDist().inv_cdf(1.0 - a / 2.0) + NormalDist().inv_cdf(power)
+    n = max(2, math.ceil(z * z * ratio2 - 1e-9))  # the 1e-9: a whole n computed with rounding error stays whole
+    if t:
+        # t quantiles exceed z ones, so the answer is at least the normal n: count up from it
+        while n < (t_quantile(1.0 - a / 2.0, n - 1.0) + t_quantile(power, n - 1.0)) ** 2 * ratio2:
+            n += 1
+    return float(n)
+
+
+@dataclass(frozen=True)
+class UnresolvedPair:
+    """The closest pair of top necks that the seeds do not tell apart.
+
+    ``a`` ranks above ``b`` by mean; ``diff_mean`` / ``diff_sd``: mean and sd of the paired per-seed
+    differences a - b (metric units) over ``n_pairs`` common seeds; ``seeds_needed``: paired seeds that would
+    resolve it (see :func:`closest_unresolved_pair`).
+    """
+
+    a: str
+    b: str
+    n_pairs: int
+    diff_mean: float
+    diff_sd: float
+    seeds_needed: float
+
+
+def closest_unresolved_pair(
+    rows: pd.DataFrame, metric: str, top: int = 3, alpha: float = ALPHA, power: float = 0.8
+) -> UnresolvedPair | None:
+    """Among the ``top`` necks by mean, the tied pair (not different in :func:`pairwise_tests`) with the
+    smallest |paired mean difference|, and about how many seeds would resolve it; None when every pair of
+    the top necks is resolved or there are fewer than two necks.
+
+    Only pairs with common seeds are candidates (a pair without any has no paired difference to size). The
+    seed count is :func:`seeds_needed` with t quantiles at the Bonferroni level over the pairs the group
+    tests, so that it is consistent with the tie test itself (the normal count can say "2" for a pair that
+    2 seeds left tied).
+    """
+    order = [str(n) for n in neck_means(rows, metric).dropna().index][:top]
+    tests = pairwise_tests(rows, metric, alpha)
+    n_tests = max(1, int(tests["p"].notna().sum()))
+    rank = {n: i for i, n in enumerate(order)}
+    best: UnresolvedPair | None = None
+    for rec in tests.itertuples(index=False):
+        if rec.a not in rank or rec.b not in rank or rec.different or rec.n_pairs == 0:
+            continue
+        sign = 1.0 if rank[str(rec.a)] < rank[str(rec.b)] else -1.0
+        a, b = (rec.a, rec.b) if sign > 0 else (rec.b, rec.a)
+        mean = sign * float(rec.diff_mean)
+        if best is None or abs(mean) < abs(best.diff_mean):
+            needed = seeds_needed(mean, float(rec.diff_sd), 1.0 - alpha, power, tests=n_tests, t=True)
+            best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, float(rec.diff_sd), needed)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- one group
+
+
+def neck_summary(rows: pd.DataFrame, metric: str, reference: str = REFERENCE, level: float = 0.95) -> pd.DataFrame:
+    """One group's per-neck statistics, best first: ``n_seeds``, ``mean`` and ``ci`` (:func:`mean_ci`), the
+    paired difference from ``reference`` (``diff_mean``, ``diff_ci``, ``n_pairs``, ``note``) and ``letters``
+    (:func:`tie_letters`). Units of ``metric``."""
+    order = neck_means(rows, metric).index
+    stats = {n: mean_ci(rows.loc[rows["neck"] == n, metric], level) for n in order}
+    out = pd.DataFrame(
+        {
+            "n_seeds": [int(rows.loc[rows["neck"] == n, metric].notna().sum()) for n in order],
+            "mean": [stats[n][0] for n in order],
+            "ci": [stats[n][1] for n in order],
+        },
+        index=pd.Index(order, name="neck"),
+    )
+    diffs = paired_differences(rows, metric, reference, level)
+    out = out.join(diffs[["n_pairs", "diff_mean", "diff_ci", "note"]])
+    out["letters"] = pd.Series(tie_letters(rows, metric))
+    return out
