@@ -23,6 +23,7 @@ from archbench.board.stats import t_half_width
 from archbench.errors import UserError
 from archbench.runs.layout import runs_dir
 from archbench.runs.records import FAILED, OK, load_records
+from archbench.spec.terms import terms_of
 from archbench.train.task_names import HEADLINES, main_metric
 
 #: AP per object size (COCO's small / medium / large buckets): shown beside detection's headline metrics.
@@ -34,8 +35,9 @@ TASK_METRICS: dict[str, list[str]] = {
 }
 #: Costs and throughput carried into the table (mean over seeds).
 COST_COLUMNS = ["params_total", "gflops", "latency_ms", "images_per_s"]
-#: The columns that identify a comparison group (ranks and Pareto flags are within a group).
-GROUP_KEYS = ["task", "dataset", "preset"]
+#: The columns that identify a comparison group (ranks and Pareto flags are within a group); ``terms`` is the
+#: equal-terms protocol (:func:`archbench.spec.terms.terms_of`), ``native`` for each neck with its own ops.
+GROUP_KEYS = ["task", "dataset", "preset", "terms"]
 ROW_KEYS = GROUP_KEYS + ["neck", "phi"]
 FAILED_COLUMNS = ["task", "neck", "phi", "seed", "reason"]
 
@@ -86,6 +88,7 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "task": task,
         "dataset": dataset.get("name", "?"),
         "preset": record.get("preset", "?"),
+        "terms": terms_of(record.get("config")),
         "neck": record.get("neck", "?"),
         "spec_hash": record.get("spec_hash"),
         "phi": record.get("phi"),
@@ -104,6 +107,15 @@ def _ok_rows(records: Iterable[Record], task: str | None) -> pd.DataFrame:
         _flatten(r) for r in map(as_dict, records) if r.get("status") == OK and (task is None or r.get("task") == task)
     ]
     return _split_topologies(pd.DataFrame(rows))
+
+
+def seed_rows(records: Iterable[Record], task: str | None = None) -> pd.DataFrame:
+    """One row per ``ok`` run (of ``task`` only, if given): the per-seed rows every board statistic starts from.
+
+    Columns: ``GROUP_KEYS``, ``neck`` (split by topology as on the board), ``phi``, ``seed``, the task metrics
+    (metric units; NaN when missing) and the costs. ``build_table`` aggregates exactly these rows.
+    """
+    return _ok_rows(records, task)
 
 
 def _split_topologies(rows: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from archbench.board.aggregate import GROUP_KEYS, Record, as_dict
+from archbench.spec.terms import terms_of
 
 SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "code", "written"]
 
@@ -25,7 +26,8 @@ def _code(env: Mapping[str, Any]) -> str | None:
 
 def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
     """How one run was made, as short texts (None where the record does not say)."""
-    train = (record.get("config") or {}).get("train") or {}
+    config = record.get("config") or {}
+    train = config.get("train") or {}
     dataset = record.get("dataset") or {}
     env = record.get("environment") or {}
     side_by_side = f" x {env['jobs']} runs side by side (--jobs)" if env.get("jobs", 1) > 1 else ""
@@ -33,8 +35,10 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
         "task": record.get("task", "det"),
         "dataset": dataset.get("name", "?"),
         "preset": record.get("preset", "?"),
+        "terms": terms_of(config),
         "training": (
             f"{train['epochs']} epochs, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']:g}"
+            + (", per-part init (paired seeds)" if config.get("init") == "per_part" else "")
             if {"epochs", "batch_size", "optimizer", "lr"} <= set(train)
             else None
         ),

@@ -88,3 +88,33 @@ def verbosity(quiet: bool, verbose: bool) -> Verbosity:
     if quiet and verbose:
         raise UserError("--quiet and --verbose contradict each other: give one of the two (or neither)")
     return Verbosity.QUIET if quiet else Verbosity.VERBOSE if verbose else Verbosity.NORMAL
+
+
+def terms_option() -> Any:
+    """``--terms``: a named equal-terms protocol (:mod:`archbench.spec.terms`)."""
+    return typer.Option(
+        None,
+        "--terms",
+        help="equal terms for every neck: native (each its own ops; the default) | efficientdet (separable 3x3 "
+        "conv, BN, swish, activation first)",
+    )
+
+
+def op_option() -> Any:
+    """``--op``: one op setting imposed on every neck (alone or on top of ``--terms``)."""
+    return typer.Option(None, "--op", help="impose this op type on every neck (sepconv | conv | none)")
+
+
+def fuse_option() -> Any:
+    """``--fuse``: the spec-wide default fusion imposed on every neck."""
+    return typer.Option(None, "--fuse", help="impose this default fusion on every neck")
+
+
+def act_option() -> Any:
+    """``--act``: the activation imposed on every neck."""
+    return typer.Option(None, "--act", help="impose this activation on every neck")
+
+
+def norm_option() -> Any:
+    """``--norm``: the norm imposed on every neck."""
+    return typer.Option(None, "--norm", help="impose this norm on every neck")

@@ -7,12 +7,20 @@ from enum import Enum
 import typer
 
 from archbench.cli.consoles import err, out
-from archbench.cli.options import neck_list, parse_int_range
+from archbench.cli.options import (
+    act_option,
+    fuse_option,
+    neck_list,
+    norm_option,
+    op_option,
+    parse_int_range,
+    terms_option,
+)
 from archbench.cli.progress import profile_progress
 from archbench.costs.profile import LatencyOptions, profile
 from archbench.costs.render import render_profile
 from archbench.errors import UserError
-from archbench.spec.schema import ACT_TYPES, FUSE_TYPES, NORM_TYPES, OP_TYPES
+from archbench.spec.terms import resolve_terms
 
 #: ``--by-module``'s default depth: the parts, then backbone stages, neck cells and head nets, then
 #: the cells' nodes (and the stages' and nets' own children).
@@ -23,19 +31,6 @@ class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
-
-
-def equal_terms_overrides(op: str | None, fuse: str | None, act: str | None, norm: str | None) -> dict:
-    """Spec-wide defaults to impose on every neck (``None`` keeps each spec's own)."""
-    for value, allowed, flag in (
-        (op, OP_TYPES, "--op"),
-        (fuse, FUSE_TYPES, "--fuse"),
-        (act, ACT_TYPES, "--act"),
-        (norm, NORM_TYPES, "--norm"),
-    ):
-        if value is not None and value not in allowed:
-            raise UserError(f"{flag} {value!r}: choose one of {', '.join(allowed)}")
-    return {"op_type": op, "fuse": fuse, "act": act, "norm": norm}
 
 
 def profile_cmd(
@@ -51,10 +46,11 @@ def profile_cmd(
     channels_last: bool = typer.Option(False, "--channels-last", help="--latency: NHWC memory format"),
     compile_model: bool = typer.Option(False, "--compile", help="--latency: torch.compile (slow first call)"),
     relative_to: str | None = typer.Option(None, "--relative-to", help="add params/GFLOPs ratios to this neck"),
-    op: str | None = typer.Option(None, "--op", help="impose this op type on every neck (sepconv|conv|none)"),
-    fuse: str | None = typer.Option(None, "--fuse", help="impose this default fusion on every neck"),
-    act: str | None = typer.Option(None, "--act", help="impose this activation on every neck"),
-    norm: str | None = typer.Option(None, "--norm", help="impose this norm on every neck"),
+    terms: str | None = terms_option(),
+    op: str | None = op_option(),
+    fuse: str | None = fuse_option(),
+    act: str | None = act_option(),
+    norm: str | None = norm_option(),
     by_module: bool = typer.Option(
         False, "--by-module", help="also params and GFLOPs per module (backbone stages, neck cells and nodes, heads)"
     ),
@@ -83,7 +79,7 @@ def profile_cmd(
     timing = LatencyOptions(latency_runs, fuse_bn, channels_last, compile_model) if latency else None
     phis = parse_int_range(phi, "--phi")
     necks = neck_list(neck)
-    overrides = equal_terms_overrides(op, fuse, act, norm)
+    overrides = dict(resolve_terms(terms, op=op, fuse=fuse, act=act, norm=norm).overrides)
     total = len(phis) * len(set(necks + ([relative_to] if relative_to else [])))
     with profile_progress(err, total) as advance:
         rows = profile(

@@ -11,20 +11,27 @@ import typer
 
 from archbench.cli.consoles import err, out
 from archbench.cli.options import (
+    act_option,
     check_device,
+    fuse_option,
     neck_list,
+    norm_option,
+    op_option,
     parse_int_range,
     quiet_option,
     split_list,
+    terms_option,
     verbose_option,
     verbosity,
 )
 from archbench.cli.progress import RichObserver
 from archbench.errors import UserError
+from archbench.models.seeding import INIT_MODES
 from archbench.runs.layout import runs_dir
 from archbench.runs.parallel import check_jobs, sweep_parallel
 from archbench.runs.sweep import RunRequest, SweepObserver, sweep
 from archbench.search.report import study_rule
+from archbench.spec.terms import resolve_terms
 from archbench.train.distributed import DistContext, launched_world_size
 from archbench.train.trainer import AMP_MODES, TrainConfig
 
@@ -53,6 +60,17 @@ def parse_amp(amp: bool, amp_dtype: str | None) -> str:
     if amp and amp_dtype == "off":
         raise UserError("--amp asks for bf16 autocast but --amp-dtype off for none: give one of the two")
     return amp_dtype
+
+
+def parse_init(text: str) -> str:
+    """``--init``: per-part | one-stream -> ``RunRequest.init``; UserError otherwise."""
+    mode = text.strip().replace("-", "_")
+    if mode not in INIT_MODES:
+        raise UserError(
+            f"--init {text!r}: choose per-part (each part of the model from its own stream seeded by the run seed and "
+            "the part's name: paired necks) or one-stream (every part from one stream in build order)"
+        )
+    return mode
 
 
 def run_cmd(
@@ -100,6 +118,17 @@ def run_cmd(
     storage: str | None = typer.Option(
         None, "--storage", help="--scaling's study database (default: RESULTS/search.db)"
     ),
+    terms: str | None = terms_option(),
+    op: str | None = op_option(),
+    fuse: str | None = fuse_option(),
+    act: str | None = act_option(),
+    norm: str | None = norm_option(),
+    init: str = typer.Option(
+        "per-part",
+        "--init",
+        help="initial weights: per-part (backbone, neck and head each from its own seeded stream, so the necks of "
+        "one seed share backbone and head weights) | one-stream (one stream in build order, as before)",
+    ),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -125,6 +154,8 @@ def run_cmd(
         deterministic=deterministic,
     )
     train_cfg = replace(train_cfg, workers=parse_workers(workers))
+    equal_terms = resolve_terms(terms, op=op, fuse=fuse, act=act, norm=norm)
+    init_mode = parse_init(init)
     rule = None
     if scaling is not None:
         rule = study_rule(scaling, storage, results)
@@ -146,6 +177,8 @@ def run_cmd(
             threads=threads,
             rule=rule,
             keep_weights=keep_weights,
+            terms=equal_terms,
+            init=init_mode,
         )
         for p in parse_int_range(phi, "--phi")
         for n in neck_list(neck)

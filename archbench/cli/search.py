@@ -10,12 +10,23 @@ from typing import Any
 import typer
 
 from archbench.cli.consoles import err, out
-from archbench.cli.options import parse_int_range, quiet_option, verbose_option, verbosity
+from archbench.cli.options import (
+    act_option,
+    fuse_option,
+    norm_option,
+    op_option,
+    parse_int_range,
+    quiet_option,
+    terms_option,
+    verbose_option,
+    verbosity,
+)
 from archbench.cli.progress import SearchDisplay
 from archbench.errors import UserError
 from archbench.search.report import report
 from archbench.search.space import DEFAULT_SPACE, resolve_space, shipped_space_names
 from archbench.search.worker import SearchOptions, default_study_name, run_search
+from archbench.spec.terms import resolve_terms
 from archbench.train.tasks import get_task
 from archbench.train.trainer import TrainConfig
 
@@ -66,6 +77,11 @@ def search_cmd(
         help="records go to RESULTS/search/STUDY/runs/; default database RESULTS/search.db",
     ),
     report_only: bool = typer.Option(False, "--report", help="print the study's best coefficients / Pareto set"),
+    terms: str | None = terms_option(),
+    op: str | None = op_option(),
+    fuse: str | None = fuse_option(),
+    act: str | None = act_option(),
+    norm: str | None = norm_option(),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -76,7 +92,8 @@ def search_cmd(
     shown = verbosity(quiet, verbose)
     metric = get_task(task).metric
     space_file = resolve_space(space or DEFAULT_SPACE) if neck else None
-    name = study or (default_study_name(neck, space_file, task) if neck and space_file else None)
+    equal_terms = resolve_terms(terms, op=op, fuse=fuse, act=act, norm=norm)
+    name = study or (default_study_name(neck, space_file, task, equal_terms) if neck and space_file else None)
     if not report_only:
         if neck is None or space_file is None:
             raise UserError("archbench search needs --neck (or --report to print a study)")
@@ -103,6 +120,7 @@ def search_cmd(
             device=device,
             threads=threads,
             heartbeat=heartbeat,
+            terms=equal_terms,
         )
         run_search(opts, SearchDisplay(err, trials, metric, shown))
     if name is None:  # --report without --study or --neck

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from archbench.models.scaling import ModelConfig
+from archbench.models.seeding import part_init
 from archbench.models.seg_head import SemanticFPNHead
 from archbench.models.trunk import build_trunk
 from archbench.spec.schema import NeckSpec
@@ -27,11 +28,13 @@ class Segmenter(nn.Module):
         num_classes: int,
         pretrained_backbone: bool = False,
         neck_overrides: dict | None = None,
+        init_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.config, self.num_classes = config, num_classes
-        self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides)
-        self.head = self.build_head(config, num_classes)
+        self.backbone, self.neck = build_trunk(spec, config, pretrained_backbone, neck_overrides, init_seed)
+        with part_init(init_seed, "head"):
+            self.head = self.build_head(config, num_classes)
 
     @staticmethod
     def build_head(config: ModelConfig, num_classes: int) -> SemanticFPNHead:

@@ -7,6 +7,7 @@ from torch import nn
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.models.scaling import ModelConfig
+from archbench.models.seeding import part_init
 from archbench.neck.compiler import compile_neck
 from archbench.spec.schema import NeckSpec
 
@@ -27,12 +28,19 @@ def check_levels(spec: NeckSpec, config: ModelConfig) -> None:
 
 
 def build_trunk(
-    spec: NeckSpec, config: ModelConfig, pretrained_backbone: bool = False, neck_overrides: dict | None = None
+    spec: NeckSpec,
+    config: ModelConfig,
+    pretrained_backbone: bool = False,
+    neck_overrides: dict | None = None,
+    init_seed: int | None = None,
 ) -> tuple[Backbone, nn.Module]:
     """(backbone, neck) sized by ``config``; the neck maps the backbone's levels to ``config.levels``.
 
-    ``spec`` must be defined on ``config.levels`` (see :func:`check_levels`).
+    ``spec`` must be defined on ``config.levels`` (see :func:`check_levels`). ``init_seed``: each part is
+    initialised from its own stream (:func:`archbench.models.seeding.part_init`); None: from the global one.
     """
-    backbone = Backbone(config.backbone, config.backbone_levels, pretrained_backbone)
-    neck = compile_neck(spec, backbone.channels, config.width, config.repeats, **(neck_overrides or {}))
+    with part_init(init_seed, "backbone"):
+        backbone = Backbone(config.backbone, config.backbone_levels, pretrained_backbone)
+    with part_init(init_seed, "neck"):
+        neck = compile_neck(spec, backbone.channels, config.width, config.repeats, **(neck_overrides or {}))
     return backbone, neck

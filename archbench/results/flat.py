@@ -2,7 +2,8 @@
 
 - Plain names for what identifies the run and its outcome: the record's top-level numbers and strings
   (``task``, ``neck``, ``neck_ref``, ``spec_hash``, ``phi``, ``preset``, ``seed``, ``epochs``, ``config_hash``,
-  ``status``, ``reason``, ``steps``, ``written_at``, ``command``, ...), plus ``terms`` (see :func:`terms_of`),
+  ``status``, ``reason``, ``steps``, ``written_at``, ``command``, ...), plus ``terms`` (see
+  :func:`archbench.spec.terms.terms_of`),
   ``record`` (the file's path), ``metric`` (the task's main metric: AP for det, mIoU for seg) and ``score``
   (that metric's value).
 - ``<section>.<key>`` for everything nested, named after the record's own keys: ``metrics.AP50``,
@@ -27,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from archbench.board.aggregate import as_number
+from archbench.spec.terms import terms_of
 from archbench.train.task_names import main_metric
 
 #: The columns that come first: what identifies a run, its outcome and where its record is.
@@ -44,19 +46,11 @@ LEADING = [
     "config_hash",
     "record",
 ]
-#: The equal-terms protocol of a record made without op/act/norm overrides (every record before issue 18).
-NATIVE = "native"
 #: Record keys that are not columns: the topology (its hash is ``spec_hash``) and the configuration, whose parts
 #: are the ``train.``, ``model.``, ``data.`` and ``config.`` columns.
 _NOT_FLATTENED = ("spec", "config", "model_config")
 #: The configuration's parts with columns of their own, by column prefix (model: the record's ``model_config``).
 _CONFIG_PARTS = ("train", "data")
-
-
-def terms_of(record: Mapping[str, Any]) -> str:
-    """The equal-terms protocol a run was trained under: its configuration's ``terms``, or :data:`NATIVE` when it
-    has none (each neck with its own ops: every record made before ``--terms`` existed)."""
-    return (record.get("config") or {}).get("terms") or NATIVE
 
 
 def _nested(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +66,8 @@ def _nested(record: Mapping[str, Any]) -> dict[str, Any]:
 def _plain(record: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """The record's plain columns: its top-level numbers and strings, ``terms``, ``record`` and ``metric``."""
     row = {k: v for k, v in record.items() if not isinstance(v, (Mapping, list))}
-    return row | {"terms": terms_of(record), "record": str(path), "metric": main_metric(record.get("task", "det"))}
+    task = record.get("task", "det")
+    return row | {"terms": terms_of(record.get("config")), "record": str(path), "metric": main_metric(task)}
 
 
 def flat_frame(records: Sequence[tuple[Path, Mapping[str, Any]]]) -> pd.DataFrame:

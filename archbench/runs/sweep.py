@@ -29,6 +29,7 @@ from archbench.costs.flops import cpu_latency_ms
 from archbench.costs.profile import profile_model
 from archbench.errors import UserError
 from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
+from archbench.models.seeding import INIT_MODES
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
 from archbench.runs.layout import cache_root, checkpoint_path, run_stem, weights_path
@@ -44,6 +45,7 @@ from archbench.runs.records import (
 )
 from archbench.runs.trained import save_weights
 from archbench.spec import resolve_spec
+from archbench.spec.terms import Terms
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged
 from archbench.train.tasks import get_task
@@ -74,6 +76,11 @@ class RunRequest:
     rule: ParametricRule | None = None
     #: an ok run keeps its final weights beside its record (:mod:`archbench.runs.trained`); not part of the config
     keep_weights: bool = True
+    #: the equal terms every neck is compiled under (:mod:`archbench.spec.terms`); part of the config unless native
+    terms: Terms = Terms()
+    #: how the initial weights are drawn (:data:`archbench.models.seeding.INIT_MODES`): ``per_part`` pairs the
+    #: necks of one seed (same backbone and head weights); ``one_stream`` is the draw before issue 18
+    init: str = "per_part"
 
     @property
     def training(self) -> TrainConfig:
@@ -151,7 +158,11 @@ class Prepared:
         self, req: RunRequest, data_cache: dict[tuple, tuple] | None = None, observer: SweepObserver | None = None
     ) -> None:
         self.req, self.task = req, get_task(req.task)
-        self.spec = resolve_spec(req.neck)
+        if req.init not in INIT_MODES:
+            raise UserError(f"init {req.init!r}: choose one of {', '.join(INIT_MODES)}")
+        named = resolve_spec(req.neck)
+        # the topology as trained: under equal terms, the spec with the terms' op settings (its own hash)
+        self.spec = named.with_overrides(**req.terms.overrides) if req.terms.overrides else named
         self.rule = req.rule if req.rule is not None else get_rule(req.preset)
         self.model_cfg = self.rule.config(req.phi)
         check_levels(self.spec, self.model_cfg)  # the run's one level check: before any data is opened or model built
@@ -187,7 +198,10 @@ class Prepared:
             "pretrained": req.pretrained,
             "backbone_weights": req.backbone_weights,
             "device": torch.device(req.device).type,
+            **req.terms.to_config(),
         }
+        if req.init == "per_part":  # absent for the old draw, so records made before it keep their hashes
+            self.config["init"] = req.init
         if req.rule is not None:
             self.config["rule"] = rule_to_dict(req.rule)
         self.hash = config_hash(self.config)
@@ -271,7 +285,11 @@ def execute(
     ckpt = checkpoint_path(results, prep.hash)
     torch.manual_seed(req.seed)
     model = prep.task.model(
-        prep.spec, prep.model_cfg, prep.data_info["num_classes"], pretrained_backbone=req.pretrained
+        prep.spec,
+        prep.model_cfg,
+        prep.data_info["num_classes"],
+        pretrained_backbone=req.pretrained,
+        init_seed=req.seed if req.init == "per_part" else None,
     )
     weights_loaded = load_backbone_weights(model.backbone.body, req.backbone_weights) if req.backbone_weights else None
     trainer = prep.task.trainer(model, prep.train, req.training, seed=req.seed, device=device, dist=dist)

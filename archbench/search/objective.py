@@ -32,6 +32,7 @@ from archbench.runs.records import RunRecord, completed_records
 from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, RunStopped, SweepObserver, run_one
 from archbench.search.space import Infeasible, SearchSpace
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
+from archbench.spec.terms import Terms
 from archbench.train.trainer import StepInfo, TrainConfig
 
 
@@ -154,6 +155,8 @@ class SearchObjective:
             device=self.device,
             threads=self.threads,
             keep_weights=False,  # trials keep no weights; `archbench run --scaling study:NAME` trains one that does
+            terms=Terms(**s.terms) if s.terms else Terms(),
+            init=s.init,
         )
 
     def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[float]:

@@ -57,6 +57,10 @@ class StudySettings:
     seed: int
     population: int | None = None  # NSGA-II population (multi only)
     task: str = "det"  # studies made before seg search have no task field: they are det studies
+    #: the equal terms of every trial (``Terms``' protocol and overrides); None: native (studies before issue 18)
+    terms: dict[str, Any] | None = None
+    #: how trials draw their initial weights (``RunRequest.init``); studies made before issue 18 drew one stream
+    init: str = "one_stream"
 
     @property
     def metric(self) -> str:

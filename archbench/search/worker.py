@@ -24,6 +24,7 @@ from archbench.search.space import load_space
 from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
 from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, work
 from archbench.spec import resolve_spec
+from archbench.spec.terms import Terms
 from archbench.train.trainer import TrainConfig
 
 PRUNERS = ("median", "hyperband", "none")
@@ -56,6 +57,7 @@ class SearchOptions:
     device: str = "cpu"
     threads: int | None = None
     heartbeat: int = DEFAULT_HEARTBEAT_S
+    terms: Terms = Terms()
 
 
 class SearchObserver:
@@ -123,9 +125,11 @@ def _check(opts: SearchOptions) -> None:
         raise UserError(f"--population {opts.population}: NSGA-II needs at least 2")
 
 
-def default_study_name(neck: str, space: Path, task: str = "det") -> str:
-    """``NECK-SPACE`` (det) or ``NECK-SPACE-TASK``: the study a search uses unless ``--study`` names one."""
-    return f"{resolve_spec(neck).name}-{load_space(space).name}" + ("" if task == "det" else f"-{task}")
+def default_study_name(neck: str, space: Path, task: str = "det", terms: Terms = Terms()) -> str:
+    """``NECK-SPACE`` (det, native terms), with ``-TASK`` for another task and ``-TERMS`` under equal terms:
+    the study a search uses unless ``--study`` names one."""
+    name = f"{resolve_spec(neck).name}-{load_space(space).name}" + ("" if task == "det" else f"-{task}")
+    return name + ("" if terms.native else f"-{terms.label}")
 
 
 def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> optuna.Study:
@@ -136,7 +140,9 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
     if opts.phis is not None:
         space = space.at_phis(opts.phis)
     spec = resolve_spec(opts.neck)
-    name = opts.study or default_study_name(opts.neck, opts.space, opts.task)
+    if opts.terms.overrides:
+        spec = spec.with_overrides(**opts.terms.overrides)  # the topology the trials train
+    name = opts.study or default_study_name(opts.neck, opts.space, opts.task, opts.terms)
     settings = StudySettings(
         neck=spec.name,
         spec_hash=spec.spec_hash(),
@@ -151,6 +157,8 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
         seed=opts.seed,
         population=opts.population if opts.objective == "multi" else None,
         task=opts.task,
+        terms=None if opts.terms.native else {"protocol": opts.terms.protocol, "overrides": dict(opts.terms.overrides)},
+        init="per_part",
     )
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
