@@ -13,6 +13,7 @@ import pytest
 
 from archbench.board import plots
 from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records
+from archbench.board.compose import compose
 from archbench.board.formats import render, render_md
 from archbench.board.iso import iso_flops
 from archbench.board.provenance import setup_table
@@ -258,55 +259,74 @@ def test_failed_runs_listed_apart(table):
 
 
 @pytest.fixture()
-def parts(table):
-    return table, failed_runs(sweep()), iso_flops(table)
+def parts():
+    """The board of :func:`sweep` (every neck's seeds offset alike: paired differences have sd 0)."""
+    return compose(sweep(), setup=False)
+
+
+# with 2 seeds, t_{0.975, 1} = 12.706: half-width = 12.706 * (0.01 * sqrt 2) / sqrt 2 = 0.127
+CI = 12.706 * STD / math.sqrt(2)
 
 
 def test_render_json(parts):
-    doc = json.loads(render(*parts, "json"))
-    assert set(doc) == {"leaderboard", "iso_flops", "failed"}
+    doc = json.loads(render(parts, "json"))
+    assert set(doc) == {"reference", "leaderboard", "groups", "iso_flops", "transfer", "published", "failed"}
     assert len(doc["leaderboard"]) == 9 and len(doc["failed"]) == 1 and len(doc["iso_flops"]) == 9
+    assert len(doc["groups"]) == 3 and doc["reference"] == "fpn"
     top = doc["leaderboard"][0]
     assert top["neck"] == "bifpn" and top["rank"] == 1 and top["AP_mean"] == pytest.approx(0.42)
+    assert top["score_ci95"] == pytest.approx(CI, rel=1e-4) and top["diff_mean"] == pytest.approx(0.02)
+    assert top["phi_rank"] == 1 and top["letters"] == "a"
 
 
 def test_render_csv(parts, tmp_path):
-    text = render(*parts, "csv", path=tmp_path / "board.csv")
+    text = render(parts, "csv", path=tmp_path / "board.csv")
     df = pd.read_csv(io.StringIO(text))
-    assert len(df) == 9 and {"AP_mean", "AP_std", "n_seeds", "rank", "pareto"} <= set(df.columns)
+    assert len(df) == 9 and {"AP_mean", "AP_std", "AP_ci95", "n_seeds", "rank", "pareto"} <= set(df.columns)
+    assert {"phi_rank", "diff_mean", "diff_ci95", "letters"} <= set(df.columns)
     assert len(pd.read_csv(tmp_path / "board.failed.csv")) == 1
-    assert len(pd.read_csv(tmp_path / "board.iso_flops.csv")) == 9
+    iso = pd.read_csv(tmp_path / "board.iso_flops.csv")
+    assert len(iso) == 9 and "ci95" in iso.columns
+    assert len(pd.read_csv(tmp_path / "board.groups.csv")) == 3
+    assert not (tmp_path / "board.setup.csv").exists()
 
 
 def test_render_markdown(parts):
-    text = render(*parts, "md")
+    text = render(parts, "md")
     lines = text.splitlines()
-    header = lines.index("## Leaderboard") + 2
-    assert lines[header].startswith("| rank | task |") and set(lines[header + 1]) <= set("|- ")
-    assert "0.420 ± 0.014" in text
+    assert "## task det · dataset synthetic · preset proxy" in text
+    assert text.count("synthetic") == 1  # the group's shared settings once, as its heading
+    header = lines.index("### phi 2") + 4
+    assert lines[header].startswith("| rank | neck | tied | seeds | AP ± 95 % CI | Δ AP vs fpn ± 95 % CI |")
+    assert set(lines[header + 1]) <= set("|- ")
+    assert lines[header + 2].startswith(f"| 1 | bifpn | a | 2 | 0.420 ± {CI:.3f} | +0.020 ± 0.000 |")
+    # the neck x phi view: equal seed offsets make every paired difference exact, so every pair is resolved
+    assert "| fpn | 0.300 ± 0.127 b | 0.350 ± 0.127 c | 0.400 ± 0.127 b |" in text
     assert "## Failed runs" in text and "loss became nan" in text
-    table, _, iso = parts
-    assert "## Failed runs\n\nNone.\n" in render(table, failed_runs([]), iso, "md")  # no empty table
+    empty = compose([r for r in sweep() if r["status"] == "ok"], setup=False)
+    assert "## Failed runs\n\nNone.\n" in render(empty, "md")  # no empty table
 
 
 def test_markdown_links_figures_relative_to_its_own_folder(parts, tmp_path):
-    figures = plots.write_all(parts[0], tmp_path / "figs")
-    text = render(*parts, "md", path=tmp_path / "board" / "LEADERBOARD.md", figures=figures)
+    figures = plots.write_all(parts.table, tmp_path / "figs")
+    text = render(parts, "md", path=tmp_path / "board" / "LEADERBOARD.md", figures=figures)
     assert "## Figures" in text and "![accuracy_vs_gflops](../figs/accuracy_vs_gflops.png)" in text
-    assert "## Figures" not in render(*parts, "md")
+    assert "## Figures" not in render(parts, "md")
 
 
 def test_render_rich_table(parts):
-    text = render(*parts, "table")
-    assert "bifpn" in text and "Failed runs" in text and "±" in text
+    text = render(parts, "table")
+    assert "bifpn" in text and "Failed runs" in text and "±" in text and "Rank stability" in text
 
 
 def test_render_html_embeds_figures(parts, tmp_path):
     path = tmp_path / "board.html"
-    text = render(*parts, "html", path=path)
+    text = render(parts, "html", path=path)
     assert path.read_text() == text
     assert '<img src="data:image/png;base64,' in text
-    assert text.count("<table>") == 3 and "0.420 ± 0.014" in text
+    assert f"0.420 ± {CI:.3f}" in text and "white-space:nowrap" in text
+    # neck x phi, 3 rankings, iso-FLOPs, transfer, published comparisons, failed runs: all sortable
+    assert text.count('<table class="sortable">') == 8 and "<script>" in text and "http" not in text
 
 
 def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
@@ -341,14 +361,14 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
     (bare,) = setup_table(sweep()).to_dict("records")  # records that do not say: '?', never a guess
     assert bare["runs"] == 19 and {bare[k] for k in ("training", "data", "environment", "code", "written")} == {"?"}
     assert setup_table(sweep(), task="seg").empty
-    text = render(*parts, "md", setup=setup_table(recs))
+    text = render(compose(recs), "md")
     assert "## How the runs were made" in text and "bbbbbbbbbbbb (uncommitted changes)" in text
-    assert "How the runs were made" not in render(*parts, "md")
+    assert "How the runs were made" not in render(parts, "md")
 
 
 def test_render_unknown_format(parts):
     with pytest.raises(UserError):
-        render(*parts, "xlsx")
+        render(parts, "xlsx")
 
 
 def test_plots_written(table, tmp_path):
@@ -402,16 +422,9 @@ def test_checked_in_board_is_derived_from_its_records():
     """results/board/LEADERBOARD.md is exactly what `archbench leaderboard` makes of results/board/runs/:
     nobody edited a number by hand, and no record was added without regenerating the board."""
     board = Path(__file__).resolve().parent.parent / "results" / "board"
-    records = require_records(board, task="det")
-    table = build_table(records, "det")
-    names = plots.figure_names(table)
+    composed = compose(require_records(board, task="det"), "det")
+    names = plots.figure_names(composed.table)
     figures = [board / "figures" / name for name in names]
     assert all(f.is_file() for f in figures), "a figure is missing: run scripts/make_leaderboard.py --from-records"
-    expected = render_md(
-        table,
-        failed_runs(records),
-        iso_flops(table),
-        setup_table(records, "det"),
-        figures=[f"figures/{name}" for name in names],
-    )
+    expected = render_md(composed, figures=[f"figures/{name}" for name in names])
     assert (board / "LEADERBOARD.md").read_text() == expected

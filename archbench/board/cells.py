@@ -1,102 +1,289 @@
-"""The board's tables as titled sections of text cells, shared by the text, Markdown and HTML formats.
+"""The board as a list of blocks (headings, sentences, tables of text cells), shared by the terminal,
+Markdown and HTML formats.
 
-Metrics read ``mean ± std`` (3 decimals), parameters in millions, latency and throughput with one
-decimal; a missing number is ``-``.
+Layout: per comparison group (one value of ``aggregate.GROUP_KEYS``) a heading naming its shared settings
+once, then a neck x phi view of the main metric, then one ranking per phi with its statistics, the
+iso-FLOPs comparison and the transfer to the published comparisons; then the published comparisons, the
+failed runs and how the runs were made. Numbers: metrics with 3 decimals, ``mean ± h`` where h is the
+half-width of the 95 % Student-t interval over seeds (metric units), parameters in millions, latency and
+throughput with one decimal; a missing number is ``-``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from archbench.board.aggregate import FAILED_COLUMNS, GROUP_KEYS, TASK_METRICS
+from archbench.board.compose import Board
 from archbench.board.provenance import SETUP_COLUMNS
 
 _MILLION = 1e6
+#: Where the board's statistics are explained (a path in the repository).
+HOW_TO_READ = "docs/board.md"
 
-#: A section: (title, headers, rows of cells).
-Section = tuple[str, list[str], list[list[str]]]
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading; ``level`` 2 for a group or an appendix, 3 for a part of a group."""
+
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Text:
+    """One paragraph of plain text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A table of text cells (each row as long as ``headers``)."""
+
+    headers: list[str]
+    rows: list[list[str]]
+
+
+Block = Heading | Text | Grid
 
 
 def _fmt(x: Any, spec: str = "{:.3f}") -> str:
+    """``x`` formatted, or ``-`` when it is missing."""
     if x is None or pd.isna(x):
         return "-"
     return spec.format(x)
 
 
-def mean_std(mean: float, std: float, spec: str = "{:.3f}") -> str:
-    """``mean ± std``; just the mean when the std is missing (one seed); ``-`` when both are."""
+def _text(x: Any) -> str:
+    """``x`` as text, or empty when it is missing."""
+    return "" if x is None or (not isinstance(x, str) and pd.isna(x)) else str(x)
+
+
+def interval(mean: Any, half: Any, spec: str = "{:.3f}") -> str:
+    """``mean ± half``; just the mean when the half-width is missing (one seed); ``-`` when the mean is."""
     if mean is None or pd.isna(mean):
         return "-"
-    if std is None or pd.isna(std):
+    if half is None or pd.isna(half):
         return spec.format(mean)
-    return f"{spec.format(mean)} ± {spec.format(std)}"
+    return f"{spec.format(mean)} ± {spec.replace('+', '').format(abs(half))}"
 
 
-def _display_metrics(table: pd.DataFrame) -> list[str]:
-    """Metrics with at least one value in the table, in task order."""
+def _select(df: pd.DataFrame, keys: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``df`` whose columns equal ``keys`` (NaN matches NaN)."""
+    keep = pd.Series(True, index=df.index)
+    for k, v in keys.items():
+        keep &= df[k].isna() if pd.isna(v) else df[k] == v
+    return df[keep]
+
+
+def _groups(table: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """The table's comparison groups (``GROUP_KEYS``) with their rows."""
+    for key, sub in table.groupby(GROUP_KEYS, sort=True, dropna=False):
+        yield dict(zip(GROUP_KEYS, key)), sub
+
+
+def _secondary_metrics(table: pd.DataFrame, main: str) -> list[str]:
+    """The task metrics other than ``main`` with at least one value in the table, in task order."""
     out = []
     for ms in TASK_METRICS.values():
-        out += [m for m in ms if f"{m}_mean" in table.columns and table[f"{m}_mean"].notna().any()]
-    return out
+        out += [m for m in ms if m != main and f"{m}_mean" in table.columns and table[f"{m}_mean"].notna().any()]
+    return list(dict.fromkeys(out))
 
 
-def leaderboard_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells of the leaderboard (metrics as mean ± std, params in M)."""
-    metrics = _display_metrics(table)
+# ---------------------------------------------------------------------------------------------- one group
+
+
+def group_title(keys: dict[str, Any]) -> str:
+    """A group's shared settings as one heading: ``task det · dataset synthetic · preset proxy``."""
+    return " · ".join(f"{k} {v}" for k, v in keys.items())
+
+
+def _intro(sub: pd.DataFrame, board: Board) -> Text:
+    """What the group's numbers mean, once."""
+    metric = str(sub["metric"].iloc[0])
+    seeds = sorted({int(n) for n in sub["n_seeds"]})
+    n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+    return Text(
+        f"Ranked on {metric}, the mean over {n} seeds per neck and phi. ± is the half-width of the 95 % "
+        f"Student-t interval over seeds; Δ is the paired difference from {board.reference} (same seeds) with its "
+        "95 % interval; necks sharing a letter are statistically tied (paired t-tests, Holm, 5 %). "
+        f"How to read it: {HOW_TO_READ}."
+    )
+
+
+def neck_phi_grid(sub: pd.DataFrame) -> Grid:
+    """Necks as rows (best mean over phi first), phi as columns: ``mean ± 95 % CI`` and the tie letters."""
+    phis = sorted(sub["phi"].dropna().unique())
+    order = sub.groupby("neck")["score"].mean().sort_values(ascending=False, kind="stable").index
+    rows = []
+    for neck in order:
+        cells = [str(neck)]
+        for phi in phis:
+            hit = sub[(sub["neck"] == neck) & (sub["phi"] == phi)]
+            if hit.empty:
+                cells.append("-")
+                continue
+            r = hit.iloc[0]
+            cells.append(f"{interval(r['score'], r['score_ci95'])} {_text(r.get('letters'))}".rstrip())
+        rows.append(cells)
+    return Grid(["neck", *[f"phi {p}" for p in phis]], rows)
+
+
+def _diff_cell(r: pd.Series) -> str:
+    """The paired difference from the reference: ``+0.082 ± 0.050``, ``reference``, or ``-``."""
+    if r.get("diff_note") == "reference":
+        return "reference"
+    return interval(r.get("diff_mean"), r.get("diff_ci95"), "{:+.3f}")
+
+
+def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Grid:
+    """One phi's ranking: rank, neck, tie letters, seeds, main metric ± CI, Δ from the reference ± CI, the
+    other metrics' means, costs, and the Pareto flag (accuracy vs GFLOPs over the group's every phi)."""
+    metric = str(sub["metric"].iloc[0])
     headers = [
         "rank",
-        "task",
-        "dataset",
-        "preset",
         "neck",
-        "phi",
+        "tied",
         "seeds",
-        *metrics,
-        "params M",
-        "GFLOPs",
-        "latency ms",
-        "img/s",
-        "pareto",
+        f"{metric} ± 95 % CI",
+        f"Δ {metric} vs {reference} ± 95 % CI",
+        *secondary,
     ]
-    cells = []
-    for _, r in table.iterrows():
-        cells.append(
+    headers += ["params M", "GFLOPs", "latency ms", "img/s", "Pareto"]
+    rows = []
+    for _, r in sub.sort_values(["phi_rank", "neck"], kind="stable").iterrows():
+        rows.append(
             [
-                _fmt(r["rank"], "{}"),
-                str(r["task"]),
-                str(r["dataset"]),
-                str(r["preset"]),
+                _fmt(r["phi_rank"], "{}"),
                 str(r["neck"]),
-                str(r["phi"]),
+                _text(r.get("letters")),
                 str(r["n_seeds"]),
-                *[mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics],
-                _fmt(r["params_total"] / _MILLION, "{:.3f}"),
-                _fmt(r["gflops"], "{:.3f}"),
+                interval(r["score"], r["score_ci95"]),
+                _diff_cell(r),
+                *[_fmt(r[f"{m}_mean"]) for m in secondary],
+                _fmt(r["params_total"] / _MILLION),
+                _fmt(r["gflops"]),
                 _fmt(r["latency_ms"], "{:.1f}"),
                 _fmt(r["images_per_s"], "{:.1f}"),
                 "*" if r["pareto"] else "",
             ]
         )
-    return headers, cells
+    return Grid(headers, rows)
 
 
-def iso_rows(iso: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Iso-FLOPs table in wide form: one row per (group, budget), one column per neck."""
-    if iso.empty:
-        return ["GFLOPs"], []
-    necks = sorted(iso["neck"].unique())
-    wide = iso.pivot_table(
-        index=[*GROUP_KEYS, "metric", "gflops"], columns="neck", values="value", aggfunc="first", dropna=False
+def _seeds_text(n: Any) -> str:
+    """``about 14 seeds per neck``; infinite for a zero difference."""
+    if n is None or pd.isna(n):
+        return "an unknown number of seeds"
+    return "no number of seeds (the means are equal)" if math.isinf(n) else f"about {int(n):,} seeds per neck"
+
+
+def stability_text(g: pd.Series | None) -> Text:
+    """One phi's rank stability and closest unresolved pair, in words."""
+    if g is None:
+        return Text("No statistics: the main metric is missing.")
+    tau = "-" if pd.isna(g["rank_tau"]) else f"{g['rank_tau']:.2f}"
+    split = "seed against seed" if g["n_seeds"] == 2 else "averaged over the balanced splits of the seeds"
+    text = f"Rank stability: Kendall tau {tau} between the rankings of disjoint halves of the seeds ({split})."
+    if g["pair_a"] is None or pd.isna(g["pair_a"]):
+        return Text(text + " The three best necks are all told apart.")
+    return Text(
+        f"{text} Closest unresolved pair among the three best: {g['pair_a']} vs {g['pair_b']}, paired difference "
+        f"{g['pair_diff']:+.4f} (per-seed sd {_fmt(g['pair_sd'], '{:.4f}')}, {int(g['pair_n'])} seeds); "
+        f"{_seeds_text(g['seeds_needed'])} would resolve it."
     )
-    headers = [*GROUP_KEYS, "metric", "GFLOPs", *necks]
+
+
+def iso_grid(iso: pd.DataFrame) -> Grid:
+    """One group's iso-FLOPs values: budgets as rows, necks as columns, ``value ± 95 % CI``."""
+    necks = sorted(iso["neck"].unique())
+    rows = []
+    for budget, sub in iso.groupby("gflops", sort=True):
+        by_neck = {r["neck"]: interval(r["value"], r["ci95"]) for _, r in sub.iterrows()}
+        rows.append([_fmt(budget), *[by_neck.get(n, "-") for n in necks]])
+    return Grid(["GFLOPs", *necks], rows)
+
+
+def transfer_grid(rows: pd.DataFrame) -> Grid:
+    """One group's agreement with the published comparisons, one row per (phi, comparison); orders in board
+    neck names (which neck stands for which paper network: the published comparisons' section)."""
+    headers = ["phi", "comparison", "board order", "published order"]
+    headers += ["Kendall tau", "same direction", "resolved by the board"]
     cells = [
-        [str(k) for k in idx[:-1]] + [_fmt(idx[-1])] + [_fmt(row.get(n, math.nan)) for n in necks]
-        for idx, row in wide.iterrows()
+        [
+            str(r["phi"]),
+            str(r["comparison"]),
+            str(r["board_order"]),
+            str(r["published_order"]),
+            _fmt(r["kendall_tau"], "{:+.2f}"),
+            f"{round(r['same_direction'] * r['n_pairs'])} of {r['n_pairs']} pairs" if r["n_pairs"] else "-",
+            f"{r['resolved']} of {r['n_pairs']} ({r['resolved_agree']} agree)",
+        ]
+        for _, r in rows.iterrows()
     ]
-    return headers, cells
+    return Grid(headers, cells)
+
+
+def transfer_summary(rows: pd.DataFrame) -> list[Text]:
+    """The transfer stated plainly: per published comparison, tau at each phi and what the seeds resolve."""
+    out = []
+    for name, sub in rows.groupby("comparison", sort=False):
+        taus = " / ".join(_fmt(t, "{:+.2f}") for t in sub["kendall_tau"])
+        phis = " / ".join(str(p) for p in sub["phi"])
+        same = int(sum(round(d * n) for d, n in zip(sub["same_direction"], sub["n_pairs"]) if n))
+        total, resolved, agree = int(sub["n_pairs"].sum()), int(sub["resolved"].sum()), int(sub["resolved_agree"].sum())
+        out.append(
+            Text(
+                f"{name}: Kendall tau {taus} at phi {phis}; by their means the board orders {same} of {total} pairs "
+                f"as the paper does; its seeds resolve {resolved} of those {total} pairs ({agree} in the paper's "
+                "direction)."
+            )
+        )
+    return out
+
+
+def group_blocks(keys: dict[str, Any], sub: pd.DataFrame, board: Board) -> list[Block]:
+    """Everything the board shows for one comparison group."""
+    metric = str(sub["metric"].iloc[0])
+    secondary = _secondary_metrics(sub, metric)
+    out: list[Block] = [Heading(2, group_title(keys)), _intro(sub, board)]
+    out += [Heading(3, f"{metric} by neck and phi (mean ± 95 % CI, tie letters per phi)"), neck_phi_grid(sub)]
+    groups = _select(board.groups, keys)
+    for phi, at_phi in sub.groupby("phi", sort=True):
+        g = groups[groups["phi"] == phi]
+        out += [Heading(3, f"phi {phi}"), stability_text(g.iloc[0] if len(g) else None)]
+        out.append(ranking_grid(at_phi, secondary, board.reference))
+    iso = _select(board.iso, keys)
+    if not iso.empty:
+        out.append(Heading(3, f"Iso-FLOPs: {metric} at equal GFLOPs (along each neck's phi curve, ± 95 % CI)"))
+        out.append(iso_grid(iso))
+    transfer = _select(board.transfer, keys)
+    out.append(Heading(3, "Transfer: the board's ranking against the published comparisons"))
+    out += [transfer_grid(transfer), *transfer_summary(transfer)] if not transfer.empty else [Text("None.")]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- appendices
+
+
+def published_blocks(published: pd.DataFrame) -> list[Block]:
+    """The published comparisons the transfer uses: their networks, numbers and sources."""
+    rows = [
+        [str(r["comparison"]), str(r["rank"]), str(r["network"]), str(r["board_necks"]), _fmt(r["ap"], "{:.2f}")]
+        for _, r in published.iterrows()
+    ]
+    notes = [
+        Text(f"{name}: {sub['source'].iloc[0]}. {sub['setting'].iloc[0]}. {sub['note'].iloc[0]}")
+        for name, sub in published.groupby("comparison", sort=False)
+    ]
+    grid = Grid(["comparison", "rank", "network", "board neck", "COCO AP %"], rows)
+    return [Heading(2, "Published comparisons"), grid, *notes]
 
 
 def _text_rows(df: pd.DataFrame, columns: list[str]) -> list[list[str]]:
@@ -104,13 +291,16 @@ def _text_rows(df: pd.DataFrame, columns: list[str]) -> list[list[str]]:
     return [[str(v) for v in row] for row in df[columns].itertuples(index=False)]
 
 
-def sections(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None) -> list[Section]:
-    """The leaderboard, iso-FLOPs and failed-runs sections, then "how the runs were made" if ``setup`` is given."""
-    out: list[Section] = [
-        ("Leaderboard", *leaderboard_rows(table)),
-        ("Iso-FLOPs comparison (main metric interpolated along each neck's phi curve)", *iso_rows(iso)),
-        ("Failed runs", FAILED_COLUMNS, _text_rows(failed, FAILED_COLUMNS)),
-    ]
-    if setup is not None:
-        out.append(("How the runs were made", SETUP_COLUMNS, _text_rows(setup, SETUP_COLUMNS)))
+def blocks(board: Board) -> list[Block]:
+    """The whole board: every group, then the published comparisons, failed runs and how the runs were made."""
+    out: list[Block] = []
+    for keys, sub in _groups(board.table):
+        out += group_blocks(keys, sub, board)
+    if board.table.empty:
+        out += [Heading(2, "Leaderboard"), Text("No ok runs.")]
+    out += published_blocks(board.published)
+    out.append(Heading(2, "Failed runs"))
+    out.append(Grid(FAILED_COLUMNS, _text_rows(board.failed, FAILED_COLUMNS)) if len(board.failed) else Text("None."))
+    if board.setup is not None:
+        out += [Heading(2, "How the runs were made"), Grid(SETUP_COLUMNS, _text_rows(board.setup, SETUP_COLUMNS))]
     return out

@@ -1,8 +1,8 @@
 """The board's output formats: a terminal table, Markdown, CSV, JSON or one self-contained HTML page.
 
-``render`` writes the leaderboard, iso-FLOPs and failed-runs tables (and how the runs were made)
-in one of ``FORMATS``. The text, Markdown and HTML formats show the cells of
-``archbench.board.cells``; CSV and JSON hold the raw numbers.
+``render`` writes a board (``archbench.board.compose.Board``) in one of ``FORMATS``. The text, Markdown and
+HTML formats show the blocks of ``archbench.board.cells`` (the HTML tables sort by a click on a header, with a
+small inline script); CSV and JSON hold the raw numbers of every table.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import html
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,82 +20,126 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from archbench.board import plots
-from archbench.board.cells import sections
+from archbench.board.cells import Block, Grid, Heading, Text, blocks
+from archbench.board.compose import Board
 from archbench.errors import UserError
 
 FORMATS = ("table", "md", "csv", "json", "html")
+#: The tables beside a CSV board, written as ``<stem>.<name>.csv`` (the leaderboard itself is ``<stem>.csv``).
+_CSV_PARTS = ("groups", "iso_flops", "transfer", "published", "failed", "setup")
 
 
 def _records_json(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts (NaN -> null, numpy scalars -> Python)."""
+    """Rows as JSON-ready dicts (NaN -> null, inf -> null, numpy scalars -> Python)."""
     return json.loads(df.to_json(orient="records"))
 
 
-def render_json(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
-    """``{"leaderboard": [...], "iso_flops": [...], "failed": [...]}`` with raw numbers (and ``"setup"`` if given)."""
-    doc = {"leaderboard": _records_json(table), "iso_flops": _records_json(iso), "failed": _records_json(failed)}
-    if setup is not None:
-        doc["setup"] = _records_json(setup)
+def _parts(board: Board) -> dict[str, pd.DataFrame]:
+    """The board's tables by the names JSON and CSV give them (``setup`` only when the board has it)."""
+    parts = {
+        "leaderboard": board.table,
+        "groups": board.groups,
+        "iso_flops": board.iso,
+        "transfer": board.transfer,
+        "published": board.published,
+        "failed": board.failed,
+    }
+    if board.setup is not None:
+        parts["setup"] = board.setup
+    return parts
+
+
+def render_json(board: Board) -> str:
+    """Every table of the board with raw numbers: ``{"reference": ..., "leaderboard": [...], "groups": [...],
+    "iso_flops": [...], "transfer": [...], "published": [...], "failed": [...]}`` (and ``"setup"``)."""
+    doc: dict[str, Any] = {"reference": board.reference}
+    doc.update({name: _records_json(df) for name, df in _parts(board).items()})
     return json.dumps(doc, indent=2) + "\n"
 
 
-def render_csv(table: pd.DataFrame) -> str:
-    """The leaderboard as CSV with raw numbers (mean and std in separate columns)."""
-    return table.to_csv(index=False)
+def render_csv(board: Board) -> str:
+    """The leaderboard as CSV with raw numbers (mean, std, 95 % half-width and the verdicts in separate columns)."""
+    return board.table.to_csv(index=False)
 
 
-def _markdown(title: str, headers: list[str], cells: list[list[str]]) -> str:
+def _md_table(grid: Grid) -> str:
+    """A Markdown table (``|`` in a cell escaped)."""
+
     def line(values: list[str]) -> str:
         return "| " + " | ".join(v.replace("|", "\\|").replace("\n", " ") for v in values) + " |"
 
-    if not cells:
-        return f"## {title}\n\nNone.\n"
-    body = [line(headers), "| " + " | ".join("---" for _ in headers) + " |", *[line(c) for c in cells]]
-    return f"## {title}\n\n" + "\n".join(body) + "\n"
+    return "\n".join([line(grid.headers), "| " + " | ".join("---" for _ in grid.headers) + " |", *map(line, grid.rows)])
 
 
-def render_md(
-    table: pd.DataFrame,
-    failed: pd.DataFrame,
-    iso: pd.DataFrame,
-    setup: pd.DataFrame | None = None,
-    figures: Sequence[str] = (),
-) -> str:
-    """Markdown: a title, then one section per table, then ``figures`` (image paths or URLs) if any."""
-    title = (
-        "# archbench leaderboard\n\n"
-        "Derived from the run records by `archbench leaderboard`: regenerate it, do not edit it.\n\n"
-    )
-    text = title + "\n".join(_markdown(*s) for s in sections(table, failed, iso, setup))
+def _md_block(block: Block) -> str:
+    """One block as Markdown."""
+    if isinstance(block, Heading):
+        return "#" * block.level + " " + block.text
+    if isinstance(block, Text):
+        return block.text
+    return _md_table(block) if block.rows else "None."
+
+
+_TITLE = "archbench leaderboard"
+_PREAMBLE = "Derived from the run records by `archbench leaderboard`: regenerate it, do not edit it."
+
+
+def render_md(board: Board, figures: Sequence[str] = ()) -> str:
+    """Markdown: a title, the blocks of :func:`archbench.board.cells.blocks`, then ``figures`` (image paths)."""
+    text = f"# {_TITLE}\n\n{_PREAMBLE}\n\n" + "\n\n".join(_md_block(b) for b in blocks(board)) + "\n"
     if figures:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"
     return text
 
 
-def render_rich(
-    table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None, width: int = 200
-) -> str:
-    """Rich terminal tables, returned as text (ANSI styling only when printed to a terminal)."""
+def render_rich(board: Board, width: int = 200) -> str:
+    """Rich terminal tables under their headings, returned as text (ANSI styling only when printed)."""
     console = Console(file=io.StringIO(), width=width, record=True)
-    for title, headers, cells in sections(table, failed, iso, setup):
-        t = Table(title=title)
-        for h in headers:
-            t.add_column(h)
-        for row in cells:
-            t.add_row(*row)
-        console.print(t)
+    for block in blocks(board):
+        if isinstance(block, Heading) and block.level <= 2:
+            console.rule(escape(block.text))
+        elif isinstance(block, Heading):
+            console.print(f"[bold]{escape(block.text)}")
+        elif isinstance(block, Text):
+            console.print(escape(block.text))
+        elif not block.rows:
+            console.print("None.")
+        else:
+            t = Table()
+            for h in block.headers:
+                t.add_column(h, no_wrap=True)
+            for row in block.rows:
+                t.add_row(*row)
+            console.print(t)
     return console.export_text()
 
 
-def _html_table(headers: list[str], cells: list[list[str]]) -> str:
-    if not cells:
+#: A cell that reads as a number (right-aligned); any other text is left-aligned.
+_NUMBER = re.compile(r"^[-+]?\d")
+
+
+def _html_cell(text: str) -> str:
+    """One ``<td>``: numbers right-aligned (the default), text left-aligned (class ``t``)."""
+    return f"<td>{html.escape(text)}</td>" if _NUMBER.match(text) else f'<td class="t">{html.escape(text)}</td>'
+
+
+def _html_block(block: Block) -> str:
+    """One block as HTML; tables are sortable by clicking a header (see ``_SORT_SCRIPT``)."""
+    if isinstance(block, Heading):
+        return f"<h{block.level}>{html.escape(block.text)}</h{block.level}>"
+    if isinstance(block, Text):
+        return f"<p>{html.escape(block.text)}</p>"
+    if not block.rows:
         return "<p>None.</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = "".join(f'<th title="sort">{html.escape(h)}</th>' for h in block.headers)
+    body = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in block.rows)
+    return (
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
 
 
 def _figure_tags(table: pd.DataFrame) -> list[str]:
@@ -111,74 +156,81 @@ def _figure_tags(table: pd.DataFrame) -> list[str]:
 
 
 _CSS = (
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
-    "img{max-width:100%}"
+    "body{font-family:sans-serif;margin:2em;max-width:100%}p{max-width:75em}"
+    ".scroll{overflow-x:auto;margin-bottom:1.5em}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
+    "th{background:#eee;cursor:pointer;user-select:none}th[data-order=asc]::after{content:' \\25B2'}"
+    "th[data-order=desc]::after{content:' \\25BC'}tbody tr:nth-child(even){background:#fafafa}"
+    "td.t{text-align:left}h2{margin-top:2em;border-bottom:1px solid #ccc}img{max-width:100%}"
 )
 
+#: Click a header to sort its table by that column (numbers by the leading number, else text); no network.
+_SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th) {
+  th.addEventListener("click", function () {
+    var row = th.parentNode, body = th.closest("table").tBodies[0];
+    var i = Array.prototype.indexOf.call(row.children, th), asc = th.getAttribute("data-order") !== "asc";
+    Array.prototype.forEach.call(row.children, function (h) { h.removeAttribute("data-order"); });
+    th.setAttribute("data-order", asc ? "asc" : "desc");
+    function key(tr) { var t = tr.cells[i].textContent.trim(), n = parseFloat(t); return isNaN(n) ? t : n; }
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b), nx = typeof x === "number", ny = typeof y === "number";
+      var c = nx && ny ? x - y : nx ? -1 : ny ? 1 : String(x).localeCompare(String(y));
+      return asc ? c : -c;
+    });
+    rows.forEach(function (tr) { body.appendChild(tr); });
+  });
+});
+"""
 
-def render_html(table: pd.DataFrame, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None = None) -> str:
-    """One self-contained page: the tables and the figures (base64 PNG), no external files."""
-    parts = [
-        f"<h2>{html.escape(title)}</h2>{_html_table(headers, cells)}"
-        for title, headers, cells in sections(table, failed, iso, setup)
-    ]
-    figures = "".join(_figure_tags(table)) if not table.empty else "<p>No ok runs to plot.</p>"
+
+def render_html(board: Board) -> str:
+    """One self-contained page: the blocks, sortable tables and the figures (base64 PNG); nothing external."""
+    parts = "".join(_html_block(b) for b in blocks(board))
+    figures = "".join(_figure_tags(board.table)) if not board.table.empty else "<p>No ok runs to plot.</p>"
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>archbench leaderboard</title>'
-        f"<style>{_CSS}</style></head><body><h1>archbench leaderboard</h1>"
-        + "".join(parts)
-        + f"<h2>Figures</h2>{figures}</body></html>\n"
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{_TITLE}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{_TITLE}</h1><p>{html.escape(_PREAMBLE)}</p>"
+        + parts
+        + f"<h2>Figures</h2>{figures}<script>{_SORT_SCRIPT}</script></body></html>\n"
     )
 
 
-def _write(
-    text: str, fmt: str, path: Path, failed: pd.DataFrame, iso: pd.DataFrame, setup: pd.DataFrame | None
-) -> None:
-    """``text`` to ``path``; for csv also the other tables beside it (``<stem>.iso_flops.csv`` ...)."""
+def _write(text: str, fmt: str, path: Path, board: Board) -> None:
+    """``text`` to ``path``; for csv also the board's other tables beside it (``<stem>.iso_flops.csv`` ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     if fmt == "csv":
-        path.with_name(f"{path.stem}.iso_flops.csv").write_text(iso.to_csv(index=False))
-        path.with_name(f"{path.stem}.failed.csv").write_text(failed.to_csv(index=False))
-        if setup is not None:
-            path.with_name(f"{path.stem}.setup.csv").write_text(setup.to_csv(index=False))
+        for name, df in _parts(board).items():
+            if name in _CSV_PARTS:
+                path.with_name(f"{path.stem}.{name}.csv").write_text(df.to_csv(index=False))
 
 
-def render(
-    table: pd.DataFrame,
-    failed: pd.DataFrame,
-    iso: pd.DataFrame,
-    fmt: str,
-    path: Path | None = None,
-    setup: pd.DataFrame | None = None,
-    figures: Sequence[Path] = (),
-) -> str:
-    """Render the leaderboard, iso-FLOPs and failed tables (and ``setup``, if given) as ``fmt``;
-    write to ``path`` if given.
+def render(board: Board, fmt: str, path: Path | None = None, figures: Sequence[Path] = ()) -> str:
+    """Render ``board`` (:func:`archbench.board.compose.compose`) as ``fmt``; write to ``path`` if given.
 
     ``figures`` (PNG files already written) are linked from ``md``, relative to ``path``'s folder
     so the Markdown file and its figures can move together; the HTML page embeds its own.
 
-    ``table`` (rich text), ``md`` and ``html`` show metrics as mean ± std. ``json`` holds all three
-    tables with raw numbers. ``csv`` is the leaderboard (raw numbers); with a ``path`` the other
-    two are written beside it as ``<stem>.iso_flops.csv`` and ``<stem>.failed.csv``.
+    ``table`` (rich text), ``md`` and ``html`` show the blocks of :mod:`archbench.board.cells`. ``json`` holds
+    every table with raw numbers. ``csv`` is the leaderboard (raw numbers); with a ``path`` the other tables
+    are written beside it as ``<stem>.<name>.csv`` (groups, iso_flops, transfer, published, failed, setup).
     Returns the rendered text (of the leaderboard, for csv).
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "json":
-        text = render_json(table, failed, iso, setup)
+        text = render_json(board)
     elif fmt == "md":
         base = Path(path).parent if path is not None else Path.cwd()
-        links = [Path(os.path.relpath(Path(f).resolve(), base.resolve())).as_posix() for f in figures]
-        text = render_md(table, failed, iso, setup, links)
+        text = render_md(board, [Path(os.path.relpath(Path(f).resolve(), base.resolve())).as_posix() for f in figures])
     elif fmt == "html":
-        text = render_html(table, failed, iso, setup)
+        text = render_html(board)
     elif fmt == "csv":
-        text = render_csv(table)
+        text = render_csv(board)
     else:
-        text = render_rich(table, failed, iso, setup)
+        text = render_rich(board)
     if path is not None:
-        _write(text, fmt, Path(path), failed, iso, setup)
+        _write(text, fmt, Path(path), board)
     return text

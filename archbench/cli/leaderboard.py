@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 
-from archbench.board.aggregate import build_table, failed_runs, require_records
+from archbench.board.aggregate import require_records
+from archbench.board.compose import compose
 from archbench.board.formats import render
-from archbench.board.iso import iso_flops
 from archbench.board.plots import write_all
-from archbench.board.provenance import setup_table
+from archbench.board.stats import REFERENCE
 from archbench.cli.consoles import err
 
 
@@ -30,22 +30,18 @@ def leaderboard_cmd(
     fmt: BoardFormat = typer.Option(BoardFormat.table, "--format"),
     output: Path | None = typer.Option(None, "-o", "--output", help="write here instead of stdout"),
     plot: Path | None = typer.Option(None, "--plot", help="folder to write the PNG figures into"),
+    reference: str | None = typer.Option(
+        None, "--reference", help=f"neck the paired differences are taken from (default: {REFERENCE})"
+    ),
 ) -> None:
-    """Mean +- std over seeds per (task, data, preset, neck, phi), rank, Pareto front, iso-FLOPs comparison."""
+    """Per group and phi: mean and 95 % CI over seeds, paired difference from a reference neck, tie letters,
+    rank stability, seeds needed; iso-FLOPs with intervals; the ranking against published comparisons."""
     records = require_records(results, task)
-    table = build_table(records, task)
-    figures = write_all(table, plot) if plot is not None else []
+    board = compose(records, task, reference)
+    figures = write_all(board.table, plot) if plot is not None else []
     for path in figures:
         err.print(f"wrote {path}")
-    text = render(
-        table,
-        failed_runs(records),
-        iso_flops(table),
-        fmt.value,
-        output,
-        setup=setup_table(records, task),
-        figures=figures,
-    )
+    text = render(board, fmt.value, output, figures=figures)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from archbench.board.aggregate import build_table
+from archbench.board.compose import compose
 from archbench.errors import UserError
 from archbench.results.flat import flat_frame
 from archbench.runs.layout import runs_dir
@@ -43,13 +43,16 @@ def runs(results: Results = "results") -> pd.DataFrame:
     return flat_frame([(path, RunRecord.load(path).to_dict()) for path in _record_files(results)])
 
 
-def board(results: Results = "results", task: str | None = None) -> pd.DataFrame:
+def board(results: Results = "results", task: str | None = None, reference: str | None = None) -> pd.DataFrame:
     """The leaderboard of ``results``, the very table ``archbench leaderboard`` shows (``--format csv`` gives its
-    raw numbers): one row per (task, dataset, preset, neck, phi) of the ``ok`` runs (of ``task`` only, if given)
-    with ``n_seeds``, ``<metric>_mean`` / ``<metric>_std`` of each task metric, mean costs, ``score``, ``rank``
-    and ``pareto``. See :func:`archbench.board.aggregate.build_table`.
+    raw numbers): one row per (group, neck, phi) of the ``ok`` runs (of ``task`` only, if given) with ``n_seeds``,
+    ``<metric>_mean`` / ``<metric>_std`` / ``<metric>_ci95`` of each task metric, mean costs, ``score``, ``rank``
+    and ``pareto`` (:func:`archbench.board.aggregate.build_table`), and the verdicts per phi: ``phi_rank``, the
+    paired difference from ``reference`` (default fpn; ``diff_mean``, ``diff_ci95``, ``n_pairs``) and the tie
+    ``letters`` (:func:`archbench.board.verdicts.neck_verdicts`). The board's other tables (rank stability,
+    iso-FLOPs, transfer) are in :func:`archbench.board.compose.compose`.
     """
-    return build_table([RunRecord.load(path) for path in _record_files(results)], task)
+    return compose([RunRecord.load(path) for path in _record_files(results)], task, reference, setup=False).table
 
 
 def _one_or_many(value: Any) -> list[Any]:
