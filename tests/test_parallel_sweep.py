@@ -126,7 +126,16 @@ def test_a_process_that_dies_is_recorded_as_failed_and_the_others_go_on(tiny_dat
 def test_ctrl_c_stops_every_run_and_keeps_their_checkpoints(tiny_data, tmp_path):
     cmd = [sys.executable, "-m", "archbench", "run", "--neck", "fpn,bifpn", "--data", tiny_data, "--epochs", "50"]
     cmd += ["--batch-size", "8", "--jobs", "2", "--results", str(tmp_path)]
-    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: give the sweep the default
+    # disposition a terminal's foreground process has, whatever launched this test.
+    parent = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 240
         while len(list(tmp_path.glob("checkpoints/*/last.pt"))) < 2:  # both runs are past their first epoch
