@@ -388,7 +388,12 @@ def test_changes_outside_the_records_are_found_by_git(tmp_path):
     git(tmp_path, "config", "user.name", "t")
     (tmp_path / "results").mkdir()
     commits = []
-    for name, text in [("code.py", "a = 1\n"), ("results/r1.json", "{}"), ("code.py", "a = 2\n"), ("code.py", "a = 1\n")]:
+    for name, text in [
+        ("code.py", "a = 1\n"),
+        ("results/r1.json", "{}"),
+        ("code.py", "a = 2\n"),
+        ("code.py", "a = 1\n"),
+    ]:
         (tmp_path / name).write_text(text)
         git(tmp_path, "add", name)
         git(tmp_path, "commit", "-q", "-m", name)

@@ -86,7 +86,7 @@ def test_run_writes_one_complete_record(tiny_data, tmp_path):
     assert on_disk["timing"]["images_per_s"] > 0 and on_disk["steps"] == 4
     assert on_disk["environment"]["torch"] == torch.__version__
     assert on_disk["memory"]["process_peak_rss_mb"] > 0
-    assert not checkpoint_path(tmp_path, rec.config_hash).exists()  # removed once the record is written
+    assert not checkpoint_path(tmp_path, rec.config_hash).parent.exists()  # removed once the record is written
     assert rec.to_json() == files[0].read_text() and rec.path(tmp_path) == files[0]  # the record written
 
 

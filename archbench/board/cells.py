@@ -112,7 +112,8 @@ def _intro(sub: pd.DataFrame, board: Board) -> Text:
     return Text(
         f"Ranked on {metric}, the mean over {n} seeds per neck and phi. ± is the half-width of the 95 % "
         f"Student-t interval over seeds; Δ is the paired difference from {board.reference} (same seeds) with its "
-        "95 % interval; necks sharing a letter are statistically tied (paired t-tests, Holm, 5 %). "
+        "95 % interval; necks sharing a letter are statistically tied (t-tests paired by seed, noise pooled over "
+        "the necks, Holm, 5 %). "
         f"How to read it: {HOW_TO_READ}."
     )
 
@@ -195,7 +196,8 @@ def stability_text(g: pd.Series | None) -> Text:
         return Text(text + " The three best necks are all told apart.")
     return Text(
         f"{text} Closest unresolved pair among the three best: {g['pair_a']} vs {g['pair_b']}, paired difference "
-        f"{g['pair_diff']:+.4f} (per-seed sd {_fmt(g['pair_sd'], '{:.4f}')}, {int(g['pair_n'])} seeds); "
+        f"{g['pair_diff']:+.4f} (sd of one per-seed difference {_fmt(g['pair_sd'], '{:.4f}')}, "
+        f"{int(g['pair_n'])} seeds); "
         f"{_seeds_text(g['seeds_needed'])} would resolve it."
     )
 

@@ -16,9 +16,11 @@ quantiles against the printed table of t_{0.975, df}). Normal quantiles come fro
 
 Method choices, each documented where it is made:
 
-- intervals: Student t over seeds (:func:`mean_ci`), Welch for unpaired differences;
-- tied necks: pairwise paired t-tests by seed, Holm-corrected at 0.05 (R's ``pairwise.t.test(paired=TRUE)``
-  default), shown as a compact letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
+- intervals: Student t over seeds (:func:`mean_ci`) for a neck's mean; for differences of necks, the
+  necks x seeds block model (:func:`block_fit`: paired by seed, noise pooled over the necks); Welch for
+  unpaired differences (:func:`welch`, what pairing is compared with);
+- tied necks: t-tests between every two necks on that model, Holm-corrected at 0.05, shown as a compact
+  letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
 - rank stability: Kendall tau-b between the neck rankings of two disjoint halves of the seeds, averaged over
   all balanced splits (:func:`rank_stability`);
 - seeds needed: the normal-approximation sample size of a paired two-sided test (:func:`seeds_needed`).
@@ -167,12 +169,6 @@ def seed_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows.pivot(index="seed", columns="neck", values=metric).astype(float).sort_index()
 
 
-def _paired(table: pd.DataFrame, a: Hashable, b: Hashable) -> np.ndarray:
-    """The per-seed differences ``a - b`` over the seeds both have."""
-    d = (table[a] - table[b]).to_numpy(dtype=float)
-    return d[~np.isnan(d)]
-
-
 def _sd(x: np.ndarray) -> float:
     """Sample standard deviation (ddof 1); NaN below two values."""
     return float(np.std(x, ddof=1)) if x.size > 1 else math.nan
@@ -201,40 +197,105 @@ def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> tuple[
     return diff, sd, t_quantile((1.0 + level) / 2.0, df) * math.sqrt(se2)
 
 
+@dataclass(frozen=True)
+class BlockFit:
+    """One group's runs as a randomized complete block design: metric = neck effect + seed effect + error.
+
+    The seeds are the blocks. Paired seeds give every neck of one seed the same data order, augmentation and
+    backbone and head weights; what that shares is the seed effect, which the model removes from every
+    difference of two necks. The fit uses ``necks`` (those with at least two seeds) over ``seeds`` (the seeds
+    every one of them has): ``means`` are the necks' means over those seeds, ``residual_sd`` the square root of
+    the residual mean square, on ``df`` = (k - 1)(n - 1) degrees of freedom for k necks and n seeds (NaN when
+    df is 0). Metric units.
+
+    Under the model every pair's per-seed differences have the same sd, ``diff_sd`` = sqrt(2) * residual_sd,
+    estimated from all necks at once: with 13 necks and 3 seeds a difference's test has 24 degrees of freedom,
+    not the 2 of a paired t-test on that pair alone. With two necks the fit is exactly the paired t-test.
+    """
+
+    necks: tuple[str, ...]
+    seeds: tuple[Hashable, ...]
+    means: pd.Series
+    residual_sd: float
+    df: int
+
+    @property
+    def diff_sd(self) -> float:
+        """The sd of one per-seed difference of two necks (metric units)."""
+        return math.sqrt(2.0) * self.residual_sd
+
+    def diff_half_width(self, level: float = 0.95) -> float:
+        """Half-width of the ``level`` interval of a difference of two necks' means over ``seeds``."""
+        if self.df < 1 or math.isnan(self.residual_sd):
+            return math.nan
+        return t_quantile((1.0 + level) / 2.0, self.df) * self.diff_sd / math.sqrt(len(self.seeds))
+
+    def t_test(self, a: str, b: str) -> tuple[float, float]:
+        """(t, two-sided p) that necks ``a`` and ``b`` have the same mean; NaN when the fit has no df.
+
+        When the residual is exactly 0, t is infinite (p = 0) unless the two means are equal (t = 0, p = 1).
+        """
+        if self.df < 1 or math.isnan(self.residual_sd):
+            return math.nan, math.nan
+        diff = float(self.means[a] - self.means[b])
+        if self.residual_sd == 0.0:
+            return (0.0, 1.0) if diff == 0.0 else (math.copysign(math.inf, diff), 0.0)
+        t = diff / (self.diff_sd / math.sqrt(len(self.seeds)))
+        return t, t_two_sided_p(t, float(self.df))
+
+
+def block_fit(rows: pd.DataFrame, metric: str) -> BlockFit:
+    """The additive neck + seed model of one group's ``metric`` (see :class:`BlockFit`)."""
+    table = seed_table(rows, metric)
+    counts = table.notna().sum()
+    necks = [str(c) for c in table.columns if counts[c] >= 2]
+    complete = table[necks].dropna()
+    n, k = len(complete), len(necks)
+    df = (k - 1) * (n - 1) if k >= 2 and n >= 2 else 0
+    residual_sd = math.nan
+    if df:
+        y = complete.to_numpy(dtype=float)
+        residual = y - y.mean(axis=0) - y.mean(axis=1, keepdims=True) + y.mean()
+        residual_sd = math.sqrt(float(np.sum(residual**2)) / df)
+    return BlockFit(tuple(necks), tuple(complete.index), complete.mean(), residual_sd, df)
+
+
 def paired_differences(
     rows: pd.DataFrame, metric: str, reference: str = REFERENCE, level: float = 0.95
 ) -> pd.DataFrame:
-    """Each neck's difference from ``reference`` in ``metric``, paired by seed, beside the unpaired one.
+    """Each neck's difference from ``reference`` in ``metric``, paired by seed, with its interval.
 
-    One row per neck (index ``neck``). Paired, over the seeds both necks have: ``n_pairs``, ``diff_mean``
-    (mean of neck - reference), ``diff_sd`` (sample sd of those differences) and ``diff_ci`` (Student-t
-    ``level`` half-width, n_pairs - 1 degrees of freedom). Unpaired, over all seeds of each: ``unpaired_diff``,
-    ``unpaired_sd`` and ``unpaired_ci`` (Welch, see :func:`welch`). All in the metric's units. ``note`` says
-    why a value is missing: no common seeds, one pair, or no reference in the group; the reference's own row
-    is 0 with ``note`` "reference".
+    One row per neck (index ``neck``): ``n_pairs`` (the seeds the difference is over), ``diff_mean`` (neck -
+    reference), ``diff_sd`` (sd of one per-seed difference) and ``diff_ci`` (Student-t ``level`` half-width),
+    all from :func:`block_fit`, in the metric's units. Where the fit leaves the neck or the reference out (fewer
+    than two seeds) the difference is the mean over their common seeds, without sd or interval. ``note`` says
+    why a value is missing; the reference's own row is 0 with ``note`` "reference".
     """
     table = seed_table(rows, metric)
+    fit = block_fit(rows, metric)
     out = []
     for neck in table.columns:
         row: dict[str, object] = {"neck": neck, "note": ""}
         if reference not in table.columns:
             row.update(n_pairs=0, note=f"no '{reference}' runs in this group")
-            out.append(row)
-            continue
-        d = _paired(table, neck, reference)
-        sd = _sd(d)
-        row.update(n_pairs=int(d.size), diff_mean=float(d.mean()) if d.size else math.nan, diff_sd=sd)
-        row["diff_ci"] = t_half_width(sd, d.size, level)
-        row["unpaired_diff"], row["unpaired_sd"], row["unpaired_ci"] = welch(table[neck], table[reference], level)
-        if neck == reference:
-            row.update(diff_sd=0.0, diff_ci=0.0, unpaired_diff=0.0, unpaired_sd=0.0, unpaired_ci=0.0, note="reference")
-        elif d.size == 0:
-            row["note"] = f"no seed in common with '{reference}'"
-        elif d.size == 1:
-            row["note"] = f"one seed in common with '{reference}': no interval"
+        elif neck == reference:
+            row.update(n_pairs=len(fit.seeds), diff_mean=0.0, diff_sd=0.0, diff_ci=0.0, note="reference")
+        elif neck in fit.necks and reference in fit.necks and fit.df >= 1:
+            row.update(
+                n_pairs=len(fit.seeds),
+                diff_mean=float(fit.means[neck] - fit.means[reference]),
+                diff_sd=fit.diff_sd,
+                diff_ci=fit.diff_half_width(level),
+            )
+        else:
+            d = (table[neck] - table[reference]).dropna()
+            row.update(n_pairs=len(d), diff_mean=float(d.mean()) if len(d) else math.nan)
+            row["note"] = (
+                f"no seed in common with '{reference}'" if d.empty else "fewer than two seeds to compare: no interval"
+            )
         out.append(row)
-    columns = ["neck", "n_pairs", "diff_mean", "diff_sd", "diff_ci", "unpaired_diff", "unpaired_sd", "unpaired_ci"]
-    return pd.DataFrame(out, columns=[*columns, "note"]).set_index("neck")
+    columns = ["neck", "n_pairs", "diff_mean", "diff_sd", "diff_ci", "note"]
+    return pd.DataFrame(out, columns=columns).set_index("neck")
 
 
 # ---------------------------------------------------------------------------------------------- tied necks
@@ -257,35 +318,24 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(v) for v in adjusted]
 
 
-def paired_t_test(d: np.ndarray) -> tuple[float, float]:
-    """(t, two-sided p) of the paired t-test that the mean of the differences ``d`` is 0 (df = n - 1).
-
-    NaN for fewer than two differences. When all differences are equal, t is infinite (p = 0) unless they
-    are all 0 (t = 0, p = 1).
-    """
-    if d.size < 2:
-        return math.nan, math.nan
-    mean, sd = float(d.mean()), _sd(d)
-    if sd == 0.0:
-        return (0.0, 1.0) if mean == 0.0 else (math.copysign(math.inf, mean), 0.0)
-    t = mean / (sd / math.sqrt(d.size))
-    return t, t_two_sided_p(t, d.size - 1.0)
-
-
 def pairwise_tests(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.DataFrame:
-    """Paired t-tests by seed between every two necks of a group, Holm-corrected over the pairs tested.
+    """t-tests between every two necks of a group on the block model (:func:`block_fit`), Holm-corrected.
 
-    One row per pair (``a``, ``b`` in neck-name order): ``n_pairs``, ``diff_mean`` (a - b) and ``diff_sd``
-    (metric units), ``t``, ``p``, ``p_holm`` and ``different`` (p_holm < alpha). A pair with fewer than two
-    common seeds is not tested (NaN p) and counts as not different: the data cannot tell them apart.
+    One row per pair (``a``, ``b`` in neck-name order): ``n_pairs`` (seeds of the fit), ``diff_mean`` (a - b)
+    and ``diff_sd`` (sd of one per-seed difference; metric units), ``t``, ``p`` (on the fit's df), ``p_holm``
+    and ``different`` (p_holm < alpha). A pair the fit leaves out (a neck with fewer than two seeds) is not
+    tested (NaN p) and counts as not different: the data cannot tell them apart.
     """
     table = seed_table(rows, metric)
+    fit = block_fit(rows, metric)
     out = []
-    for a, b in itertools.combinations(sorted(table.columns), 2):
-        d = _paired(table, a, b)
-        t, p = paired_t_test(d)
-        mean = float(d.mean()) if d.size else math.nan
-        out.append({"a": a, "b": b, "n_pairs": int(d.size), "diff_mean": mean, "diff_sd": _sd(d), "t": t, "p": p})
+    for a, b in itertools.combinations(sorted(str(c) for c in table.columns), 2):
+        if a in fit.necks and b in fit.necks and fit.df >= 1:
+            t, p = fit.t_test(a, b)
+            row = {"n_pairs": len(fit.seeds), "diff_mean": float(fit.means[a] - fit.means[b]), "diff_sd": fit.diff_sd}
+        else:
+            t, p, row = math.nan, math.nan, {"n_pairs": 0, "diff_mean": math.nan, "diff_sd": math.nan}
+        out.append({"a": a, "b": b, **row, "t": t, "p": p})
     tests = pd.DataFrame(out, columns=["a", "b", "n_pairs", "diff_mean", "diff_sd", "t", "p"])
     tests["p_holm"] = holm(tests["p"].tolist())
     tests["different"] = (tests["p_holm"] < alpha).astype(bool)
@@ -335,12 +385,16 @@ def neck_means(rows: pd.DataFrame, metric: str) -> pd.Series:
 def tie_letters(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> dict[str, str]:
     """Tie letters per neck: necks sharing a letter are statistically tied in ``metric``.
 
-    Method: paired t-tests by seed between every two necks, Holm-corrected at family-wise ``alpha``
-    (:func:`pairwise_tests`; R's ``pairwise.t.test(..., paired = TRUE)`` with its default Holm adjustment),
-    shown as a compact letter display (:func:`letter_display`), 'a' for the best neck's letter. Paired tests
-    because seeds are paired across necks (one seed, one data order and initialisation); Holm because it
-    controls the family-wise error like Bonferroni and is uniformly more powerful; a letter display because
-    "tied" is not transitive (a ~ b and b ~ c with a != c) and letters show that honestly.
+    Method: t-tests between every two necks on the block model of necks x seeds (:func:`block_fit`: each
+    difference paired by seed, its noise pooled over all necks), Holm-corrected at family-wise ``alpha``
+    (:func:`pairwise_tests`; the pooled-error form of R's ``pairwise.t.test``, whose ``paired = TRUE`` form
+    tests each pair on its own n - 1 degrees of freedom), shown as a compact letter display
+    (:func:`letter_display`), 'a' for the best neck's letter. Paired because seeds are paired across necks
+    (one seed, one data order and initialisation); pooled because a pair's own 2 degrees of freedom at 3 seeds
+    need t > 30 to pass Holm over 78 pairs, so nothing would ever be resolved, while the pooled residual has
+    (k - 1)(n - 1); Holm because it controls the family-wise error like Bonferroni and is uniformly more
+    powerful; a letter display because "tied" is not transitive (a ~ b and b ~ c with a != c) and letters
+    show that honestly.
     """
     tests = pairwise_tests(rows, metric, alpha)
     different = [(a, b) for a, b, diff in zip(tests["a"], tests["b"], tests["different"]) if diff]
@@ -449,7 +503,14 @@ def rank_stability(rows: pd.DataFrame, metric: str, max_splits: int = MAX_SPLITS
 
 
 def seeds_needed(
-    diff_mean: float, diff_sd: float, level: float = 0.95, power: float = 0.8, *, tests: int = 1, t: bool = False
+    diff_mean: float,
+    diff_sd: float,
+    level: float = 0.95,
+    power: float = 0.8,
+    *,
+    tests: int = 1,
+    t: bool = False,
+    necks: int = 2,
 ) -> float:
     """About how many paired seeds a two-sided paired test at ``level`` needs to resolve a difference.
 
@@ -458,7 +519,8 @@ def seeds_needed(
     the number of comparisons (Bonferroni: the strictest step of Holm's correction, so the count suffices
     whatever the pair's place in it). The normal approximation underestimates at small n, where t_{n-1}
     quantiles exceed z (with 2 seeds, t_{0.975, 1} = 12.7); ``t=True`` gives instead the smallest n with
-    n >= ((t_{1-a/2, n-1} + t_{power, n-1}) * sd / |mean|)^2, the usual central-t refinement.
+    n >= ((t_{1-a/2, df} + t_{power, df}) * sd / |mean|)^2, the usual central-t refinement, with df the
+    block model's (necks - 1)(n - 1) (:class:`BlockFit`; n - 1 for the default two necks: a paired t-test).
     inf when the mean difference is 0; NaN when either input is NaN.
     """
     if math.isnan(diff_mean) or math.isnan(diff_sd):
@@ -471,7 +533,11 @@ def seeds_needed(
     n = max(2, math.ceil(z * z * ratio2 - 1e-9))  # the 1e-9: a whole n computed with rounding error stays whole
     if t:
         # t quantiles exceed z ones, so the answer is at least the normal n: count up from it
-        while n < (t_quantile(1.0 - a / 2.0, n - 1.0) + t_quantile(power, n - 1.0)) ** 2 * ratio2:
+        def bound(n: int) -> float:
+            df = (necks - 1) * (n - 1.0)
+            return (t_quantile(1.0 - a / 2.0, df) + t_quantile(power, df)) ** 2 * ratio2
+
+        while n < bound(n):
             n += 1
     return float(n)
 
@@ -480,9 +546,9 @@ def seeds_needed(
 class UnresolvedPair:
     """The closest pair of top necks that the seeds do not tell apart.
 
-    ``a`` ranks above ``b`` by mean; ``diff_mean`` / ``diff_sd``: mean and sd of the paired per-seed
-    differences a - b (metric units) over ``n_pairs`` common seeds; ``seeds_needed``: paired seeds that would
-    resolve it (see :func:`closest_unresolved_pair`).
+    ``a`` ranks above ``b`` by mean; ``diff_mean``: the mean of the per-seed differences a - b over ``n_pairs``
+    seeds, ``diff_sd``: the sd of one such difference as the block model estimates it (:class:`BlockFit`;
+    metric units); ``seeds_needed``: paired seeds that would resolve it (see :func:`closest_unresolved_pair`).
     """
 
     a: str
@@ -500,25 +566,27 @@ def closest_unresolved_pair(
     smallest |paired mean difference|, and about how many seeds would resolve it; None when every pair of
     the top necks is resolved or there are fewer than two necks.
 
-    Only pairs with common seeds are candidates (a pair without any has no paired difference to size). The
-    seed count is :func:`seeds_needed` with t quantiles at the Bonferroni level over the pairs the group
-    tests, so that it is consistent with the tie test itself (the normal count can say "2" for a pair that
-    2 seeds left tied).
+    Only tested pairs are candidates (a pair the block fit leaves out has no difference to size). The seed
+    count is :func:`seeds_needed` with t quantiles on the fit's degrees of freedom at the Bonferroni level
+    over the pairs the group tests, so that it is consistent with the tie test itself (the normal count can
+    say "2" for a pair that 2 seeds left tied).
     """
     order = [str(n) for n in neck_means(rows, metric).dropna().index][:top]
     tests = pairwise_tests(rows, metric, alpha)
     n_tests = max(1, int(tests["p"].notna().sum()))
+    fitted = max(2, len(block_fit(rows, metric).necks))
     rank = {n: i for i, n in enumerate(order)}
     best: UnresolvedPair | None = None
     for rec in tests.itertuples(index=False):
-        if rec.a not in rank or rec.b not in rank or rec.different or rec.n_pairs == 0:
+        if rec.a not in rank or rec.b not in rank or rec.different or math.isnan(rec.p):
             continue
         sign = 1.0 if rank[str(rec.a)] < rank[str(rec.b)] else -1.0
         a, b = (rec.a, rec.b) if sign > 0 else (rec.b, rec.a)
         mean = sign * float(rec.diff_mean)
         if best is None or abs(mean) < abs(best.diff_mean):
-            needed = seeds_needed(mean, float(rec.diff_sd), 1.0 - alpha, power, tests=n_tests, t=True)
-            best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, float(rec.diff_sd), needed)
+            sd = float(rec.diff_sd)
+            needed = seeds_needed(mean, sd, 1.0 - alpha, power, tests=n_tests, t=True, necks=fitted)
+            best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, sd, needed)
     return best
 
 

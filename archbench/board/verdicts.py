@@ -135,9 +135,9 @@ def group_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
     ``rank_tau``: Kendall tau-b between the neck rankings of disjoint halves of the seeds
     (:func:`stats.rank_stability`; dimensionless, 1 = the halves agree). ``pair_a`` / ``pair_b``: among the three
     best necks, the statistically tied pair with the smallest paired mean difference ``pair_diff`` (a - b,
-    metric units; ``pair_sd`` its per-seed sd over ``pair_n`` common seeds), and ``seeds_needed``: about how
-    many paired seeds would resolve it (:func:`stats.closest_unresolved_pair`; inf for a zero difference).
-    All None when the three best necks are all resolved.
+    metric units; ``pair_sd`` the block model's sd of one per-seed difference, over ``pair_n`` seeds), and
+    ``seeds_needed``: about how many paired seeds would resolve it (:func:`stats.closest_unresolved_pair`;
+    inf for a zero difference). All None when the three best necks are all resolved.
     """
     out = [_one_group(k, m, sub) for k, m, sub in comparison_groups(rows)]
     return pd.DataFrame(out, columns=[*PHI_GROUP, *GROUP_COLUMNS])
