@@ -139,22 +139,25 @@ def test_paired_differences_hand_values():
     )
     diffs = stats.paired_differences(rows, "AP", reference="fpn")
     a, b, c, d, ref = (diffs.loc[n] for n in ("a", "b", "c", "d", "fpn"))
-    # the fit: fpn, a, b over seeds 0-2 (c and d have one seed). Per-seed differences and their SS:
+    # fpn, a, b on seeds 0-2. Per-seed differences and their SS:
     #   a - fpn = [.03, .02, .04] (mean .03, SS .0002), b - fpn = [.05, -.01, .05] (.03, .0024),
     #   a - b = [-.02, .03, -.01] (0, .0014) -> residual SS .004 / 3 on (3 - 1)(3 - 1) = 4 df: mean square
     #   .00033333, one difference's sd sqrt(.00066667) = .025820, half-width t_{.975, 4} 2.776445 * .025820 /
-    #   sqrt(3) = .041388 -- the same for a and b, whose own paired sds (.01, .034641) differ
+    #   sqrt(3) = .041388 -- the same for a and b, whose own paired sds (.01, .034641) differ.
+    # c and d add one value and one neck each (c also a seed): the residual and its 4 df stay.
     for row in (a, b):
         assert row["n_pairs"] == 3 and row["diff_mean"] == pytest.approx(0.03)
         assert row["diff_sd"] == pytest.approx(0.025820, abs=1e-6) and row["diff_ci"] == pytest.approx(
             0.041388, abs=1e-6
         )
-    # c has no seed in common with fpn: NaN, stated
+    # c's only seed (3) is nobody else's: nothing links it to fpn
     assert c["n_pairs"] == 0 and math.isnan(c["diff_mean"]) and math.isnan(c["diff_ci"])
-    assert "no seed in common" in c["note"]
-    # d shares seed 0 only: one difference .01, no interval
-    assert d["n_pairs"] == 1 and d["diff_mean"] == pytest.approx(0.01) and math.isnan(d["diff_ci"])
-    assert "fewer than two seeds" in d["note"]
+    assert "no seeds linking it" in c["note"]
+    # d ran seed 0 only: d - (fpn's fitted seed-0 value) = .31 - (fpn mean .32 + seed-0 effect (.30 + .33 +
+    # .35) / 3 - grand mean .34 = -.013333) = .003333; its variance sigma^2 (1 + 1/n + 1/k - 1/(nk)) with n = k = 3
+    # = .00033333 * 1.5556 -> se .022771, half-width 2.776445 * .022771 = .063222
+    assert d["n_pairs"] == 1 and d["diff_mean"] == pytest.approx(0.003333, abs=1e-6)
+    assert d["diff_ci"] == pytest.approx(0.063222, abs=1e-6) and d["note"] == ""
     assert ref["diff_mean"] == 0.0 and ref["diff_ci"] == 0.0 and ref["note"] == "reference"
 
 
@@ -220,13 +223,37 @@ def test_with_two_necks_the_block_model_is_the_paired_t_test():
     assert tests["diff_sd"][0] == pytest.approx(0.0081650, abs=1e-7)
 
 
-def test_necks_with_one_seed_are_left_out_of_the_fit():
+def test_a_neck_with_one_seed_is_compared_through_the_pooled_residual():
     rows = group({**{n: seeds(*v) for n, v in (("x", X), ("y", Y), ("z", Z))}, "w": {0: 0.9}})
     fit = stats.block_fit(rows, "AP")
-    assert fit.necks == ("x", "y", "z") and fit.df == 6  # w (one seed) does not shrink the common seeds
+    assert fit.df == 6 and fit.residual_sd == pytest.approx(0.0156347, abs=1e-7)  # w's one value fits exactly
+    # w - x = .9 - x's fitted seed-0 value, variance sigma^2 (1 + 1/n + 1/k - 1/(nk)) = 1.5 sigma^2 (n = 4, k = 3)
+    assert fit.difference("w", "x")[1] == pytest.approx(0.0156347 * math.sqrt(1.5), abs=1e-6)
     tests = stats.pairwise_tests(rows, "AP").set_index(["a", "b"])
-    assert math.isnan(tests.loc[("w", "x"), "p"]) and not tests.loc[("w", "x"), "different"]
-    assert tests.loc[("x", "y"), "different"]
+    assert tests.loc[("w", "x"), "n_pairs"] == 1 and tests.loc[("w", "x"), "different"]
+    assert tests.loc[("x", "y"), "t"] == pytest.approx(9.0453, abs=1e-4)  # the x, y, z tests are unchanged
+
+
+def test_unbalanced_seeds_are_adjusted_for_the_seeds():
+    # exactly additive: necks .30 / .40 / .35, seed effects 0 / +.02 / -.01, fpn lacks seed 2
+    effects, seed_effects = {"fpn": 0.30, "a": 0.40, "b": 0.35}, (0.0, 0.02, -0.01)
+    rows = group(
+        {n: {s: e + d for s, d in enumerate(seed_effects) if (n, s) != ("fpn", 2)} for n, e in effects.items()}
+    )
+    fit = stats.block_fit(rows, "AP")
+    # fpn's plain mean (.30 + .32) / 2 = .31 rides on the lucky seed 1; adjusted: .30 + mean(0, .02, -.01) = .30333
+    assert fit.adjusted_means().to_dict() == pytest.approx({"fpn": 0.303333, "a": 0.403333, "b": 0.353333}, abs=1e-6)
+    assert fit.difference("a", "fpn")[0] == pytest.approx(0.10) and fit.residual_sd == pytest.approx(0.0, abs=1e-9)
+    assert stats.verdict_order(rows, "AP") == ["a", "b", "fpn"]
+
+
+def test_necks_on_disjoint_seeds_are_not_compared():
+    rows = group({"fpn": seeds(0.30, 0.34, 0.32), "a": seeds(0.33, 0.36, 0.36), "b": {3: 0.35, 4: 0.33}})
+    tests = stats.pairwise_tests(rows, "AP").set_index(["a", "b"])
+    # a - fpn = [.03, .02, .04] is the paired t-test on its own: mean .03, sd .01, t = 5.196 on 2 df
+    assert tests.loc[("a", "fpn"), "t"] == pytest.approx(5.19615, abs=1e-4)
+    assert tests.loc[("a", "b"), "n_pairs"] == 0 and math.isnan(tests.loc[("a", "b"), "p"])
+    assert not tests.loc[("a", "b"), "different"] and math.isnan(tests.loc[("a", "b"), "diff_sd"])
 
 
 def test_tie_letters_from_the_tests():
@@ -330,6 +357,7 @@ def test_seeds_needed_normal_approximation():
     assert stats.seeds_needed(0.0, 0.02) == math.inf
     assert math.isnan(stats.seeds_needed(0.01, math.nan))
     assert stats.seeds_needed(0.1, 0.001) == 2.0  # at least two pairs
+    assert stats.seeds_needed(1e-16, 0.02) == math.inf  # rounding noise, not a difference: no practical count
     # Bonferroni over 3 tests: a = .05 / 3, z_{1 - a/2} = 2.39398 -> (3.23560 * 2)^2 = 41.88 -> 42
     assert stats.seeds_needed(0.01, 0.02, tests=3) == 42.0
 

@@ -11,9 +11,9 @@ SS .00073333 / 3 on (3 - 1)(3 - 1) = 4 df -> mean square .000061111; one differe
 3 seeds .0063828: t = 15.667, 2.0889, 13.578 (p 9.7e-5, .105, 1.7e-4). Holm: 2.9e-4, 3.4e-4, .105 -> bifpn
 apart, panet ~ fpn: letters a / b / b. Every seed orders bifpn > panet > fpn: rank stability 1.
 phi 1: means bifpn .44, fpn .42, panet .415; bifpn - fpn = [.05 -.01] (SS .0018), panet - fpn = [.01 -.02]
-(SS .00045), bifpn - panet = [.04 .01] (SS .00045): mean square .0009 / 3 / 2 df = .00045, one difference's
-sd .03: nothing resolved with 2 seeds (letters all a). Seed 0 orders bifpn > panet > fpn, seed 1
-fpn > bifpn > panet: tau = (1 - 2) / 3 = -1/3. Closest unresolved pair: fpn vs panet, +.005.
+(SS .00045), bifpn - panet = [.04 .01] (SS .00045): residual SS .0027 / 3 = .0009 on 2 df, mean square
+.00045, one difference's sd .03: nothing resolved with 2 seeds (letters all a). Seed 0 orders
+bifpn > panet > fpn, seed 1 fpn > bifpn > panet: tau = (1 - 2) / 3 = -1/3. Closest unresolved pair: fpn vs panet, +.005.
 """
 
 from __future__ import annotations

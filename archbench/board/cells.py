@@ -179,10 +179,14 @@ def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Gri
 
 
 def _seeds_text(n: Any) -> str:
-    """``about 14 seeds per neck``; infinite for a zero difference."""
+    """``about 14 seeds per neck``; infinite for a zero or vanishing difference."""
     if n is None or pd.isna(n):
         return "an unknown number of seeds"
-    return "no number of seeds (the means are equal)" if math.isinf(n) else f"about {int(n):,} seeds per neck"
+    return (
+        "no practical number of seeds (the means are equal or all but)"
+        if math.isinf(n)
+        else f"about {int(n):,} seeds per neck"
+    )
 
 
 def stability_text(g: pd.Series | None) -> Text:

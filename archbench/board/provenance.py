@@ -104,7 +104,7 @@ def changes_outside(commits: Sequence[str], repo: Path, kept: str = "results") -
             )
         except (OSError, subprocess.CalledProcessError):
             return None
-        changed[commit] = diff.stdout.split()
+        changed[commit] = diff.stdout.splitlines()
     return changed
 
 

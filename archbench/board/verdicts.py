@@ -100,10 +100,10 @@ def neck_verdicts(rows: pd.DataFrame, reference: str = stats.REFERENCE) -> pd.Da
     """One row per (group, neck), best mean first within a group: ``ROW_KEYS`` and ``NECK_COLUMNS``.
 
     ``phi_rank``: 1 = best mean of the main metric in its (group, phi), ties share the best rank.
-    ``diff_mean`` / ``diff_ci95``: the neck's mean paired difference from ``reference`` over their common seeds
-    and its Student-t 95 % half-width (metric units; ``n_pairs`` seeds; NaN and a ``diff_note`` when it cannot
-    be computed; ``diff_note`` is NaN otherwise). ``letters``: necks sharing a letter are statistically tied
-    (:func:`stats.tie_letters`).
+    ``diff_mean`` / ``diff_ci95``: the neck's paired difference from ``reference`` and its Student-t 95 %
+    half-width on the block model (:func:`stats.paired_differences`; metric units; ``n_pairs``: seeds the two
+    share; NaN and a ``diff_note`` when it cannot be computed; ``diff_note`` is NaN otherwise). ``letters``:
+    necks sharing a letter are statistically tied (:func:`stats.tie_letters`).
     """
     frames = [_one_group_necks(k, m, sub, reference) for k, m, sub in comparison_groups(rows)]
     if not frames:
