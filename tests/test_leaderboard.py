@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from archbench.board import plots
-from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records
+from archbench.board import plots, stats
+from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records, seed_rows
 from archbench.board.compose import compose
 from archbench.board.formats import render, render_md
 from archbench.board.iso import iso_flops
@@ -243,6 +243,15 @@ def test_iso_flops_single_point_neck():
     assert iso_value(iso, "solo", 2.5) == pytest.approx(0.5)
     assert math.isnan(iso_value(iso, "solo", 2.0))
     assert iso_value(iso, "fpn", 2.5) == pytest.approx(0.45)
+
+
+def test_iso_flops_interval_at_a_budget_that_is_a_mean_of_equal_gflops():
+    gflops = 0.056519424  # the mean of three copies is 6.9e-18 above it: the budget must still count as inside
+    recs = [make_record("fpn", 0, s, ap=0.30 + 0.01 * s, gflops=gflops) for s in range(3)]
+    recs += [make_record("bifpn", 0, s, ap=0.35, gflops=0.06) for s in range(3)]
+    iso = iso_flops(build_table(recs), rows=seed_rows(recs))
+    fpn = iso[(iso["neck"] == "fpn") & iso["value"].notna()].iloc[0]
+    assert fpn["n_seeds"] == 3 and fpn["ci95"] == pytest.approx(stats.mean_ci([0.30, 0.31, 0.32])[1])
 
 
 def test_failed_runs_listed_apart(table):
