@@ -443,7 +443,7 @@ def tie_letters(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> dict[s
     shown as a compact letter display (:func:`letter_display`), 'a' for the letter of the best neck by
     :func:`verdict_order`. Paired because seeds are paired across necks (one seed, one data order and
     initialisation); pooled because a pair's own 2 degrees of freedom at 3 seeds need t > 39 to pass Holm over
-    78 pairs (R's ``pairwise.t.test(paired = TRUE)``), so nothing would ever be resolved, while the pooled
+    78 pairs (R's ``pairwise.t.test(paired = TRUE)``), which almost no pair of runs reaches, while the pooled
     residual has (k - 1)(n - 1); Holm because it controls the family-wise error like Bonferroni and is uniformly more
     powerful; a letter display because "tied" is not transitive (a ~ b and b ~ c with a != c) and letters
     show that honestly.
