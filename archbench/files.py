@@ -16,12 +16,18 @@ import yaml
 
 from archbench.errors import Problem
 
+# mkstemp creates its file as 0600; a written file should get the mode open() would give it (0666 less the
+# umask). The umask can only be read by setting it, so it is read once, here, before any thread starts.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     """Write ``path`` through ``write(temp_path)`` and rename it into place: never a partial file.
 
     The temp file lies in the same folder (so the rename is atomic) and is named ``.tmp-*``, which
-    readers of a folder skip; it is removed if ``write`` raises or the process is interrupted.
+    readers of a folder skip; it is removed if ``write`` raises or the process is interrupted. The file
+    gets the permissions of a plain ``open(path, "w")`` (0666 less the umask), not mkstemp's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +35,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from unittest.mock import patch
 
+import pytest
 import torch
+
+from archbench.train.det_trainer import DetectionTrainer
 
 
 def pyramid(h: int, w: int, channels=(40, 112, 320), batch: int = 2, first_level: int = 3) -> list[torch.Tensor]:
@@ -18,6 +22,21 @@ def pyramid(h: int, w: int, channels=(40, 112, 320), batch: int = 2, first_level
         s = 2 ** (first_level + i)
         out.append(torch.randn(batch, c, -(-h // s), -(-w // s)))
     return out
+
+
+@contextmanager
+def killed_after_first_epoch() -> Iterator[None]:
+    """Inside the block a detection run stops with KeyboardInterrupt when epoch 1 begins, as if its process
+    were killed right after writing the epoch-1 checkpoint; the block expects that interrupt."""
+    real_epoch = DetectionTrainer.train_epoch
+
+    def train_epoch(self, on_step=None):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, on_step)
+
+    with patch.object(DetectionTrainer, "train_epoch", train_epoch), pytest.raises(KeyboardInterrupt):
+        yield
 
 
 @dataclass

@@ -41,11 +41,15 @@ def seeds(*values: float) -> dict[int, float]:
     return dict(enumerate(values))
 
 
-# x, y, z over 4 seeds (used for tests, letters and the closest pair):
-#   x - y = [.10, .11, .09, .10]: mean .10, sd .0081650, t = .10 / (.0081650 / 2) = 24.495 (df 3), p = 1.49e-4
-#   z - y = [.07, .12, .07, .12]: mean .095, sd .028868, t = 6.5818, p = 0.00714
-#   x - z = [.03, -.01, .02, -.02]: mean .005, sd .023805, t = 0.42008, p = 0.70
-# Holm over 3 tests: 3 * 1.49e-4 = 4.5e-4, 2 * 0.00714 = 0.0143 (both < .05), 1 * 0.70 -> x ~ z, y apart.
+# x, y, z over 4 seeds (used for tests, letters and the closest pair). Per-seed differences:
+#   x - y = [.10, .11, .09, .10]: mean .10, sum of squared deviations (SS) .0002; on its own: sd .0081650,
+#           paired t = .10 / (.0081650 / 2) = 24.495 (df 3)
+#   z - y = [.07, .12, .07, .12]: mean .095, SS .0025
+#   x - z = [.03, -.01, .02, -.02]: mean .005, SS .0017
+# Block model (necks + seeds): residual SS = (sum of the pairs' SS) / k = .0044 / 3 = .00146667 on
+# (3 - 1)(4 - 1) = 6 df -> mean square .00024444, residual sd .0156347; one difference's sd
+# sqrt(2 * .00024444) = .0221108, of a mean over 4 seeds .0110554. t: x - y 9.0453, y - z -8.5931, x - z 0.4523.
+# Holm over 3 tests: p(x, y) and p(y, z) ~ 1e-4 (x 3 and x 2: < .05), p(x, z) = .667 -> x ~ z, y apart.
 X = (0.50, 0.52, 0.48, 0.51)
 Y = tuple(x - d for x, d in zip(X, (0.10, 0.11, 0.09, 0.10)))
 Z = tuple(x - d for x, d in zip(X, (0.03, -0.01, 0.02, -0.02)))
@@ -129,29 +133,42 @@ def test_paired_differences_hand_values():
             "fpn": seeds(0.30, 0.34, 0.32),
             "a": seeds(0.33, 0.36, 0.36),
             "b": seeds(0.35, 0.33, 0.37),
-            "c": {3: 0.40, 4: 0.42},
-            "d": {0: 0.31, 5: 0.35},
+            "c": {3: 0.40},
+            "d": {0: 0.31},
         }
     )
     diffs = stats.paired_differences(rows, "AP", reference="fpn")
     a, b, c, d, ref = (diffs.loc[n] for n in ("a", "b", "c", "d", "fpn"))
-    # a - fpn = [.03, .02, .04]: mean .03, sd .01, half 4.302653 * .01 / sqrt(3) = 0.024841
-    assert a["n_pairs"] == 3 and a["diff_mean"] == pytest.approx(0.03) and a["diff_sd"] == pytest.approx(0.01)
-    assert a["diff_ci"] == pytest.approx(0.024841, abs=1e-6)
-    # unpaired a vs fpn: sd_a = sqrt(.0003) = .017321, sd_fpn = .02 -> sd of one difference sqrt(.0007) = .026458
-    assert a["unpaired_diff"] == pytest.approx(0.03) and a["unpaired_sd"] == pytest.approx(0.026458, abs=1e-6)
-    # b - fpn = [.05, -.01, .05]: mean .03, sd sqrt(.0012) = .034641, half 4.302653 * .02 = .086053
-    assert b["diff_sd"] == pytest.approx(0.034641, abs=1e-6) and b["diff_ci"] == pytest.approx(0.086053, abs=1e-6)
-    # Welch b vs fpn: equal sd .02 and n 3 -> se sqrt(2 * .0004 / 3) = .016330, df 4, t 2.776445 -> .045339
-    assert b["unpaired_sd"] == pytest.approx(0.028284, abs=1e-6)
-    assert b["unpaired_ci"] == pytest.approx(0.045339, abs=1e-6)
-    # c has no seed in common with fpn: NaN paired values, stated; its unpaired difference .41 - .32 = .09
+    # fpn, a, b on seeds 0-2. Per-seed differences and their SS:
+    #   a - fpn = [.03, .02, .04] (mean .03, SS .0002), b - fpn = [.05, -.01, .05] (.03, .0024),
+    #   a - b = [-.02, .03, -.01] (0, .0014) -> residual SS .004 / 3 on (3 - 1)(3 - 1) = 4 df: mean square
+    #   .00033333, one difference's sd sqrt(.00066667) = .025820, half-width t_{.975, 4} 2.776445 * .025820 /
+    #   sqrt(3) = .041388 -- the same for a and b, whose own paired sds (.01, .034641) differ.
+    # c and d add one value and one neck each (c also a seed): the residual and its 4 df stay.
+    for row in (a, b):
+        assert row["n_pairs"] == 3 and row["diff_mean"] == pytest.approx(0.03)
+        assert row["diff_sd"] == pytest.approx(0.025820, abs=1e-6) and row["diff_ci"] == pytest.approx(
+            0.041388, abs=1e-6
+        )
+    # c's only seed (3) is nobody else's: nothing links it to fpn
     assert c["n_pairs"] == 0 and math.isnan(c["diff_mean"]) and math.isnan(c["diff_ci"])
-    assert "no seed in common" in c["note"] and c["unpaired_diff"] == pytest.approx(0.09)
-    # d shares seed 0 only: one difference .01, no interval
-    assert d["n_pairs"] == 1 and d["diff_mean"] == pytest.approx(0.01) and math.isnan(d["diff_ci"])
-    assert "one seed" in d["note"]
+    assert "no seeds linking it" in c["note"]
+    # d ran seed 0 only: d - (fpn's fitted seed-0 value) = .31 - (fpn mean .32 + seed-0 effect (.30 + .33 +
+    # .35) / 3 - grand mean .34 = -.013333) = .003333; its variance sigma^2 (1 + 1/n + 1/k - 1/(nk)) with n = k = 3
+    # = .00033333 * 1.5556 -> se .022771, half-width 2.776445 * .022771 = .063222
+    assert d["n_pairs"] == 1 and d["diff_mean"] == pytest.approx(0.003333, abs=1e-6)
+    assert d["diff_ci"] == pytest.approx(0.063222, abs=1e-6) and d["note"] == ""
     assert ref["diff_mean"] == 0.0 and ref["diff_ci"] == 0.0 and ref["note"] == "reference"
+
+
+def test_welch_hand_values():
+    # a = [.33, .36, .36]: sd sqrt(.0003) = .017321; fpn = [.30, .34, .32]: sd .02 -> sd of one unpaired
+    # difference sqrt(.0007) = .026458. b = [.35, .33, .37] vs fpn: equal sd .02, n 3 -> sd .028284,
+    # se sqrt(2 * .0004 / 3) = .016330, Welch df 4, t_{.975, 4} 2.776445 -> half-width .045339
+    diff, sd, _ = stats.welch([0.33, 0.36, 0.36], [0.30, 0.34, 0.32])
+    assert diff == pytest.approx(0.03) and sd == pytest.approx(0.026458, abs=1e-6)
+    diff, sd, half = stats.welch([0.35, 0.33, 0.37], [0.30, 0.34, 0.32])
+    assert sd == pytest.approx(0.028284, abs=1e-6) and half == pytest.approx(0.045339, abs=1e-6)
 
 
 def test_paired_differences_without_the_reference():
@@ -182,14 +199,61 @@ def test_holm_adjustment():
     assert stats.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])
 
 
-def test_pairwise_paired_t_tests():
+def test_pairwise_tests_on_the_block_model():
+    fit = stats.block_fit(XYZ, "AP")
+    assert (fit.necks, fit.seeds, fit.df) == (("x", "y", "z"), (0, 1, 2, 3), 6)
+    assert fit.residual_sd == pytest.approx(0.0156347, abs=1e-7) and fit.diff_sd == pytest.approx(0.0221108, abs=1e-7)
     tests = stats.pairwise_tests(XYZ, "AP").set_index(["a", "b"])
     xy, xz, yz = tests.loc[("x", "y")], tests.loc[("x", "z")], tests.loc[("y", "z")]
-    assert xy["t"] == pytest.approx(24.4949, abs=1e-3) and xy["p"] == pytest.approx(p_df3(24.4949), rel=1e-4)
-    assert yz["diff_mean"] == pytest.approx(-0.095) and yz["t"] == pytest.approx(-6.5818, abs=1e-3)
-    assert yz["p"] == pytest.approx(0.00714, abs=1e-5) and xz["p"] == pytest.approx(p_df3(0.42008), abs=1e-4)
-    assert xy["p_holm"] == pytest.approx(3 * xy["p"]) and yz["p_holm"] == pytest.approx(2 * yz["p"])
+    assert xy["t"] == pytest.approx(9.0453, abs=1e-4) and yz["t"] == pytest.approx(-8.5931, abs=1e-4)
+    assert xz["t"] == pytest.approx(0.45227, abs=1e-5) and yz["diff_mean"] == pytest.approx(-0.095)
+    assert xy["p"] == pytest.approx(stats.t_two_sided_p(9.0453, 6), rel=1e-3) and (tests["n_pairs"] == 4).all()
+    # Holm: 3 * p(x, y) = 3.07e-4; max(that, 2 * p(y, z) = 2.73e-4); max(that, 1 * p(x, z))
+    assert xy["p_holm"] == pytest.approx(3 * xy["p"]) and yz["p_holm"] == pytest.approx(3 * xy["p"])
+    assert xz["p_holm"] == pytest.approx(xz["p"])
     assert list(tests["different"]) == [True, False, True]
+
+
+def test_with_two_necks_the_block_model_is_the_paired_t_test():
+    tests = stats.pairwise_tests(XYZ[XYZ["neck"] != "z"], "AP")
+    # x - y = [.10, .11, .09, .10]: sd .0081650, t = 24.495 on 3 df (closed form p)
+    assert tests["t"][0] == pytest.approx(24.4949, abs=1e-3) and tests["p"][0] == pytest.approx(
+        p_df3(24.4949), rel=1e-4
+    )
+    assert tests["diff_sd"][0] == pytest.approx(0.0081650, abs=1e-7)
+
+
+def test_a_neck_with_one_seed_is_compared_through_the_pooled_residual():
+    rows = group({**{n: seeds(*v) for n, v in (("x", X), ("y", Y), ("z", Z))}, "w": {0: 0.9}})
+    fit = stats.block_fit(rows, "AP")
+    assert fit.df == 6 and fit.residual_sd == pytest.approx(0.0156347, abs=1e-7)  # w's one value fits exactly
+    # w - x = .9 - x's fitted seed-0 value, variance sigma^2 (1 + 1/n + 1/k - 1/(nk)) = 1.5 sigma^2 (n = 4, k = 3)
+    assert fit.difference("w", "x")[1] == pytest.approx(0.0156347 * math.sqrt(1.5), abs=1e-6)
+    tests = stats.pairwise_tests(rows, "AP").set_index(["a", "b"])
+    assert tests.loc[("w", "x"), "n_pairs"] == 1 and tests.loc[("w", "x"), "different"]
+    assert tests.loc[("x", "y"), "t"] == pytest.approx(9.0453, abs=1e-4)  # the x, y, z tests are unchanged
+
+
+def test_unbalanced_seeds_are_adjusted_for_the_seeds():
+    # exactly additive: necks .30 / .40 / .35, seed effects 0 / +.02 / -.01, fpn lacks seed 2
+    effects, seed_effects = {"fpn": 0.30, "a": 0.40, "b": 0.35}, (0.0, 0.02, -0.01)
+    rows = group(
+        {n: {s: e + d for s, d in enumerate(seed_effects) if (n, s) != ("fpn", 2)} for n, e in effects.items()}
+    )
+    fit = stats.block_fit(rows, "AP")
+    # fpn's plain mean (.30 + .32) / 2 = .31 rides on the lucky seed 1; adjusted: .30 + mean(0, .02, -.01) = .30333
+    assert fit.adjusted_means().to_dict() == pytest.approx({"fpn": 0.303333, "a": 0.403333, "b": 0.353333}, abs=1e-6)
+    assert fit.difference("a", "fpn")[0] == pytest.approx(0.10) and fit.residual_sd == pytest.approx(0.0, abs=1e-9)
+    assert stats.verdict_order(rows, "AP") == ["a", "b", "fpn"]
+
+
+def test_necks_on_disjoint_seeds_are_not_compared():
+    rows = group({"fpn": seeds(0.30, 0.34, 0.32), "a": seeds(0.33, 0.36, 0.36), "b": {3: 0.35, 4: 0.33}})
+    tests = stats.pairwise_tests(rows, "AP").set_index(["a", "b"])
+    # a - fpn = [.03, .02, .04] is the paired t-test on its own: mean .03, sd .01, t = 5.196 on 2 df
+    assert tests.loc[("a", "fpn"), "t"] == pytest.approx(5.19615, abs=1e-4)
+    assert tests.loc[("a", "b"), "n_pairs"] == 0 and math.isnan(tests.loc[("a", "b"), "p"])
+    assert not tests.loc[("a", "b"), "different"] and math.isnan(tests.loc[("a", "b"), "diff_sd"])
 
 
 def test_tie_letters_from_the_tests():
@@ -293,6 +357,7 @@ def test_seeds_needed_normal_approximation():
     assert stats.seeds_needed(0.0, 0.02) == math.inf
     assert math.isnan(stats.seeds_needed(0.01, math.nan))
     assert stats.seeds_needed(0.1, 0.001) == 2.0  # at least two pairs
+    assert stats.seeds_needed(1e-16, 0.02) == math.inf  # rounding noise, not a difference: no practical count
     # Bonferroni over 3 tests: a = .05 / 3, z_{1 - a/2} = 2.39398 -> (3.23560 * 2)^2 = 41.88 -> 42
     assert stats.seeds_needed(0.01, 0.02, tests=3) == 42.0
 
@@ -303,21 +368,25 @@ def test_seeds_needed_with_t_quantiles():
     #   n 10, df 9: (2.262 + 0.883)^2 = 9.89 <= 10 -> 10
     assert stats.seeds_needed(0.1, 0.1) == 8.0
     assert stats.seeds_needed(0.1, 0.1, t=True) == 10.0
+    # with 3 necks the block model's df is 2(n - 1): n 8, df 14: (2.145 + 0.868)^2 = 9.08 > 8;
+    #   n 9, df 16: (2.120 + 0.865)^2 = 8.91 <= 9 -> 9
+    assert stats.seeds_needed(0.1, 0.1, t=True, necks=3) == 9.0
 
 
 def test_closest_unresolved_pair():
-    # x ~ z (p .70), y resolved from both; x - z: mean .005, sd .023805, (sd / mean)^2 = 22.667.
-    # Seeds at the Bonferroni level of the 3 tests (a = .05 / 3) with t quantiles: the normal count is
-    # (2.39398 + 0.841621)^2 * 22.667 = 237.3; at df ~ 240 the t quantiles are ~ 2.4104 and ~ 0.8430
-    # ((3.2534)^2 * 22.667 = 239.9), so about 240: checked as the smallest n with n >= that bound.
+    # x ~ z (p .667), y resolved from both; x - z: mean .005, block-model sd .0221108, (sd / mean)^2 = 19.556.
+    # Seeds at the Bonferroni level of the 3 tests (a = .05 / 3) with t quantiles on the fit's (3 - 1)(n - 1) df:
+    # the normal count is (2.39398 + 0.841621)^2 * 19.556 = 204.7; at df ~ 410 the t quantiles are ~ 2.4035 and
+    # ~ 0.8424 ((3.2459)^2 * 19.556 = 206.0), so about 206-207: checked as the smallest n with n >= that bound.
     pair = stats.closest_unresolved_pair(XYZ, "AP")
     assert pair is not None and (pair.a, pair.b, pair.n_pairs) == ("x", "z", 4)
-    assert pair.diff_mean == pytest.approx(0.005) and pair.diff_sd == pytest.approx(0.023805, abs=1e-6)
+    assert pair.diff_mean == pytest.approx(0.005) and pair.diff_sd == pytest.approx(0.0221108, abs=1e-6)
     n = pair.seeds_needed
-    assert n == stats.seeds_needed(0.005, pair.diff_sd, 1 - 0.05, tests=3, t=True) and 238 <= n <= 242
+    assert n == stats.seeds_needed(0.005, pair.diff_sd, 1 - 0.05, tests=3, t=True, necks=3) and 205 <= n <= 209
 
     def bound(k: float) -> float:
-        return (stats.t_quantile(1 - 0.05 / 6, k - 1) + stats.t_quantile(0.8, k - 1)) ** 2 * 22.667
+        df = 2 * (k - 1)
+        return (stats.t_quantile(1 - 0.05 / 6, df) + stats.t_quantile(0.8, df)) ** 2 * (pair.diff_sd / 0.005) ** 2
 
     assert n >= bound(n) - 0.01 and n - 1 < bound(n - 1) + 0.01
     resolved = group({"x": seeds(*X), "y": seeds(*Y)})

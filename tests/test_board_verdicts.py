@@ -5,13 +5,15 @@ Three necks, phi 0 with seeds 0-2 and phi 1 with seeds 0-1 (AP per seed):
     phi 0   fpn .30 .31 .35   bifpn .40 .42 .44   panet .31 .32 .37   (gflops 1.0 / 1.5 / 2.0)
     phi 1   fpn .40 .44       bifpn .45 .43       panet .41 .42       (gflops 2.0 / 3.0 / 4.0)
 
-phi 0: bifpn - fpn = [.10 .11 .09] (mean .10, sd .01, t = 17.32, df 2, p = 1 - t / sqrt(t^2 + 2) = .00331);
-panet - fpn = [.01 .01 .02] (mean .01333, sd .005774, t = 4.0, p = .0572); bifpn - panet = [.09 .10 .07]
-(mean .08667, sd .015275, t = 9.827, p = .0102). Holm: .0099, .0204, .0572 -> bifpn apart, panet ~ fpn:
-letters a / b / b. Every seed orders bifpn > panet > fpn: rank stability 1.
-phi 1: means bifpn .44, fpn .42, panet .415; bifpn - fpn = [.05 -.01] (sd .042426), panet - fpn = [.01 -.02]
-(sd .021213): nothing resolved with 2 seeds (letters all a). Seed 0 orders bifpn > panet > fpn, seed 1
-fpn > bifpn > panet: tau = (1 - 2) / 3 = -1/3. Closest unresolved pair: fpn vs panet, +.005.
+phi 0: bifpn - fpn = [.10 .11 .09] (mean .10, sum of squared deviations SS .0002), panet - fpn = [.01 .01 .02]
+(mean .01333, SS .00006667), bifpn - panet = [.09 .10 .07] (mean .08667, SS .00046667). Block model: residual
+SS .00073333 / 3 on (3 - 1)(3 - 1) = 4 df -> mean square .000061111; one difference's sd .011055, of a mean over
+3 seeds .0063828: t = 15.667, 2.0889, 13.578 (p 9.7e-5, .105, 1.7e-4). Holm: 2.9e-4, 3.4e-4, .105 -> bifpn
+apart, panet ~ fpn: letters a / b / b. Every seed orders bifpn > panet > fpn: rank stability 1.
+phi 1: means bifpn .44, fpn .42, panet .415; bifpn - fpn = [.05 -.01] (SS .0018), panet - fpn = [.01 -.02]
+(SS .00045), bifpn - panet = [.04 .01] (SS .00045): residual SS .0027 / 3 = .0009 on 2 df, mean square
+.00045, one difference's sd .03: nothing resolved with 2 seeds (letters all a). Seed 0 orders
+bifpn > panet > fpn, seed 1 fpn > bifpn > panet: tau = (1 - 2) / 3 = -1/3. Closest unresolved pair: fpn vs panet, +.005.
 """
 
 from __future__ import annotations
@@ -97,10 +99,10 @@ def test_paired_differences_from_the_reference(board):
     assert board.reference == "fpn"
     bifpn = at(board.table, neck="bifpn", phi=0)
     assert bifpn["diff_mean"] == pytest.approx(0.10) and bifpn["n_pairs"] == 3
-    assert bifpn["diff_ci95"] == pytest.approx(4.303 * 0.01 / math.sqrt(3), rel=1e-4)
+    assert bifpn["diff_ci95"] == pytest.approx(2.776445 * 0.011055 / math.sqrt(3), rel=1e-4)  # t_{.975, 4}
     panet = at(board.table, neck="panet", phi=1)
     assert panet["diff_mean"] == pytest.approx(-0.005)
-    assert panet["diff_ci95"] == pytest.approx(12.706 * 0.03 / math.sqrt(2) / math.sqrt(2), rel=1e-4)
+    assert panet["diff_ci95"] == pytest.approx(4.302653 * 0.03 / math.sqrt(2), rel=1e-4)  # t_{.975, 2}
     fpn = at(board.table, neck="fpn", phi=0)
     assert fpn["diff_mean"] == 0 and fpn["diff_note"] == "reference"
     other = compose(records(), reference="bifpn", setup=False)
@@ -133,10 +135,10 @@ def test_rank_stability_and_closest_unresolved_pair(board):
     phi0, phi1 = at(board.groups, phi=0), at(board.groups, phi=1)
     assert phi0["rank_tau"] == pytest.approx(1.0) and phi1["rank_tau"] == pytest.approx(-1 / 3)
     assert (phi0["pair_a"], phi0["pair_b"]) == ("panet", "fpn")
-    assert phi0["pair_diff"] == pytest.approx(0.04 / 3) and phi0["pair_sd"] == pytest.approx(0.005774, rel=1e-3)
+    assert phi0["pair_diff"] == pytest.approx(0.04 / 3) and phi0["pair_sd"] == pytest.approx(0.011055, rel=1e-4)
     assert (phi1["pair_a"], phi1["pair_b"], phi1["pair_n"]) == ("fpn", "panet", 2)
-    assert phi1["pair_diff"] == pytest.approx(0.005) and phi1["pair_sd"] == pytest.approx(0.03 / math.sqrt(2))
-    assert phi1["seeds_needed"] == stats.seeds_needed(0.005, 0.03 / math.sqrt(2), tests=3, t=True)
+    assert phi1["pair_diff"] == pytest.approx(0.005) and phi1["pair_sd"] == pytest.approx(0.03)
+    assert phi1["seeds_needed"] == stats.seeds_needed(0.005, 0.03, tests=3, t=True, necks=3)
     assert phi0["n_seeds"] == 3 and phi1["n_seeds"] == 2 and phi0["n_necks"] == 3
 
 
@@ -169,7 +171,7 @@ def test_transfer_against_the_published_rankings(board):
 
 def test_every_format_carries_the_statistics(board, tmp_path):
     md = render(board, "md")
-    assert "| 1 | bifpn | a | 3 | 0.420 ± 0.050 | +0.100 ± 0.025 |" in md
+    assert "| 1 | bifpn | a | 3 | 0.420 ± 0.050 | +0.100 ± 0.018 |" in md
     assert "| bifpn | 0.420 ± 0.050 a | 0.440 ± 0.127 a |" in md  # neck x phi
     assert "Kendall tau -0.33 between the rankings" in md and "fpn vs panet, paired difference +0.0050" in md
     assert "EfficientDet Table 5: Kendall tau +1.00 / +0.33 at phi 0 / 1" in md and "## Published comparisons" in md

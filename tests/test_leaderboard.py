@@ -5,18 +5,19 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from archbench.board import plots
-from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records
+from archbench.board import plots, stats
+from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records, seed_rows
 from archbench.board.compose import compose
 from archbench.board.formats import render, render_md
 from archbench.board.iso import iso_flops
-from archbench.board.provenance import setup_table
+from archbench.board.provenance import changes_outside, clean_commits, setup_table
 from archbench.errors import UserError
 from archbench.runs.records import RunRecord, load_records
 
@@ -244,6 +245,15 @@ def test_iso_flops_single_point_neck():
     assert iso_value(iso, "fpn", 2.5) == pytest.approx(0.45)
 
 
+def test_iso_flops_interval_at_a_budget_that_is_a_mean_of_equal_gflops():
+    gflops = 0.056519424  # the mean of three copies is 6.9e-18 above it: the budget must still count as inside
+    recs = [make_record("fpn", 0, s, ap=0.30 + 0.01 * s, gflops=gflops) for s in range(3)]
+    recs += [make_record("bifpn", 0, s, ap=0.35, gflops=0.06) for s in range(3)]
+    iso = iso_flops(build_table(recs), rows=seed_rows(recs))
+    fpn = iso[(iso["neck"] == "fpn") & iso["value"].notna()].iloc[0]
+    assert fpn["n_seeds"] == 3 and fpn["ci95"] == pytest.approx(stats.mean_ci([0.30, 0.31, 0.32])[1])
+
+
 def test_failed_runs_listed_apart(table):
     failed = failed_runs(sweep())
     assert list(failed.columns) == ["task", "neck", "phi", "seed", "reason"]
@@ -366,6 +376,44 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
     assert "How the runs were made" not in render(parts, "md")
 
 
+def test_setup_table_condenses_a_board_committed_record_by_record():
+    recs = sweep()
+    for i, r in enumerate(recs):  # commit c{i // 5}, its first record written on day 10 + i // 5
+        r["environment"] = {"git_commit": f"{i // 5}" * 40 + ("+dirty" if i == 18 else "")}
+        r["written_at"] = f"2026-11-{10 + i // 5:02d}T{i % 5:02d}:00:00+00:00"
+    commits = clean_commits(recs)
+    assert commits == ["0" * 40, "1" * 40, "2" * 40, "3" * 40]  # 3's dirty record (i = 18) is not counted
+    (row,) = setup_table(recs).to_dict("records")
+    assert row["code"] == "4 commits, 000000000000 .. 333333333333; 333333333333 (uncommitted changes)"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_changes_outside_the_records_are_found_by_git(tmp_path):
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "config", "user.email", "t@example.com")
+    git(tmp_path, "config", "user.name", "t")
+    (tmp_path / "results").mkdir()
+    commits = []
+    for name, text in [
+        ("code.py", "a = 1\n"),
+        ("results/r1.json", "{}"),
+        ("code.py", "a = 2\n"),
+        ("code.py", "a = 1\n"),
+    ]:
+        (tmp_path / name).write_text(text)
+        git(tmp_path, "add", name)
+        git(tmp_path, "commit", "-q", "-m", name)
+        commits.append(git(tmp_path, "rev-parse", "HEAD"))
+    assert changes_outside(commits[:2], tmp_path) == {commits[1]: []}  # only a record was committed
+    # a change undone later is still seen at the commit whose runs it touched
+    assert changes_outside(commits, tmp_path) == {commits[1]: [], commits[2]: ["code.py"], commits[3]: []}
+    assert changes_outside([commits[0], "f" * 40], tmp_path) is None  # a commit git does not have
+    assert changes_outside(commits[:1], tmp_path) == {}
+
+
 def test_render_unknown_format(parts):
     with pytest.raises(UserError):
         render(parts, "xlsx")
@@ -428,3 +476,14 @@ def test_checked_in_board_is_derived_from_its_records():
     assert all(f.is_file() for f in figures), "a figure is missing: run scripts/make_leaderboard.py --from-records"
     expected = render_md(composed, figures=[f"figures/{name}" for name in names])
     assert (board / "LEADERBOARD.md").read_text() == expected
+
+
+def test_checked_in_board_ran_one_version_of_the_code():
+    """The board's records were committed one by one as they finished, so they name many commits; those
+    commits may differ from the first only in results/ (the records themselves)."""
+    root = Path(__file__).resolve().parent.parent
+    commits = clean_commits(require_records(root / "results" / "board", task="det"))
+    changed = changes_outside(commits, root)
+    if changed is None:
+        pytest.skip("git history of the board's commits is not available (shallow clone?)")
+    assert {c[:12]: paths for c, paths in changed.items() if paths} == {}

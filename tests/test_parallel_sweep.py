@@ -17,10 +17,9 @@ from archbench.runs.layout import checkpoint_path
 from archbench.runs.parallel import run_child, sweep_parallel
 from archbench.runs.records import load_records
 from archbench.runs.sweep import RunRequest, SweepObserver, sweep
-from archbench.train.det_trainer import DetectionTrainer
 from archbench.train.trainer import StepInfo, TrainConfig
 
-from helpers import run_cli
+from helpers import killed_after_first_epoch, run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
 
@@ -86,18 +85,9 @@ def test_two_jobs_give_the_losses_of_each_run_alone_with_one_thread(tiny_data, t
     assert again.events == [("skipped", label) for label in labels]
 
 
-def test_resume_continues_an_interrupted_run_in_its_own_process(tiny_data, tmp_path, monkeypatch):
-    real_epoch = DetectionTrainer.train_epoch
-
-    def killed_after_first_epoch(self, on_step=None):
-        if self.epoch == 1:
-            raise KeyboardInterrupt  # as if the process were killed after the epoch-1 checkpoint
-        return real_epoch(self, on_step)
-
-    monkeypatch.setattr(DetectionTrainer, "train_epoch", killed_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+def test_resume_continues_an_interrupted_run_in_its_own_process(tiny_data, tmp_path):
+    with killed_after_first_epoch():
         sweep([request(tiny_data, threads=1)], tmp_path)
-    monkeypatch.setattr(DetectionTrainer, "train_epoch", real_epoch)
     requests = [request(tiny_data), request(tiny_data, neck="fpn"), request(tiny_data)]  # the repeat runs once
     resumed, fresh = sweep_parallel(requests, tmp_path, jobs=2, threads=1, resume=True)
     assert resumed.resumed_from_epoch == 1 and fresh.resumed_from_epoch is None and fresh.neck == "fpn"

@@ -88,6 +88,13 @@ def test_record_writes_are_atomic(tmp_path, monkeypatch):
     assert len(files) == 1 and json.loads(files[0].read_text())["status"] == "ok"  # old record intact, no temp file
 
 
+def test_records_get_the_permissions_of_a_plain_write(tmp_path):
+    path = RunRecord.from_dict(MINIMAL).save(tmp_path)
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")  # open() applies the umask to 0666; mkstemp alone would give 0600
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_temp_files_of_interrupted_writes_are_ignored(tmp_path):
     RunRecord.from_dict(MINIMAL).save(tmp_path)
     (tmp_path / "runs" / ".tmp-abc.json").write_text("{")

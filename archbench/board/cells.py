@@ -112,7 +112,8 @@ def _intro(sub: pd.DataFrame, board: Board) -> Text:
     return Text(
         f"Ranked on {metric}, the mean over {n} seeds per neck and phi. ± is the half-width of the 95 % "
         f"Student-t interval over seeds; Δ is the paired difference from {board.reference} (same seeds) with its "
-        "95 % interval; necks sharing a letter are statistically tied (paired t-tests, Holm, 5 %). "
+        "95 % interval; necks sharing a letter are statistically tied (t-tests paired by seed, noise pooled over "
+        "the necks, Holm, 5 %). "
         f"How to read it: {HOW_TO_READ}."
     )
 
@@ -178,10 +179,14 @@ def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Gri
 
 
 def _seeds_text(n: Any) -> str:
-    """``about 14 seeds per neck``; infinite for a zero difference."""
+    """``about 14 seeds per neck``; infinite for a zero or vanishing difference."""
     if n is None or pd.isna(n):
         return "an unknown number of seeds"
-    return "no number of seeds (the means are equal)" if math.isinf(n) else f"about {int(n):,} seeds per neck"
+    return (
+        "no practical number of seeds (the means are equal or all but)"
+        if math.isinf(n)
+        else f"about {int(n):,} seeds per neck"
+    )
 
 
 def stability_text(g: pd.Series | None) -> Text:
@@ -195,7 +200,8 @@ def stability_text(g: pd.Series | None) -> Text:
         return Text(text + " The three best necks are all told apart.")
     return Text(
         f"{text} Closest unresolved pair among the three best: {g['pair_a']} vs {g['pair_b']}, paired difference "
-        f"{g['pair_diff']:+.4f} (per-seed sd {_fmt(g['pair_sd'], '{:.4f}')}, {int(g['pair_n'])} seeds); "
+        f"{g['pair_diff']:+.4f} (sd of one per-seed difference {_fmt(g['pair_sd'], '{:.4f}')}, "
+        f"{int(g['pair_n'])} seeds); "
         f"{_seeds_text(g['seeds_needed'])} would resolve it."
     )
 

@@ -35,10 +35,15 @@ def _neck_curve(sub: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interpolate(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
-    """Linear interpolation of (xs, ys) at ``at``; NaN outside [min xs, max xs] (no extrapolation)."""
-    if len(xs) == 0 or at < xs[0] or at > xs[-1]:
+    """Linear interpolation of (xs, ys) at ``at``; NaN outside [min xs, max xs] (no extrapolation).
+
+    ``at`` within a relative 1e-9 of an end counts as that end: a budget taken from the board's table is a
+    mean over seeds, and the mean of three equal floats can differ from them in the last bit.
+    """
+    tol = 1e-9 * max(1.0, abs(at))
+    if len(xs) == 0 or at < xs[0] - tol or at > xs[-1] + tol:
         return math.nan
-    return float(np.interp(at, xs, ys))
+    return float(np.interp(min(max(at, xs[0]), xs[-1]), xs, ys))
 
 
 def _seed_values(seeds: pd.DataFrame, metric: str, at: float) -> list[float]:

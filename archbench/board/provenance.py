@@ -1,11 +1,15 @@
 """How the runs on a board were made: training schedule, data, environment, code and dates per group.
 
-A board mixing machines, data sets or code versions says so in ``setup_table``.
+A board mixing machines, data sets or code versions says so in ``setup_table``. A board trained by
+``scripts/make_leaderboard.py --commit`` comes from many commits, since each record is committed as it is
+written; ``changes_outside`` asks git whether those commits differ in anything but the records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -59,26 +63,72 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def clean_commits(records: Iterable[Record]) -> list[str]:
+    """The commits (full hashes) that records without uncommitted changes came from, in the order of
+    each commit's first record (by ``written_at``)."""
+    first: dict[str, str] = {}
+    for record in map(as_dict, records):
+        commit = (record.get("environment") or {}).get("git_commit") or ""
+        if commit and not commit.endswith("+dirty"):
+            written = str(record.get("written_at") or "")
+            first[commit] = min(first.get(commit, written), written)
+    return sorted(first, key=lambda c: (first[c], c))
+
+
+def _code_versions(codes: Iterable[str | None], commits: Sequence[str]) -> str:
+    """The code column of one group: one commit as itself, several as 'N commits, first .. last', then the
+    other versions (uncommitted changes, installed copies) one by one."""
+    if len(commits) < 2:
+        return _distinct(codes)
+    shown = {c[:12] for c in commits}
+    others = [c for c in codes if c is not None and c not in shown]
+    return "; ".join([f"{len(commits)} commits, {commits[0][:12]} .. {commits[-1][:12]}", *sorted(set(others))])
+
+
+def changes_outside(commits: Sequence[str], repo: Path, kept: str = "results") -> dict[str, list[str]] | None:
+    """The files each later commit changes against the first one, outside the folder ``kept``.
+
+    Empty lists mean the runs of all ``commits`` ran the same code and only their records were committed
+    in between. None when git cannot tell (no git, not a repository, or a commit missing as in a shallow
+    clone). Every commit is compared with the first, so a change made and undone between two runs is seen.
+    """
+    changed: dict[str, list[str]] = {}
+    for commit in commits[1:]:
+        try:
+            diff = subprocess.run(
+                ["git", "diff", "--name-only", commits[0], commit, "--", ".", f":(exclude){kept}"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        changed[commit] = diff.stdout.splitlines()
+    return changed
+
+
 def _distinct(values: Iterable[Any]) -> str:
     """The different values, sorted and joined with '; ' ('?' when none is known)."""
     return "; ".join(sorted({str(v) for v in values if v is not None})) or "?"
 
 
 def setup_table(records: Iterable[Record], task: str | None = None) -> pd.DataFrame:
-    """Per (task, dataset, preset): how many runs, and every distinct training schedule, data set,
-    environment and code version among them, and the dates they were written (first .. last)."""
-    rows = pd.DataFrame(
-        [_run_setup(r) for r in map(as_dict, records) if task is None or r.get("task") == task],
-        columns=[c for c in SETUP_COLUMNS if c != "runs"],
-    )
+    """Per group (GROUP_KEYS): how many runs, and every distinct training schedule, data set, environment
+    and code version among them (several clean commits as a count and the first and last), and the dates
+    they were written (first .. last)."""
+    chosen = [r for r in map(as_dict, records) if task is None or r.get("task") == task]
+    rows = pd.DataFrame([_run_setup(r) for r in chosen], columns=[c for c in SETUP_COLUMNS if c != "runs"])
     out = []
     for keys, group in rows.groupby(GROUP_KEYS, sort=True):
+        commits = clean_commits(chosen[i] for i in group.index)
         dates = sorted(d for d in group["written"] if d)
         out.append(
             {
                 **dict(zip(GROUP_KEYS, keys)),
                 "runs": len(group),
-                **{c: _distinct(group[c]) for c in ("training", "data", "environment", "code")},
+                **{c: _distinct(group[c]) for c in ("training", "data", "environment")},
+                "code": _code_versions(group["code"], commits),
                 "written": f"{dates[0]} .. {dates[-1]}" if dates else "?",
             }
         )

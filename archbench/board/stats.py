@@ -16,9 +16,11 @@ quantiles against the printed table of t_{0.975, df}). Normal quantiles come fro
 
 Method choices, each documented where it is made:
 
-- intervals: Student t over seeds (:func:`mean_ci`), Welch for unpaired differences;
-- tied necks: pairwise paired t-tests by seed, Holm-corrected at 0.05 (R's ``pairwise.t.test(paired=TRUE)``
-  default), shown as a compact letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
+- intervals: Student t over seeds (:func:`mean_ci`) for a neck's mean; for differences of necks, the
+  necks x seeds block model (:func:`block_fit`: paired by seed, noise pooled over the necks); Welch for
+  unpaired differences (:func:`welch`, what pairing is compared with);
+- tied necks: t-tests between every two necks on that model, Holm-corrected at 0.05, shown as a compact
+  letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
 - rank stability: Kendall tau-b between the neck rankings of two disjoint halves of the seeds, averaged over
   all balanced splits (:func:`rank_stability`);
 - seeds needed: the normal-approximation sample size of a paired two-sided test (:func:`seeds_needed`).
@@ -41,6 +43,8 @@ import pandas as pd
 ALPHA = 0.05
 #: The default reference neck of paired differences (``--reference`` changes it).
 REFERENCE = "fpn"
+#: Beyond this many seeds per neck :func:`seeds_needed` says inf (no practical number).
+MAX_SEEDS = 1_000_000
 #: At most this many seed splits are averaged in :func:`rank_stability` (a fixed-seed sample beyond).
 MAX_SPLITS = 2000
 
@@ -167,12 +171,6 @@ def seed_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows.pivot(index="seed", columns="neck", values=metric).astype(float).sort_index()
 
 
-def _paired(table: pd.DataFrame, a: Hashable, b: Hashable) -> np.ndarray:
-    """The per-seed differences ``a - b`` over the seeds both have."""
-    d = (table[a] - table[b]).to_numpy(dtype=float)
-    return d[~np.isnan(d)]
-
-
 def _sd(x: np.ndarray) -> float:
     """Sample standard deviation (ddof 1); NaN below two values."""
     return float(np.std(x, ddof=1)) if x.size > 1 else math.nan
@@ -201,19 +199,123 @@ def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> tuple[
     return diff, sd, t_quantile((1.0 + level) / 2.0, df) * math.sqrt(se2)
 
 
+@dataclass(frozen=True)
+class BlockFit:
+    """One group's runs as a block design: metric = neck effect + seed effect + error, fitted by least squares.
+
+    The seeds are the blocks. Paired seeds give every neck of one seed the same data order, augmentation and
+    backbone and head weights; what that shares is the seed effect, which the model removes from every
+    difference of two necks. The fit uses every observed (neck, seed) value, so a neck that lacks a seed still
+    counts; with every neck on the same n seeds (the usual board) it is the randomized complete block design,
+    a difference of two necks is the difference of their means, and its standard error is
+    sqrt(2 / n) * residual_sd on (k - 1)(n - 1) degrees of freedom for k necks. In general ``df`` is the number
+    of values less the rank of the design (0: no interval).
+
+    The residual is pooled over all necks: under the model every pair's per-seed differences have the same sd,
+    ``diff_sd`` = sqrt(2) * residual_sd. With 13 necks and 3 seeds a difference's test then has 24 degrees of
+    freedom, not the 2 of a paired t-test on that pair alone; with two necks the fit is exactly the paired
+    t-test. ``necks`` / ``seeds``: the group's, in the seed table's order; the arrays are the least-squares
+    solution of minimum norm (``beta``: k neck then s seed effects), ``cov`` = pinv(X) pinv(X)^T (a contrast's
+    variance is residual_sd^2 c^T cov c) and ``projection`` = pinv(X) X (c is estimable iff c^T projection = c^T).
+    Metric units.
+    """
+
+    necks: tuple[str, ...]
+    seeds: tuple[Hashable, ...]
+    beta: np.ndarray
+    cov: np.ndarray
+    projection: np.ndarray
+    residual_sd: float
+    df: int
+
+    @property
+    def diff_sd(self) -> float:
+        """The sd of one per-seed difference of two necks (metric units)."""
+        return math.sqrt(2.0) * self.residual_sd
+
+    def _contrast(self, c: np.ndarray) -> tuple[float, float]:
+        """(estimate, standard error) of the linear function c^T beta; (NaN, NaN) when the data cannot
+        estimate it (a neck without values, necks on disjoint seeds); the error is NaN when df is 0."""
+        if not np.allclose(c @ self.projection, c, atol=1e-8):
+            return math.nan, math.nan
+        se = self.residual_sd * math.sqrt(max(0.0, float(c @ self.cov @ c))) if self.df >= 1 else math.nan
+        return float(c @ self.beta), se
+
+    def _unit(self, neck: str) -> np.ndarray:
+        c = np.zeros(self.beta.size)
+        c[self.necks.index(neck)] = 1.0
+        return c
+
+    def difference(self, a: str, b: str) -> tuple[float, float]:
+        """(a - b, its standard error): the seed-adjusted difference of the two necks (metric units)."""
+        if a not in self.necks or b not in self.necks:
+            return math.nan, math.nan
+        return self._contrast(self._unit(a) - self._unit(b))
+
+    def half_width(self, a: str, b: str, level: float = 0.95) -> float:
+        """Half-width of the Student-t ``level`` interval of ``difference(a, b)`` (NaN without one)."""
+        se = self.difference(a, b)[1]
+        return math.nan if math.isnan(se) else t_quantile((1.0 + level) / 2.0, self.df) * se
+
+    def t_test(self, a: str, b: str) -> tuple[float, float]:
+        """(t, two-sided p) that necks ``a`` and ``b`` have the same effect; NaN when it cannot be tested.
+
+        When the standard error is exactly 0, t is infinite (p = 0) unless the difference is 0 (t = 0, p = 1).
+        """
+        diff, se = self.difference(a, b)
+        if math.isnan(se):
+            return math.nan, math.nan
+        if se == 0.0:
+            return (0.0, 1.0) if diff == 0.0 else (math.copysign(math.inf, diff), 0.0)
+        t = diff / se
+        return t, t_two_sided_p(t, float(self.df))
+
+    def adjusted_means(self) -> pd.Series:
+        """Each neck's mean as if it had run every seed of the group (least-squares means: its effect plus the
+        average seed effect); equal to its plain mean when every neck has the same seeds. NaN where the data
+        cannot estimate it."""
+        seeds = np.zeros(self.beta.size)
+        seeds[len(self.necks) :] = 1.0 / max(1, len(self.seeds))
+        return pd.Series({n: self._contrast(self._unit(n) + seeds)[0] for n in self.necks}, dtype=float)
+
+
+def block_fit(rows: pd.DataFrame, metric: str) -> BlockFit:
+    """The additive neck + seed model of one group's ``metric``, fitted on every value present (see
+    :class:`BlockFit`)."""
+    table = seed_table(rows, metric)
+    values = table.to_numpy(dtype=float)  # [seeds, necks]
+    seed_i, neck_i = np.nonzero(~np.isnan(values))
+    k, s = values.shape[1], values.shape[0]
+    design = np.zeros((seed_i.size, k + s))
+    design[np.arange(seed_i.size), neck_i] = 1.0
+    design[np.arange(seed_i.size), k + seed_i] = 1.0
+    y = values[seed_i, neck_i]
+    pinv = np.linalg.pinv(design)
+    beta = pinv @ y
+    df = int(y.size - (np.linalg.matrix_rank(design) if y.size else 0))
+    residual_sd = math.sqrt(float(np.sum((y - design @ beta) ** 2)) / df) if df >= 1 else math.nan
+    necks = tuple(str(c) for c in table.columns)
+    return BlockFit(necks, tuple(table.index), beta, pinv @ pinv.T, pinv @ design, residual_sd, df)
+
+
+def _common_seeds(table: pd.DataFrame, a: Hashable, b: Hashable) -> int:
+    """How many seeds both necks have a value for."""
+    return int((table[a].notna() & table[b].notna()).sum())
+
+
 def paired_differences(
     rows: pd.DataFrame, metric: str, reference: str = REFERENCE, level: float = 0.95
 ) -> pd.DataFrame:
-    """Each neck's difference from ``reference`` in ``metric``, paired by seed, beside the unpaired one.
+    """Each neck's difference from ``reference`` in ``metric``, paired by seed, with its interval.
 
-    One row per neck (index ``neck``). Paired, over the seeds both necks have: ``n_pairs``, ``diff_mean``
-    (mean of neck - reference), ``diff_sd`` (sample sd of those differences) and ``diff_ci`` (Student-t
-    ``level`` half-width, n_pairs - 1 degrees of freedom). Unpaired, over all seeds of each: ``unpaired_diff``,
-    ``unpaired_sd`` and ``unpaired_ci`` (Welch, see :func:`welch`). All in the metric's units. ``note`` says
-    why a value is missing: no common seeds, one pair, or no reference in the group; the reference's own row
-    is 0 with ``note`` "reference".
+    One row per neck (index ``neck``): ``n_pairs`` (the seeds the two share), ``diff_mean`` (neck - reference,
+    adjusted for the seeds: the difference of their means when they share every seed), ``diff_sd`` (the sd of
+    one per-seed difference) and ``diff_ci`` (Student-t ``level`` half-width), all from :func:`block_fit`, in the
+    metric's units. ``note`` says why a value is missing; the reference's own row is 0 with ``note``
+    "reference".
     """
     table = seed_table(rows, metric)
+    fit = block_fit(rows, metric)
     out = []
     for neck in table.columns:
         row: dict[str, object] = {"neck": neck, "note": ""}
@@ -221,20 +323,20 @@ def paired_differences(
             row.update(n_pairs=0, note=f"no '{reference}' runs in this group")
             out.append(row)
             continue
-        d = _paired(table, neck, reference)
-        sd = _sd(d)
-        row.update(n_pairs=int(d.size), diff_mean=float(d.mean()) if d.size else math.nan, diff_sd=sd)
-        row["diff_ci"] = t_half_width(sd, d.size, level)
-        row["unpaired_diff"], row["unpaired_sd"], row["unpaired_ci"] = welch(table[neck], table[reference], level)
+        row["n_pairs"] = _common_seeds(table, neck, reference)
         if neck == reference:
-            row.update(diff_sd=0.0, diff_ci=0.0, unpaired_diff=0.0, unpaired_sd=0.0, unpaired_ci=0.0, note="reference")
-        elif d.size == 0:
-            row["note"] = f"no seed in common with '{reference}'"
-        elif d.size == 1:
-            row["note"] = f"one seed in common with '{reference}': no interval"
+            row.update(diff_mean=0.0, diff_sd=0.0, diff_ci=0.0, note="reference")
+        else:
+            diff, _ = fit.difference(str(neck), reference)
+            sd = math.nan if math.isnan(diff) else fit.diff_sd
+            row.update(diff_mean=diff, diff_sd=sd, diff_ci=fit.half_width(str(neck), reference, level))
+            if math.isnan(diff):
+                row["note"] = f"no seeds linking it to '{reference}'"
+            elif math.isnan(float(row["diff_ci"])):  # type: ignore[arg-type]
+                row["note"] = "too few runs in the group for an interval"
         out.append(row)
-    columns = ["neck", "n_pairs", "diff_mean", "diff_sd", "diff_ci", "unpaired_diff", "unpaired_sd", "unpaired_ci"]
-    return pd.DataFrame(out, columns=[*columns, "note"]).set_index("neck")
+    columns = ["neck", "n_pairs", "diff_mean", "diff_sd", "diff_ci", "note"]
+    return pd.DataFrame(out, columns=columns).set_index("neck")
 
 
 # ---------------------------------------------------------------------------------------------- tied necks
@@ -257,35 +359,24 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(v) for v in adjusted]
 
 
-def paired_t_test(d: np.ndarray) -> tuple[float, float]:
-    """(t, two-sided p) of the paired t-test that the mean of the differences ``d`` is 0 (df = n - 1).
-
-    NaN for fewer than two differences. When all differences are equal, t is infinite (p = 0) unless they
-    are all 0 (t = 0, p = 1).
-    """
-    if d.size < 2:
-        return math.nan, math.nan
-    mean, sd = float(d.mean()), _sd(d)
-    if sd == 0.0:
-        return (0.0, 1.0) if mean == 0.0 else (math.copysign(math.inf, mean), 0.0)
-    t = mean / (sd / math.sqrt(d.size))
-    return t, t_two_sided_p(t, d.size - 1.0)
-
-
 def pairwise_tests(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.DataFrame:
-    """Paired t-tests by seed between every two necks of a group, Holm-corrected over the pairs tested.
+    """t-tests between every two necks of a group on the block model (:func:`block_fit`), Holm-corrected.
 
-    One row per pair (``a``, ``b`` in neck-name order): ``n_pairs``, ``diff_mean`` (a - b) and ``diff_sd``
-    (metric units), ``t``, ``p``, ``p_holm`` and ``different`` (p_holm < alpha). A pair with fewer than two
-    common seeds is not tested (NaN p) and counts as not different: the data cannot tell them apart.
+    One row per pair (``a``, ``b`` in neck-name order): ``n_pairs`` (seeds both have), ``diff_mean`` (a - b,
+    seed-adjusted) and ``diff_sd`` (sd of one per-seed difference; metric units), ``t``, ``p`` (on the fit's
+    df), ``p_holm`` and ``different`` (p_holm < alpha). A pair the fit cannot test (no degrees of freedom, or
+    necks not linked through shared seeds) has NaN p and counts as not different: the data cannot tell them
+    apart.
     """
     table = seed_table(rows, metric)
+    fit = block_fit(rows, metric)
     out = []
-    for a, b in itertools.combinations(sorted(table.columns), 2):
-        d = _paired(table, a, b)
-        t, p = paired_t_test(d)
-        mean = float(d.mean()) if d.size else math.nan
-        out.append({"a": a, "b": b, "n_pairs": int(d.size), "diff_mean": mean, "diff_sd": _sd(d), "t": t, "p": p})
+    for a, b in itertools.combinations(sorted(str(c) for c in table.columns), 2):
+        t, p = fit.t_test(a, b)
+        diff = fit.difference(a, b)[0]
+        sd = math.nan if math.isnan(diff) else fit.diff_sd
+        out.append({"a": a, "b": b, "n_pairs": _common_seeds(table, a, b), "diff_mean": diff, "diff_sd": sd})
+        out[-1].update(t=t, p=p)
     tests = pd.DataFrame(out, columns=["a", "b", "n_pairs", "diff_mean", "diff_sd", "t", "p"])
     tests["p_holm"] = holm(tests["p"].tolist())
     tests["different"] = (tests["p_holm"] < alpha).astype(bool)
@@ -332,19 +423,34 @@ def neck_means(rows: pd.DataFrame, metric: str) -> pd.Series:
     return frame.set_index("neck")["mean"]
 
 
+def verdict_order(rows: pd.DataFrame, metric: str) -> list[str]:
+    """The necks best first as the tests see them: by seed-adjusted mean (:meth:`BlockFit.adjusted_means`,
+    the plain mean when every neck has the same seeds), ties by name; by plain mean (:func:`neck_means`) when
+    some neck's adjusted mean cannot be estimated (necks on disjoint seeds)."""
+    adjusted = block_fit(rows, metric).adjusted_means()
+    if adjusted.empty or adjusted.isna().any():
+        return [str(n) for n in neck_means(rows, metric).index]
+    frame = pd.DataFrame({"neck": adjusted.index, "neg": -adjusted.to_numpy()})
+    return [str(n) for n in frame.sort_values(["neg", "neck"])["neck"]]
+
+
 def tie_letters(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> dict[str, str]:
     """Tie letters per neck: necks sharing a letter are statistically tied in ``metric``.
 
-    Method: paired t-tests by seed between every two necks, Holm-corrected at family-wise ``alpha``
-    (:func:`pairwise_tests`; R's ``pairwise.t.test(..., paired = TRUE)`` with its default Holm adjustment),
-    shown as a compact letter display (:func:`letter_display`), 'a' for the best neck's letter. Paired tests
-    because seeds are paired across necks (one seed, one data order and initialisation); Holm because it
-    controls the family-wise error like Bonferroni and is uniformly more powerful; a letter display because
-    "tied" is not transitive (a ~ b and b ~ c with a != c) and letters show that honestly.
+    Method: t-tests between every two necks on the block model of necks x seeds (:func:`block_fit`: each
+    difference paired by seed, its noise pooled over all necks), Holm-corrected at family-wise ``alpha``
+    (:func:`pairwise_tests`; in R, ``emmeans(lm(y ~ neck + seed), pairwise ~ neck, adjust = "holm")``),
+    shown as a compact letter display (:func:`letter_display`), 'a' for the letter of the best neck by
+    :func:`verdict_order`. Paired because seeds are paired across necks (one seed, one data order and
+    initialisation); pooled because a pair's own 2 degrees of freedom at 3 seeds need t > 39 to pass Holm over
+    78 pairs (R's ``pairwise.t.test(paired = TRUE)``), which almost no pair of runs reaches, while the pooled
+    residual has (k - 1)(n - 1); Holm because it controls the family-wise error like Bonferroni and is uniformly more
+    powerful; a letter display because "tied" is not transitive (a ~ b and b ~ c with a != c) and letters
+    show that honestly.
     """
     tests = pairwise_tests(rows, metric, alpha)
     different = [(a, b) for a, b, diff in zip(tests["a"], tests["b"], tests["different"]) if diff]
-    order = [str(n) for n in neck_means(rows, metric).index]
+    order = verdict_order(rows, metric)
     return letter_display(order, different, order)
 
 
@@ -449,7 +555,14 @@ def rank_stability(rows: pd.DataFrame, metric: str, max_splits: int = MAX_SPLITS
 
 
 def seeds_needed(
-    diff_mean: float, diff_sd: float, level: float = 0.95, power: float = 0.8, *, tests: int = 1, t: bool = False
+    diff_mean: float,
+    diff_sd: float,
+    level: float = 0.95,
+    power: float = 0.8,
+    *,
+    tests: int = 1,
+    t: bool = False,
+    necks: int = 2,
 ) -> float:
     """About how many paired seeds a two-sided paired test at ``level`` needs to resolve a difference.
 
@@ -458,8 +571,9 @@ def seeds_needed(
     the number of comparisons (Bonferroni: the strictest step of Holm's correction, so the count suffices
     whatever the pair's place in it). The normal approximation underestimates at small n, where t_{n-1}
     quantiles exceed z (with 2 seeds, t_{0.975, 1} = 12.7); ``t=True`` gives instead the smallest n with
-    n >= ((t_{1-a/2, n-1} + t_{power, n-1}) * sd / |mean|)^2, the usual central-t refinement.
-    inf when the mean difference is 0; NaN when either input is NaN.
+    n >= ((t_{1-a/2, df} + t_{power, df}) * sd / |mean|)^2, the usual central-t refinement, with df the
+    block model's (necks - 1)(n - 1) (:class:`BlockFit`; n - 1 for the default two necks: a paired t-test).
+    inf when the mean difference is 0 or the count would exceed ``MAX_SEEDS``; NaN when either input is NaN.
     """
     if math.isnan(diff_mean) or math.isnan(diff_sd):
         return math.nan
@@ -468,10 +582,16 @@ def seeds_needed(
     a = (1.0 - level) / tests
     ratio2 = (diff_sd / abs(diff_mean)) ** 2
     z = NormalDist().inv_cdf(1.0 - a / 2.0) + NormalDist().inv_cdf(power)
+    if z * z * ratio2 > MAX_SEEDS:  # e.g. a difference of 1e-16 left by rounding: no practical count
+        return math.inf
     n = max(2, math.ceil(z * z * ratio2 - 1e-9))  # the 1e-9: a whole n computed with rounding error stays whole
     if t:
         # t quantiles exceed z ones, so the answer is at least the normal n: count up from it
-        while n < (t_quantile(1.0 - a / 2.0, n - 1.0) + t_quantile(power, n - 1.0)) ** 2 * ratio2:
+        def bound(n: int) -> float:
+            df = (necks - 1) * (n - 1.0)
+            return (t_quantile(1.0 - a / 2.0, df) + t_quantile(power, df)) ** 2 * ratio2
+
+        while n < bound(n):
             n += 1
     return float(n)
 
@@ -480,9 +600,9 @@ def seeds_needed(
 class UnresolvedPair:
     """The closest pair of top necks that the seeds do not tell apart.
 
-    ``a`` ranks above ``b`` by mean; ``diff_mean`` / ``diff_sd``: mean and sd of the paired per-seed
-    differences a - b (metric units) over ``n_pairs`` common seeds; ``seeds_needed``: paired seeds that would
-    resolve it (see :func:`closest_unresolved_pair`).
+    ``a`` ranks above ``b`` by mean; ``diff_mean``: the mean of the per-seed differences a - b over ``n_pairs``
+    seeds, ``diff_sd``: the sd of one such difference as the block model estimates it (:class:`BlockFit`;
+    metric units); ``seeds_needed``: paired seeds that would resolve it (see :func:`closest_unresolved_pair`).
     """
 
     a: str
@@ -496,29 +616,32 @@ class UnresolvedPair:
 def closest_unresolved_pair(
     rows: pd.DataFrame, metric: str, top: int = 3, alpha: float = ALPHA, power: float = 0.8
 ) -> UnresolvedPair | None:
-    """Among the ``top`` necks by mean, the tied pair (not different in :func:`pairwise_tests`) with the
-    smallest |paired mean difference|, and about how many seeds would resolve it; None when every pair of
-    the top necks is resolved or there are fewer than two necks.
+    """Among the ``top`` necks (:func:`verdict_order`), the tied pair (not different in :func:`pairwise_tests`)
+    with the smallest |paired mean difference|, and about how many seeds would resolve it; None when every
+    pair of the top necks is resolved or there are fewer than two necks.
 
-    Only pairs with common seeds are candidates (a pair without any has no paired difference to size). The
-    seed count is :func:`seeds_needed` with t quantiles at the Bonferroni level over the pairs the group
-    tests, so that it is consistent with the tie test itself (the normal count can say "2" for a pair that
-    2 seeds left tied).
+    Only tested pairs are candidates (a pair the fit cannot test has no difference to size). The seed
+    count is :func:`seeds_needed` with t quantiles on the fit's degrees of freedom at the Bonferroni level
+    over the pairs the group tests, so that it is consistent with the tie test itself (the normal count can
+    say "2" for a pair that 2 seeds left tied).
     """
-    order = [str(n) for n in neck_means(rows, metric).dropna().index][:top]
+    means = neck_means(rows, metric)
+    order = [n for n in verdict_order(rows, metric) if not math.isnan(means[n])][:top]
     tests = pairwise_tests(rows, metric, alpha)
     n_tests = max(1, int(tests["p"].notna().sum()))
+    fitted = max(2, len(block_fit(rows, metric).necks))  # the df of the fit grows with the necks
     rank = {n: i for i, n in enumerate(order)}
     best: UnresolvedPair | None = None
     for rec in tests.itertuples(index=False):
-        if rec.a not in rank or rec.b not in rank or rec.different or rec.n_pairs == 0:
+        if rec.a not in rank or rec.b not in rank or rec.different or math.isnan(rec.p):
             continue
         sign = 1.0 if rank[str(rec.a)] < rank[str(rec.b)] else -1.0
         a, b = (rec.a, rec.b) if sign > 0 else (rec.b, rec.a)
         mean = sign * float(rec.diff_mean)
         if best is None or abs(mean) < abs(best.diff_mean):
-            needed = seeds_needed(mean, float(rec.diff_sd), 1.0 - alpha, power, tests=n_tests, t=True)
-            best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, float(rec.diff_sd), needed)
+            sd = float(rec.diff_sd)
+            needed = seeds_needed(mean, sd, 1.0 - alpha, power, tests=n_tests, t=True, necks=fitted)
+            best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, sd, needed)
     return best
 
 

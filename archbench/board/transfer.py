@@ -4,8 +4,9 @@ For each comparison group (``verdicts.PHI_GROUP``) and each published comparison
 (``archbench.board.published.PUBLISHED``), the board's necks standing for the paper's networks are ranked by
 their mean main metric and set against the paper's order with :func:`archbench.board.stats.ranking_agreement`:
 Kendall tau-b (1 = same order, -1 = reversed) and the fraction of pairs ordered the same way. Means alone
-order every pair, however close; ``resolved`` counts the pairs the board's own tie test tells apart (paired
-t-tests, Holm over the whole group) and ``resolved_agree`` how many of those go the paper's way.
+order every pair, however close; ``resolved`` counts the pairs the board's own tie test tells apart
+(``stats.pairwise_tests``: the block model's t-tests, Holm over the whole group) and ``resolved_agree``
+how many of those go the paper's way.
 """
 
 from __future__ import annotations

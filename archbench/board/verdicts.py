@@ -100,10 +100,10 @@ def neck_verdicts(rows: pd.DataFrame, reference: str = stats.REFERENCE) -> pd.Da
     """One row per (group, neck), best mean first within a group: ``ROW_KEYS`` and ``NECK_COLUMNS``.
 
     ``phi_rank``: 1 = best mean of the main metric in its (group, phi), ties share the best rank.
-    ``diff_mean`` / ``diff_ci95``: the neck's mean paired difference from ``reference`` over their common seeds
-    and its Student-t 95 % half-width (metric units; ``n_pairs`` seeds; NaN and a ``diff_note`` when it cannot
-    be computed; ``diff_note`` is NaN otherwise). ``letters``: necks sharing a letter are statistically tied
-    (:func:`stats.tie_letters`).
+    ``diff_mean`` / ``diff_ci95``: the neck's paired difference from ``reference`` and its Student-t 95 %
+    half-width on the block model (:func:`stats.paired_differences`; metric units; ``n_pairs``: seeds the two
+    share; NaN and a ``diff_note`` when it cannot be computed; ``diff_note`` is NaN otherwise). ``letters``:
+    necks sharing a letter are statistically tied (:func:`stats.tie_letters`).
     """
     frames = [_one_group_necks(k, m, sub, reference) for k, m, sub in comparison_groups(rows)]
     if not frames:
@@ -135,9 +135,9 @@ def group_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
     ``rank_tau``: Kendall tau-b between the neck rankings of disjoint halves of the seeds
     (:func:`stats.rank_stability`; dimensionless, 1 = the halves agree). ``pair_a`` / ``pair_b``: among the three
     best necks, the statistically tied pair with the smallest paired mean difference ``pair_diff`` (a - b,
-    metric units; ``pair_sd`` its per-seed sd over ``pair_n`` common seeds), and ``seeds_needed``: about how
-    many paired seeds would resolve it (:func:`stats.closest_unresolved_pair`; inf for a zero difference).
-    All None when the three best necks are all resolved.
+    metric units; ``pair_sd`` the block model's sd of one per-seed difference, over ``pair_n`` seeds), and
+    ``seeds_needed``: about how many paired seeds would resolve it (:func:`stats.closest_unresolved_pair`;
+    inf for a zero difference). All None when the three best necks are all resolved.
     """
     out = [_one_group(k, m, sub) for k, m, sub in comparison_groups(rows)]
     return pd.DataFrame(out, columns=[*PHI_GROUP, *GROUP_COLUMNS])

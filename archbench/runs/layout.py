@@ -70,6 +70,16 @@ def checkpoint_path(results: Path, config_hash: str) -> Path:
     return Path(results) / CHECKPOINTS_DIR / config_hash / "last.pt"
 
 
+def remove_checkpoint(results: Path, config_hash: str) -> None:
+    """Delete a run's epoch checkpoint and its folder (once empty); nothing to delete is fine."""
+    path = checkpoint_path(results, config_hash)
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # absent, or holding something else
+        pass
+
+
 def search_db(results: Path) -> Path:
     """The default study storage file, ``RESULTS/search.db``."""
     return Path(results) / SEARCH_DB

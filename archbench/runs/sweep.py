@@ -32,7 +32,7 @@ from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.models.seeding import INIT_MODES
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
-from archbench.runs.layout import cache_root, checkpoint_path, run_stem, weights_path
+from archbench.runs.layout import cache_root, checkpoint_path, remove_checkpoint, run_stem, weights_path
 from archbench.runs.records import (
     FAILED,
     OK,
@@ -386,7 +386,7 @@ def run_one(
     except UserError:
         raise
     except RunStopped as exc:
-        checkpoint_path(results, prep.hash).unlink(missing_ok=True)
+        remove_checkpoint(results, prep.hash)
         observer.run_finished(label, prep.record(status=STOPPED, reason=str(exc)))
         raise
     except Exception as exc:  # a crash in one run is recorded; the sweep goes on
@@ -403,7 +403,7 @@ def run_one(
         return record.path(results), record
     path = record.save(results)
     if record.ok:
-        checkpoint_path(results, prep.hash).unlink(missing_ok=True)
+        remove_checkpoint(results, prep.hash)
     if record.weights is None:  # weights an earlier record of this configuration kept no longer belong to one
         weights_path(results, prep.stem).unlink(missing_ok=True)
     observer.run_finished(label, record)
