@@ -487,3 +487,11 @@ def test_checked_in_board_ran_one_version_of_the_code():
     if changed is None:
         pytest.skip("git history of the board's commits is not available (shallow clone?)")
     assert {c[:12]: paths for c, paths in changed.items() if paths} == {}
+
+
+def test_iso_flops_default_budgets_closer_than_the_gap_are_one():
+    # fpn at 1, 2.95, 3 and bifpn at 1, 2, 2.01, 3 GFLOPs: 2.01 is within 2 % of 2 and 2.95 within 2 % of 3;
+    # the largest budget (3) is kept so that the budgets still span the shared range.
+    recs = [make_record("fpn", p, 0, ap=0.3, gflops=g) for p, g in enumerate([1.0, 2.95, 3.0])]
+    recs += [make_record("bifpn", p, 0, ap=0.4, gflops=g) for p, g in enumerate([1.0, 2.0, 2.01, 3.0])]
+    assert sorted(iso_flops(build_table(recs))["gflops"].unique()) == [1.0, 2.0, 3.0]

@@ -25,6 +25,7 @@ from archbench.board.aggregate import GROUP_KEYS
 from archbench.board.stats import mean_ci
 from archbench.train.task_names import main_metric
 
+BUDGET_GAP = 0.02  # default budgets closer than this (relative) are one budget; see _thinned
 ISO_COLUMNS = [*GROUP_KEYS, "metric", "gflops", "neck", "value", "ci95", "n_seeds"]
 
 
@@ -68,18 +69,36 @@ def _interval(seeds: pd.DataFrame | None, metric: str, at: float) -> tuple[float
 
 
 def _default_budgets(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[float]:
-    """The group's gflops values that lie inside every (multi-point) neck's range.
+    """The group's gflops values that lie inside every (multi-point) neck's range, thinned (``_thinned``).
 
-    Single-point necks do not narrow the range (they only get a value at their own gflops). When
-    the ranges share nothing, every gflops value of the group is a budget.
+    Single-point necks do not narrow the range, and their own gflops stay budgets (they get a value nowhere
+    else). When the ranges share nothing, every gflops value of the group is a budget.
     """
     all_x = sorted({float(x) for xs, _ in curves.values() for x in xs})
     spans = [(xs[0], xs[-1]) for xs, _ in curves.values() if len(xs) >= 2]
-    if not spans:
-        return all_x
-    lo, hi = max(s[0] for s in spans), min(s[1] for s in spans)
+    lo, hi = (max(s[0] for s in spans), min(s[1] for s in spans)) if spans else (math.inf, -math.inf)
     inside = [x for x in all_x if lo <= x <= hi]
-    return inside or all_x
+    if not inside:
+        return all_x
+    singles = {float(xs[0]) for xs, _ in curves.values() if len(xs) == 1}
+    return sorted(set(_thinned(inside)) | (singles & set(inside)))
+
+
+def _thinned(budgets: list[float], gap: float = BUDGET_GAP) -> list[float]:
+    """``budgets`` (sorted, GFLOPs) without those within a relative ``gap`` of the previous one kept; the
+    largest is always kept (it replaces the last one kept when the two are that close), so the thinned
+    budgets still span the range. Necks of one phi often differ in GFLOPs only in the third digit, and one
+    budget per such cluster says all its rows would.
+    """
+    kept: list[float] = []
+    for b in budgets:
+        if not kept or b > kept[-1] * (1 + gap):
+            kept.append(b)
+    if budgets and kept[-1] != budgets[-1]:
+        if len(kept) > 1:
+            kept.pop()
+        kept.append(budgets[-1])
+    return kept
 
 
 def iso_flops(
