@@ -248,6 +248,7 @@ def test_iso_flops_single_point_neck():
 def test_iso_flops_interval_at_a_budget_that_is_a_mean_of_equal_gflops():
     gflops = 0.056519424  # the mean of three copies is 6.9e-18 above it: the budget must still count as inside
     recs = [make_record("fpn", 0, s, ap=0.30 + 0.01 * s, gflops=gflops) for s in range(3)]
+    recs += [make_record("fpn", 1, s, ap=0.40, gflops=0.07) for s in range(3)]  # fpn's curve starts at that budget
     recs += [make_record("bifpn", 0, s, ap=0.35, gflops=0.06) for s in range(3)]
     iso = iso_flops(build_table(recs), rows=seed_rows(recs))
     fpn = iso[(iso["neck"] == "fpn") & iso["value"].notna()].iloc[0]
@@ -495,3 +496,9 @@ def test_iso_flops_default_budgets_closer_than_the_gap_are_one():
     recs = [make_record("fpn", p, 0, ap=0.3, gflops=g) for p, g in enumerate([1.0, 2.95, 3.0])]
     recs += [make_record("bifpn", p, 0, ap=0.4, gflops=g) for p, g in enumerate([1.0, 2.0, 2.01, 3.0])]
     assert sorted(iso_flops(build_table(recs))["gflops"].unique()) == [1.0, 2.0, 3.0]
+
+
+def test_iso_flops_has_no_budgets_when_no_neck_has_a_curve():
+    # A group of one phi: every neck is one point, so nothing is compared at equal GFLOPs.
+    recs = [make_record(neck, 0, 0, ap=0.3, gflops=g) for neck, g in [("fpn", 1.0), ("bifpn", 1.5)]]
+    assert iso_flops(build_table(recs)).empty

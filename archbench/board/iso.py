@@ -72,11 +72,14 @@ def _default_budgets(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[f
     """The group's gflops values that lie inside every (multi-point) neck's range, thinned (``_thinned``).
 
     Single-point necks do not narrow the range, and their own gflops stay budgets (they get a value nowhere
-    else). When the ranges share nothing, every gflops value of the group is a budget.
+    else). When the ranges share nothing, every gflops value of the group is a budget. When no neck has two
+    points (a group of one phi), there is no curve to compare along and no budget: the main table says it all.
     """
     all_x = sorted({float(x) for xs, _ in curves.values() for x in xs})
     spans = [(xs[0], xs[-1]) for xs, _ in curves.values() if len(xs) >= 2]
-    lo, hi = (max(s[0] for s in spans), min(s[1] for s in spans)) if spans else (math.inf, -math.inf)
+    if not spans:
+        return []
+    lo, hi = max(s[0] for s in spans), min(s[1] for s in spans)
     inside = [x for x in all_x if lo <= x <= hi]
     if not inside:
         return all_x
