@@ -73,7 +73,9 @@ def test_query_filters_by_one_value_or_a_list():
     assert len(seeds) >= 2 and sorted(bifpn["seed"]) == seeds
     assert set(bifpn["neck"]) == {"bifpn"} and set(bifpn["phi"]) == {0}
     two = query(neck=["bifpn", "fpn"], phi=range(2), task="det", preset="proxy", terms=terms, results=BOARD)
-    expected = [r for r in records if r["neck"] in ("bifpn", "fpn") and r["phi"] in (0, 1)]
+    expected = [
+        r for r in records if r["neck"] in ("bifpn", "fpn") and r["phi"] in (0, 1) and terms_of(r["config"]) == terms
+    ]
     assert len(two) == len(expected) >= 8 and set(two["neck"]) == {"bifpn", "fpn"}
     assert len(query(neck="fpn", results=BOARD)) == sum(r["neck"] == "fpn" for r in records)
 
