@@ -33,6 +33,7 @@ from archbench.models.seeding import INIT_MODES
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
 from archbench.runs.layout import cache_root, checkpoint_path, remove_checkpoint, run_stem, weights_path
+from archbench.runs.observers import EpochInfo, RunStopped, SweepObserver
 from archbench.runs.records import (
     FAILED,
     OK,
@@ -49,7 +50,7 @@ from archbench.spec.terms import Terms
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged
 from archbench.train.tasks import get_task
-from archbench.train.trainer import StepInfo, TrainConfig
+from archbench.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -86,56 +87,6 @@ class RunRequest:
     def training(self) -> TrainConfig:
         """The training settings: ``train``, or the task's defaults (``TrainConfig.for_task``) when not given."""
         return self.train if self.train is not None else TrainConfig.for_task(self.task)
-
-
-@dataclass(frozen=True)
-class EpochInfo:
-    """One finished epoch of run ``label``, for a log line: ``epoch`` of ``epochs`` done (counted from 1), its
-    mean training loss, the images it trained on (all processes) and its training seconds (the epoch's
-    checkpoint and any evaluation excluded)."""
-
-    label: str
-    epoch: int
-    epochs: int
-    loss: float
-    images: int
-    seconds: float
-
-    @property
-    def images_per_s(self) -> float:
-        """The epoch's training throughput, images per second."""
-        return self.images / self.seconds if self.seconds > 0 else 0.0
-
-
-class SweepObserver:
-    """Hooks for progress display; the default does nothing."""
-
-    def run_started(self, label: str, epochs: int, steps: int) -> None: ...
-
-    def step(self, info: StepInfo) -> None: ...
-
-    def run_step(self, label: str, info: StepInfo) -> None:
-        """A step of run ``label``, where several runs are in flight (``--jobs``); the default calls :meth:`step`."""
-        self.step(info)
-
-    def run_finished(self, label: str, record: RunRecord) -> None: ...
-
-    def skipped(self, label: str, reason: str) -> None: ...
-
-    def data_progress(self, data: str, done: int, total: int) -> None:
-        """While the data of reference ``data`` is generated (the built-in set, not cached yet): ``done`` of
-        ``total`` images so far."""
-
-    def epoch_summary(self, info: EpochInfo) -> None:
-        """After each epoch, before :meth:`epoch_finished`: what a log line shows. Under ``--jobs`` it comes from
-        the run's process, as the steps do."""
-
-    def epoch_finished(self, epoch: int, epochs: int, evaluate: Callable[[], dict[str, float]]) -> None:
-        """After each epoch's checkpoint; ``evaluate()`` scores the current weights. Raise ``RunStopped`` to stop."""
-
-
-class RunStopped(Exception):
-    """An observer stopped a run early on purpose (e.g. a search pruned it): nothing is recorded for it."""
 
 
 def run_label(req: RunRequest) -> str:
