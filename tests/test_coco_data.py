@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from archbench.data import synthetic
-from archbench.data.coco import CocoDetection, collate_detection, open_detection_data
+from archbench.data.coco import CocoDetection, collate_detection, open_detection_data, open_detection_val
 from archbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, sample_augment
 from archbench.errors import UserError
 
@@ -357,3 +357,23 @@ def test_coco2017_layout(tmp_path: Path) -> None:
     (tmp_path / "val2017" / "2.png").unlink()
     with pytest.raises(UserError, match="instances_val2017.json: image id 2: image file"):
         open_detection_data(f"coco:{tmp_path}", resolution=32, cache_root=tmp_path / "cache")
+
+
+def test_the_validation_split_opens_alone_without_a_train_split(tmp_path: Path) -> None:
+    ann_file, img_dir = _write(tmp_path / "val", {2: _rgb()}, [_ann(2, 2, [1, 1, 5, 5], cat=10)])
+    (tmp_path / "annotations").mkdir()
+    ann_file.rename(tmp_path / "annotations" / "instances_val2017.json")
+    img_dir.rename(tmp_path / "val2017")
+    val, info = open_detection_val(f"coco:{tmp_path}", resolution=32, categories=["dog"], cache_root=tmp_path)
+    assert not val.train and val.image_ids == [2] and info["stats"]["val"]["annotations"] == 1
+    assert info == {
+        "name": f"coco:{tmp_path}",
+        "n_val": 1,
+        "num_classes": 1,
+        "class_names": ["dog"],
+        "cat_ids": [10],
+        "area_ranges": None,
+        "stats": info["stats"],
+    }
+    with pytest.raises(UserError, match="instances_train2017.json not found"):  # a run needs both splits
+        open_detection_data(f"coco:{tmp_path}", resolution=32, cache_root=tmp_path)

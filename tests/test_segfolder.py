@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archbench.data.seg_sources import open_segmentation_data
+from archbench.data.seg_sources import open_segmentation_data, open_segmentation_val
 from archbench.errors import UserError
 
 from helpers import SEG_CLASSES, make_segfolder, run_cli
@@ -32,6 +32,26 @@ def test_folder_layout_serves_images_masks_and_classes(tmp_path):
     stats = train.stats
     assert sum(stats["pixels"].values()) + stats["ignored_pixels"] == 8 * 40 * 24
     assert stats["ignored_pixels"] == 8 * 9  # the 3x3 ignore patch of each image
+
+
+def test_the_validation_split_opens_alone_without_reading_the_train_split(tmp_path):
+    root = make_segfolder(tmp_path / "d")
+    _, whole, _ = open_folder(root)
+    for split_folder in (root / "images" / "train", root / "masks" / "train"):
+        for path in split_folder.iterdir():
+            path.write_bytes(b"not a png")  # opening the train split would now fail
+    val, info = open_segmentation_val(f"segfolder:{root}", resolution=32, cache_root=tmp_path)
+    assert not val.train and val.fingerprint == whole.fingerprint
+    assert info == {
+        "name": f"segfolder:{root}",
+        "n_val": 4,
+        "num_classes": 3,
+        "class_names": list(SEG_CLASSES),
+        "ignore_index": 255,
+        "stats": {"val": whole.stats},
+    }
+    with pytest.raises(UserError, match="train_000"):
+        open_folder(root)
 
 
 def test_list_layout_and_subset(tmp_path):

@@ -142,6 +142,29 @@ def test_eval_refuses_data_with_another_class_count(det_run, data_root):
     assert "1 classes (disc)" in res.stderr and "trained on 6" in res.stderr
 
 
+def test_eval_reads_only_the_validation_split(det_run, data_root, tmp_path):
+    results, record = copied(det_run, tmp_path)
+    data = shutil.copytree(data_root, tmp_path / "data")
+    (data / "annotations" / "instances_train.json").write_text("{not json")  # opening the train split would fail
+    shutil.rmtree(data / "images" / "train")
+    res = run_cli("eval", str(record), "--data", f"coco:{data}", "--threads", "2")
+    assert res.returncode == 0, res.stderr
+    (path,) = (results / "evals").iterdir()
+    assert json.loads(path.read_text())["metrics"] == det_run[1].metrics
+
+
+def test_a_seg_run_is_evaluated_on_its_validation_split_alone(tmp_path):
+    folder = make_segfolder(tmp_path / "seg", n_train=8, n_val=2, size=(40, 32))
+    req = RunRequest(neck="fpn", phi=0, seed=0, task="seg", data=f"segfolder:{folder}", train=TINY, threads=2)
+    (record,) = sweep([req], tmp_path / "results")
+    shutil.rmtree(folder / "images" / "train")
+    shutil.rmtree(folder / "masks" / "train")
+    res = run_cli("eval", str(record.path(tmp_path / "results")), "--threads", "2")
+    assert res.returncode == 0, res.stderr
+    (path,) = (tmp_path / "results" / "evals").iterdir()
+    assert json.loads(path.read_text())["metrics"] == record.metrics
+
+
 def test_a_corrupt_weights_file_is_refused(det_run, tmp_path):
     results, record = copied(det_run, tmp_path)
     weights = results / det_run[1].weights["path"]

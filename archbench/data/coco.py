@@ -6,7 +6,8 @@ cleans it (crowd, degenerate and out-of-image boxes; non-RGB images), and serves
 ``(image [3, R, R] float32, target)`` pairs in a letterbox frame: the image keeps its aspect
 ratio, its longer side becomes R and it sits at the top-left, so ``box_resized =
 box_original * scale``. :func:`open_detection_data` resolves a data reference
-(``synthetic`` or ``coco:PATH``) to a (train, val, info) triple.
+(``synthetic`` or ``coco:PATH``) to a (train, val, info) triple, :func:`open_detection_val` to its
+validation split alone.
 
 Everything that needs the annotations is precomputed at construction (per-image numpy box
 and label arrays); a split small enough is also decoded then (:mod:`archbench.data.decoded`), so
@@ -510,19 +511,42 @@ _ACCEPTED = (
 )
 
 
-def coco_layout(root: Path) -> dict[str, tuple[Path, Path]]:
-    """{split: (ann_file, images_dir)} of a COCO-format folder; UserError naming what is missing."""
+def coco_layout(root: Path, splits: Sequence[str] = SPLITS) -> dict[str, tuple[Path, Path]]:
+    """{split: (ann_file, images_dir)} of ``splits`` of a COCO-format folder; UserError naming what is missing.
+
+    The built-in set's layout is recognised by the annotation file of the first of ``splits``.
+    """
     if not root.is_dir():
         raise UserError(f"coco:{root}: no such folder; accepted data references: {_ACCEPTED}")
-    if (root / "annotations" / "instances_train.json").is_file():  # the built-in set's layout
-        return {s: (root / "annotations" / f"instances_{s}.json", root / "images" / s) for s in SPLITS}
-    layout = {s: (root / "annotations" / f"instances_{s}2017.json", root / f"{s}2017") for s in SPLITS}
+    if (root / "annotations" / f"instances_{splits[0]}.json").is_file():  # the built-in set's layout
+        return {s: (root / "annotations" / f"instances_{s}.json", root / "images" / s) for s in splits}
+    layout = {s: (root / "annotations" / f"instances_{s}2017.json", root / f"{s}2017") for s in splits}
     for ann_file, images_dir in layout.values():
         if not ann_file.is_file():
             raise UserError(f"coco:{root}: {ann_file} not found; accepted data references: {_ACCEPTED}")
         if not images_dir.is_dir():
             raise UserError(f"coco:{root}: image folder {images_dir} not found")
     return layout
+
+
+def _data_folder(ref: str, cache_root: Path, progress: synthetic.ProgressCallback | None) -> tuple[str, Path]:
+    """(name, folder) of a data reference; the built-in set is generated into ``cache_root`` on first use."""
+    if ref == "synthetic":
+        return "synthetic", synthetic.ensure_synthetic(Path(cache_root), progress=progress)
+    if ref.startswith("coco:") and ref[len("coco:") :].strip():
+        root = Path(ref[len("coco:") :]).expanduser()
+        return f"coco:{root}", root
+    raise UserError(f"unknown data reference {ref!r}; accepted: {_ACCEPTED}")
+
+
+def _classes_info(split: CocoDetection) -> dict[str, Any]:
+    """The part of a data set's ``info`` its classes make: num_classes, class_names, cat_ids, area_ranges."""
+    return {
+        "num_classes": split.num_classes,
+        "class_names": list(split.class_names),
+        "cat_ids": list(split.cat_ids),
+        "area_ranges": split.area_ranges,
+    }
 
 
 def open_detection_data(
@@ -541,16 +565,12 @@ def open_detection_data(
     ``subset`` limits the *training* split (``val_subset`` the validation split; by default
     it is evaluated whole); ``categories`` applies to both. ``info``: name, fingerprint (of
     both splits' files and selections; for the full synthetic set, dataset.json's), n_train,
-    n_val, num_classes, class_names, cat_ids, area_ranges, stats {train, val}. ``progress(done, total)``
-    hears of the built-in set's images while it is generated (only when not cached yet).
+    n_val, num_classes, class_names, cat_ids, area_ranges (the classes as the training split
+    has them), stats {train, val}. ``progress(done, total)`` hears of the built-in set's images
+    while it is generated (only when not cached yet).
     """
-    if ref == "synthetic":
-        layout, name = coco_layout(synthetic.ensure_synthetic(Path(cache_root), progress=progress)), "synthetic"
-    elif ref.startswith("coco:") and ref[len("coco:") :].strip():
-        root = Path(ref[len("coco:") :]).expanduser()
-        layout, name = coco_layout(root), f"coco:{root}"
-    else:
-        raise UserError(f"unknown data reference {ref!r}; accepted: {_ACCEPTED}")
+    name, root = _data_folder(ref, cache_root, progress)
+    layout = coco_layout(root)
     common: dict[str, Any] = {"resolution": resolution, "categories": categories, "seed": seed}
     train = CocoDetection(*layout["train"], train=True, subset=subset, **common)
     val = CocoDetection(*layout["val"], train=False, subset=val_subset, **common)
@@ -559,10 +579,28 @@ def open_detection_data(
         "fingerprint": pair_fingerprint(train.fingerprint, val.fingerprint),
         "n_train": len(train),
         "n_val": len(val),
-        "num_classes": train.num_classes,
-        "class_names": list(train.class_names),
-        "cat_ids": list(train.cat_ids),
-        "area_ranges": train.area_ranges,
+        **_classes_info(train),
         "stats": {"train": dict(train.stats), "val": dict(val.stats)},
     }
     return train, val, info
+
+
+def open_detection_val(
+    ref: str,
+    *,
+    resolution: int,
+    categories: list[str] | None = None,
+    seed: int = 0,
+    cache_root: Path,
+    progress: synthetic.ProgressCallback | None = None,
+) -> tuple[CocoDetection, dict[str, Any]]:
+    """(val, info) for a data reference: its validation split alone, whole (what ``archbench eval`` scores on).
+
+    The training split is neither read nor required. ``info``: name, n_val, num_classes, class_names,
+    cat_ids, area_ranges (the classes as the validation split has them), stats {val}.
+    """
+    name, root = _data_folder(ref, cache_root, progress)
+    val = CocoDetection(
+        *coco_layout(root, ("val",))["val"], resolution=resolution, train=False, categories=categories, seed=seed
+    )
+    return val, {"name": name, "n_val": len(val), **_classes_info(val), "stats": {"val": dict(val.stats)}}

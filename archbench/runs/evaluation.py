@@ -1,6 +1,7 @@
 """``archbench eval``: a trained run evaluated again, on its own data or another data set, as an evaluation record.
 
-The data is opened by the run's task at the run's resolution and scored by the task's trainer, exactly as
+The data's validation split alone is opened by the run's task at the run's resolution (its train split is
+never read) and scored by the task's trainer, built as an evaluator, exactly as
 :func:`archbench.runs.sweep.execute` scores a run (same batch size; on the same data and threads the
 metrics are the run's, bit for bit). The evaluation record is one JSON file,
 ``RESULTS/evals/<run stem>-on-<data>-<fingerprint 8>.json`` (outside ``runs/``: the board does not read
@@ -30,9 +31,9 @@ from archbench.train.trainer import TrainConfig
 EVAL_SCHEMA_VERSION = 1
 
 
-def _open(trained: TrainedRun, data: str, categories: list[str] | None) -> tuple[Any, Any, dict[str, Any]]:
-    """(train, val, info) of ``data`` at the run's resolution; UserError if its classes are not the run's count."""
-    train, val, info = trained.task.open_data(
+def _open(trained: TrainedRun, data: str, categories: list[str] | None) -> tuple[Any, dict[str, Any]]:
+    """(val, info) of ``data`` at the run's resolution; UserError if its classes are not the run's count."""
+    val, info = trained.task.open_val(
         data, resolution=trained.model_config.resolution, categories=categories, seed=0, cache_root=layout.cache_root()
     )
     if info["num_classes"] != trained.num_classes:
@@ -41,7 +42,7 @@ def _open(trained: TrainedRun, data: str, categories: list[str] | None) -> tuple
             f"{trained.record_path} was trained on {trained.num_classes} ({', '.join(trained.class_names)}); "
             "evaluate on data with the run's classes (--categories selects them in COCO data)"
         )
-    return train, val, info
+    return val, info
 
 
 def evaluate_run(
@@ -52,15 +53,10 @@ def evaluate_run(
     config = trained.record.config or {}
     if categories is None:
         categories = (config.get("data") or {}).get("categories")
-    train, val, info = _open(trained, data, categories)
+    val, info = _open(trained, data, categories)
     run_train = config.get("train") or {}
     cfg = replace(TrainConfig.for_task(trained.task.name), batch_size=int(run_train.get("batch_size", 16)))
-    if len(train) < cfg.batch_size:  # the task's trainer scores the run; it is built over a training split
-        raise UserError(
-            f"--data {data}: its train split has {len(train)} images, fewer than the run's batch of "
-            f"{cfg.batch_size}; archbench eval opens data as a run does (train and val splits) and needs one batch"
-        )
-    evaluator = trained.task.trainer(trained.model, train, cfg, seed=0, device=torch.device(device))
+    evaluator = trained.task.trainer(trained.model, None, cfg, seed=0, device=torch.device(device))
     start = time.perf_counter()
     metrics = evaluator.evaluate(val, info)
     seconds = time.perf_counter() - start

@@ -18,8 +18,7 @@ from torch.utils.data import DataLoader
 from archbench.data.seg_dataset import collate_segmentation
 from archbench.data.transforms import resized_size
 from archbench.segmentation import confusion_matrix, segmentation_metrics
-from archbench.train.distributed import LOCAL, DistContext
-from archbench.train.trainer import TrainConfig, Trainer
+from archbench.train.trainer import Trainer
 
 
 def original_frame_predictions(logits: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
@@ -58,19 +57,6 @@ class SegmentationTrainer(Trainer):
 
     collate = staticmethod(collate_segmentation)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        train_ds: Any,
-        cfg: TrainConfig,
-        *,
-        seed: int,
-        device: torch.device,
-        dist: DistContext = LOCAL,
-    ) -> None:
-        super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
-        self.ignore_index = train_ds.ignore_index
-
     def _to_device(self, labels: torch.Tensor) -> torch.Tensor:
         return labels.to(self.device)
 
@@ -80,8 +66,9 @@ class SegmentationTrainer(Trainer):
             return self.net(images)
 
     def _criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        total = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index, reduction="sum")
-        return {"loss": total / self.dist.normaliser((labels != self.ignore_index).sum())}
+        ignore = self.train_ds.ignore_index
+        total = F.cross_entropy(logits.float(), labels, ignore_index=ignore, reduction="sum")
+        return {"loss": total / self.dist.normaliser((labels != ignore).sum())}
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> torch.Tensor:
         """int64 ``[K, K]`` confusion matrix (true, predicted) of the images in ``batches``.

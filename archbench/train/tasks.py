@@ -14,8 +14,8 @@ from typing import Any
 
 from torch import nn
 
-from archbench.data.coco import open_detection_data
-from archbench.data.seg_sources import open_segmentation_data
+from archbench.data.coco import open_detection_data, open_detection_val
+from archbench.data.seg_sources import open_segmentation_data, open_segmentation_val
 from archbench.models.detector import Detector
 from archbench.models.scaling import ModelConfig
 from archbench.models.segmenter import Segmenter
@@ -41,12 +41,15 @@ def _segmentation_summary(info: dict[str, Any]) -> dict[str, Any]:
 class Task:
     """One task: ``open_data(ref, resolution=, subset=, categories=, seed=, cache_root=, progress=) -> (train, val,
     info)`` (``progress(done, total)`` hears of the images of a data set generated on the way),
-    its model class (``model(spec, config, num_classes, pretrained_backbone=, neck_overrides=)``), its trainer
-    class, the task-specific fields of a record's ``dataset`` and its headline metrics
+    ``open_val(ref, resolution=, categories=, seed=, cache_root=) -> (val, info)`` (the validation split alone:
+    the train split is not read; ``info`` without n_train and fingerprint), its model class (``model(spec,
+    config, num_classes, pretrained_backbone=, neck_overrides=)``), its trainer class (built with ``train_ds=None``
+    to evaluate only), the task-specific fields of a record's ``dataset`` and its headline metrics
     (:data:`~archbench.train.task_names.HEADLINES`)."""
 
     name: str
     open_data: Callable[..., tuple[Any, Any, dict[str, Any]]]
+    open_val: Callable[..., tuple[Any, dict[str, Any]]]
     model: type[Detector] | type[Segmenter]
     trainer: type[Trainer]
     data_summary: Callable[[dict[str, Any]], dict[str, Any]]
@@ -66,8 +69,18 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "det": Task("det", open_detection_data, Detector, DetectionTrainer, _detection_summary, HEADLINES["det"]),
-    "seg": Task("seg", open_segmentation_data, Segmenter, SegmentationTrainer, _segmentation_summary, HEADLINES["seg"]),
+    "det": Task(
+        "det", open_detection_data, open_detection_val, Detector, DetectionTrainer, _detection_summary, HEADLINES["det"]
+    ),
+    "seg": Task(
+        "seg",
+        open_segmentation_data,
+        open_segmentation_val,
+        Segmenter,
+        SegmentationTrainer,
+        _segmentation_summary,
+        HEADLINES["seg"],
+    ),
 }
 
 

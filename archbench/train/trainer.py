@@ -176,7 +176,8 @@ class Trainer:
     targets -> ``{"loss": scalar, ...}``; :meth:`_loss` is the two together), :meth:`_predict`
     (batches of this rank's shard of the validation split -> a partial result) and :meth:`_score` (partial
     results of all ranks -> metrics). ``cfg.batch_size`` is the global batch: under DDP each of
-    the ``dist.world_size`` ranks takes an equal share of it.
+    the ``dist.world_size`` ranks takes an equal share of it. Built with ``train_ds=None`` it is an
+    evaluator: :meth:`evaluate` scores the model as after training, :meth:`train_epoch` refuses.
     """
 
     collate: Callable[[Sequence[Any]], Any]
@@ -199,8 +200,8 @@ class Trainer:
         self.device, self.dist = device, dist
         self.rank_batch = dist.per_rank_batch(cfg.batch_size)
         self.net = dist.wrap(self.model)  # the training forward (DDP-wrapped under torchrun)
-        self.steps_per_epoch = len(train_ds) // cfg.batch_size
-        if self.steps_per_epoch == 0:
+        self.steps_per_epoch = len(train_ds) // cfg.batch_size if train_ds is not None else 0
+        if train_ds is not None and self.steps_per_epoch == 0:
             raise ValueError(f"{len(train_ds)} training images are fewer than one batch of {cfg.batch_size}")
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.optimizer = make_optimizer(model.parameters(), cfg)
@@ -287,6 +288,8 @@ class Trainer:
 
         The loss checked and reported is the mean over ranks, so every rank stops at the same step.
         """
+        if self.train_ds is None:
+            raise ValueError("this trainer was built without a training split (train_ds=None): it only evaluates")
         self.model.train()
         start, total, n = time.perf_counter(), 0.0, 0
         for batch in self._loader(self.epoch):
