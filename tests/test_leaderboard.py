@@ -366,8 +366,10 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
         "training": "8 epochs, batch 16, adamw lr 0.006",
         "data": "2048 train / 512 val images, fingerprint abc123",
         "environment": "cpu, 2 threads on 2 cores, torch 2.14.1, timm 1.0.31",
+        "settings": "?",
         "code": "aaaaaaaaaaaa; archbench 0.1.0 (installed); bbbbbbbbbbbb (uncommitted changes)",
         "written": "2026-11-20 .. 2026-11-22",
+        "mixed": "code versions",
     }
     (bare,) = setup_table(sweep()).to_dict("records")  # records that do not say: '?', never a guess
     assert bare["runs"] == 19 and {bare[k] for k in ("training", "data", "environment", "code", "written")} == {"?"}

@@ -21,6 +21,7 @@ import pandas as pd
 
 from archbench.board.stats import t_half_width
 from archbench.errors import UserError
+from archbench.runs.environment import timing_conditions
 from archbench.runs.layout import runs_dir
 from archbench.runs.records import FAILED, OK, load_records
 from archbench.spec.terms import terms_of
@@ -99,6 +100,7 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     for c in ("params_total", "gflops", "latency_ms"):
         row[c] = as_number(costs.get(c))
     row["images_per_s"] = as_number(timing.get("images_per_s"))
+    row["timing_conditions"] = timing_conditions(record.get("environment"))
     return row
 
 
@@ -146,6 +148,8 @@ def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         out[f"{m}_ci95"] = [t_half_width(sd, n) for sd, n in zip(out[f"{m}_std"], grouped[m].count())]
     for c in COST_COLUMNS:
         out[c] = grouped[c].mean()
+    # latency and img/s are means over the seeds: say where those seeds ran under different conditions
+    out["timing_mixed"] = grouped["timing_conditions"].nunique() > 1
     return out.reset_index()
 
 
@@ -195,7 +199,9 @@ def build_table(records: Iterable[Record], task: str | None = None) -> pd.DataFr
     Columns: the keys, ``n_seeds``, ``<metric>_mean`` / ``<metric>_std`` (sample std, NaN for
     one seed) / ``<metric>_ci95`` (half-width of the Student-t 95 % interval of the mean over seeds,
     metric units, NaN for one seed; :func:`archbench.board.stats.mean_ci`) of each task metric, the
-    mean ``params_total``, ``gflops``, ``latency_ms`` and ``images_per_s``, ``metric`` (the main
+    mean ``params_total``, ``gflops``, ``latency_ms`` and ``images_per_s``, ``timing_mixed`` (True where those
+    timings average runs made under different conditions: machine, threads, jobs, speed settings; see
+    :func:`archbench.runs.environment.timing_conditions`), ``metric`` (the main
     metric's name), ``score`` / ``score_std`` / ``score_ci95`` (its mean, std and 95 % half-width),
     ``rank`` (1 = best within the (task, dataset, preset) group) and ``pareto`` (no
     other row in the group is at least as accurate and at most as costly in GFLOPs, one strictly).
@@ -205,7 +211,7 @@ def build_table(records: Iterable[Record], task: str | None = None) -> pd.DataFr
     if rows.empty:
         return pd.DataFrame(
             columns=ROW_KEYS
-            + ["n_seeds", *COST_COLUMNS, "metric", "score", "score_std", "score_ci95", "rank", "pareto"]
+            + ["n_seeds", *COST_COLUMNS, "timing_mixed", "metric", "score", "score_std", "score_ci95", "rank", "pareto"]
         )
     table = _rank_and_pareto(_main_scores(_aggregate(rows)))
     return table.sort_values(GROUP_KEYS + ["rank", "neck", "phi"]).reset_index(drop=True)

@@ -143,6 +143,18 @@ def _diff_cell(r: pd.Series) -> str:
     return interval(r.get("diff_mean"), r.get("diff_ci95"), "{:+.3f}")
 
 
+#: Marks a timing that averages seeds run under different conditions (machine, threads, jobs, speed settings).
+MIXED_MARK = "†"
+MIXED_NOTE = (
+    f"{MIXED_MARK} latency and img/s average seeds that ran under different conditions (CPU kind, threads, runs "
+    "side by side, speed settings; see How the runs were made): compare them with care."
+)
+
+
+def _mixed_mark(r: pd.Series) -> str:
+    return MIXED_MARK if bool(r.get("timing_mixed", False)) else ""
+
+
 def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Grid:
     """One phi's ranking: rank, neck, tie letters, seeds, main metric ± CI, Δ from the reference ± CI, the
     other metrics' means, costs, and the Pareto flag (accuracy vs GFLOPs over the group's every phi)."""
@@ -170,8 +182,8 @@ def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Gri
                 *[_fmt(r[f"{m}_mean"]) for m in secondary],
                 _fmt(r["params_total"] / _MILLION),
                 _fmt(r["gflops"]),
-                _fmt(r["latency_ms"], "{:.1f}"),
-                _fmt(r["images_per_s"], "{:.1f}"),
+                _fmt(r["latency_ms"], "{:.1f}") + _mixed_mark(r),
+                _fmt(r["images_per_s"], "{:.1f}") + _mixed_mark(r),
                 "*" if r["pareto"] else "",
             ]
         )
@@ -265,6 +277,8 @@ def group_blocks(keys: dict[str, Any], sub: pd.DataFrame, board: Board) -> list[
         g = groups[groups["phi"] == phi]
         out += [Heading(3, f"phi {phi}"), stability_text(g.iloc[0] if len(g) else None)]
         out.append(ranking_grid(at_phi, secondary, board.reference))
+        if at_phi.get("timing_mixed", pd.Series(dtype=bool)).astype(bool).any():
+            out.append(Text(MIXED_NOTE))
     iso = _select(board.iso, keys)
     if not iso.empty:
         out.append(Heading(3, f"Iso-FLOPs: {metric} at equal GFLOPs (along each neck's phi curve, ± 95 % CI)"))

@@ -17,7 +17,7 @@ import pandas as pd
 from archbench.board.aggregate import GROUP_KEYS, Record, as_dict
 from archbench.spec.terms import terms_of
 
-SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "code", "written"]
+SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "settings", "code", "written", "mixed"]
 
 
 def _code(env: Mapping[str, Any]) -> str | None:
@@ -53,14 +53,60 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
             else None
         ),
         "environment": (
-            f"{env.get('device', '?')}, {env.get('torch_threads', '?')} threads{side_by_side} on "
-            f"{env.get('cpu_count', '?')} cores, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}"
+            f"{env.get('device', '?')}{_gpu(env)}, {env.get('torch_threads', '?')} threads{side_by_side} on "
+            f"{env.get('cpu_count', '?')} cores{_cpu(env)}, torch {env.get('torch', '?')}, timm {env.get('timm', '?')}"
             if env
             else None
         ),
+        "cpu": env.get("cpu_capability"),
+        "settings": ", ".join(f"{k}={v}" for k, v in sorted((env.get("settings") or {}).items())) or None,
+        "threads": f"{env.get('torch_threads')} x {env.get('jobs', 1)}" if env else None,
         "code": _code(env),
         "written": str(record.get("written_at") or "")[:10] or None,
     }
+
+
+def _cpu(env: Mapping[str, Any]) -> str:
+    """`` (model, capability)`` of the CPU where the record names them (records before issue 24 do not)."""
+    known = [str(env[k]) for k in ("cpu_model", "cpu_capability") if env.get(k)]
+    return f" ({', '.join(known)})" if known else ""
+
+
+def _gpu(env: Mapping[str, Any]) -> str:
+    """`` <GPU name>, driver <version>`` where the run used a GPU."""
+    if not env.get("gpu"):
+        return ""
+    return f" {env['gpu']}" + (f", driver {env['gpu_driver']}" if env.get("gpu_driver") else "")
+
+
+#: What may vary inside one group and must then be said: label -> setup column (code versions: see :func:`_mixed`).
+MIXABLE = {"CPU kinds": "cpu", "speed settings": "settings", "threads x jobs": "threads"}
+#: The checkout whose history the records' commits are looked up in.
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _code_mixed(codes: Iterable[str | None], commits: Sequence[str]) -> str | None:
+    """'code versions' when the group's runs came from different code: versions other than clean commits (uncommitted
+    changes, installed copies) beside anything else, or clean commits that differ outside ``results/`` (the board
+    driver commits each record, so one code version spans many commits); '(unverified)' where git cannot tell."""
+    known = {c for c in codes if c is not None}
+    others = {c for c in known if c[:12] not in {commit[:12] for commit in commits}}
+    if others and len(known) > 1:
+        return "code versions"
+    if len(commits) < 2:
+        return None
+    changed = changes_outside(commits, REPO)
+    if changed is None:
+        return "code versions (unverified: git cannot compare their commits)"
+    return "code versions" if any(changed.values()) else None
+
+
+def _mixed(group: pd.DataFrame, commits: Sequence[str]) -> str:
+    """Which of CPU kinds, code versions, speed settings and threads x jobs take more than one known value in
+    ``group``; 'none' when all agree."""
+    labels = [label for label, column in MIXABLE.items() if len({v for v in group[column] if v is not None}) > 1]
+    code = _code_mixed(group["code"], commits)
+    return ", ".join([*labels, *([code] if code else [])]) or "none"
 
 
 def clean_commits(records: Iterable[Record]) -> list[str]:
@@ -114,11 +160,13 @@ def _distinct(values: Iterable[Any]) -> str:
 
 
 def setup_table(records: Iterable[Record], task: str | None = None) -> pd.DataFrame:
-    """Per group (GROUP_KEYS): how many runs, and every distinct training schedule, data set, environment
-    and code version among them (several clean commits as a count and the first and last), and the dates
-    they were written (first .. last)."""
+    """Per group (GROUP_KEYS): how many runs, and every distinct training schedule, data set, environment, speed
+    settings and code version among them (several clean commits as a count and the first and last), the dates
+    they were written (first .. last), and ``mixed``: which of CPU kinds, code versions, speed settings and
+    threads x jobs differ between the group's runs (:data:`MIXABLE`; 'none')."""
     chosen = [r for r in map(as_dict, records) if task is None or r.get("task") == task]
-    rows = pd.DataFrame([_run_setup(r) for r in chosen], columns=[c for c in SETUP_COLUMNS if c != "runs"])
+    columns = [c for c in SETUP_COLUMNS if c not in ("runs", "mixed")] + list(MIXABLE.values())
+    rows = pd.DataFrame([_run_setup(r) for r in chosen], columns=list(dict.fromkeys(columns)))
     out = []
     for keys, group in rows.groupby(GROUP_KEYS, sort=True):
         commits = clean_commits(chosen[i] for i in group.index)
@@ -127,9 +175,10 @@ def setup_table(records: Iterable[Record], task: str | None = None) -> pd.DataFr
             {
                 **dict(zip(GROUP_KEYS, keys)),
                 "runs": len(group),
-                **{c: _distinct(group[c]) for c in ("training", "data", "environment")},
+                **{c: _distinct(group[c]) for c in ("training", "data", "environment", "settings")},
                 "code": _code_versions(group["code"], commits),
                 "written": f"{dates[0]} .. {dates[-1]}" if dates else "?",
+                "mixed": _mixed(group, commits),
             }
         )
     return pd.DataFrame(out, columns=SETUP_COLUMNS)

@@ -23,7 +23,8 @@ import torch
 from archbench.errors import UserError
 from archbench.files import atomic_write_text
 from archbench.runs import layout
-from archbench.runs.records import environment, python_command
+from archbench.runs.environment import environment
+from archbench.runs.records import python_command
 from archbench.runs.trained import TrainedRun
 from archbench.train.trainer import TrainConfig
 
@@ -86,7 +87,7 @@ def evaluate_run(
         },
         "metrics": metrics,
         "timing": {"eval_seconds": seconds},
-        "environment": environment(torch.device(device).type),
+        "environment": environment(str(torch.device(device))),
         "command": python_command(),
     }
     path = layout.eval_path(trained.results, trained.stem, info["name"], val.fingerprint)

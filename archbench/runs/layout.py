@@ -4,6 +4,8 @@
 ``RESULTS/checkpoints/<config hash>/last.pt``: the last epoch's training state, for ``--resume``.
 ``RESULTS/weights/<record file stem>.pt``: an ok run's final weights (``archbench run --no-keep-weights``: none).
 ``RESULTS/evals/<record file stem>-on-<data>-<fingerprint 8>.json``: a trained run evaluated again (``archbench eval``).
+``RESULTS/costs/<costs key>.json``: params, GFLOPs and latency of one model under one set of timing conditions,
+measured by the first of its seeds and shared by the others.
 ``RESULTS/search.db``: the default Optuna study storage (SQLite).
 ``RESULTS/search/<study>/``: a study's own results folder (its trials' records and checkpoints).
 Generated data sets are cached under ``$ARCHBENCH_CACHE`` (default ``~/.cache/archbench``).
@@ -21,6 +23,7 @@ SEARCH_DB = "search.db"
 SEARCH_DIR = "search"
 WEIGHTS_DIR = "weights"
 EVALS_DIR = "evals"
+COSTS_DIR = "costs"
 
 
 def runs_dir(results: Path) -> Path:
@@ -63,6 +66,11 @@ def eval_path(results: Path, stem: str, data_name: str, fingerprint: str) -> Pat
     label = f"{kind}-{Path(where).name}" if where else kind
     label = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "data"
     return Path(results) / EVALS_DIR / f"{stem}-on-{label}-{fingerprint[:8]}.json"
+
+
+def costs_path(results: Path, key: str) -> Path:
+    """The shared costs of one model under one set of timing conditions: ``RESULTS/costs/<key>.json``."""
+    return Path(results) / COSTS_DIR / f"{key}.json"
 
 
 def checkpoint_path(results: Path, config_hash: str) -> Path:

@@ -33,8 +33,17 @@ from queue import Empty
 from typing import Any
 
 from archbench.errors import UserError
-from archbench.runs.records import FAILED, RunRecord, environment
-from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, SweepObserver, plan, run_label, run_one
+from archbench.runs.records import FAILED, RunRecord
+from archbench.runs.sweep import (
+    EpochInfo,
+    Prepared,
+    RunRequest,
+    SweepObserver,
+    plan,
+    planned_environment,
+    run_label,
+    run_one,
+)
 from archbench.train.trainer import StepInfo
 
 #: Seconds a stopped child gets to finish its interrupt before it is killed.
@@ -155,10 +164,8 @@ def _sigint_ignored() -> Iterator[None]:
 
 def _failed(job: _Job, results: Path, reason: str, trace: str | None = None) -> RunRecord:
     """Record ``job`` as failed where its process could not (it ended without a record, or crashed outside
-    the run); the environment is the parent's with the child's thread count."""
-    req = job.req
-    env = {**environment(req.device, req.jobs), "torch_threads": req.threads}
-    record = job.prep.record(status=FAILED, reason=reason, traceback=trace, environment=env)
+    the run); the environment is the one the child was planned to run under (:func:`planned_environment`)."""
+    record = job.prep.record(status=FAILED, reason=reason, traceback=trace, environment=planned_environment(job.req))
     record.save(results)
     return record
 

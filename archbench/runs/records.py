@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -25,7 +22,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from archbench import __version__
 from archbench.errors import UserError
 from archbench.files import atomic_write_text
 from archbench.runs import layout
@@ -176,61 +172,6 @@ def config_hash(config: dict[str, Any]) -> str:
     """16-hex-digit hash of a run configuration (what decides the result; not where it is stored)."""
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def git_commit() -> str | None:
-    """The archbench checkout's commit (with ``+dirty`` when it has uncommitted changes); None for an installed
-    copy, even one in a virtual environment inside some other git repository."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        top, commit = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.splitlines()
-        if Path(top).resolve() != root:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
-
-
-def environment(device: str, jobs: int = 1) -> dict[str, Any]:
-    """Versions and hardware a result depends on, the torch threads of this process, and ``jobs``: the runs
-    trained side by side by the sweep (``archbench run --jobs``), which share the machine's cores."""
-    # Imported here, not at the top: reading records (the board) must not pay for importing torch and timm.
-    import timm
-    import torch
-    import torchvision
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "jobs": jobs,
-        "device": device,
-        "archbench": __version__,
-        "git_commit": git_commit(),
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-        env["cuda"] = torch.version.cuda
-    return env
 
 
 def python_command() -> str:

@@ -14,11 +14,13 @@ together (:mod:`archbench.train.distributed`); rank 0 alone writes records and c
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,20 +30,21 @@ import torch
 from archbench.costs.flops import cpu_latency_ms
 from archbench.costs.profile import profile_model
 from archbench.errors import UserError
+from archbench.files import atomic_write_text
 from archbench.models.scaling import ParametricRule, get_rule, rule_to_dict
 from archbench.models.seeding import INIT_MODES
 from archbench.models.trunk import check_levels
 from archbench.models.weights import load_backbone_weights
-from archbench.runs.layout import cache_root, checkpoint_path, remove_checkpoint, run_stem, weights_path
+from archbench.runs.environment import conditions, differences, environment, speed_settings
+from archbench.runs.layout import cache_root, checkpoint_path, costs_path, remove_checkpoint, run_stem, weights_path
 from archbench.runs.observers import EpochInfo, RunStopped, SweepObserver
 from archbench.runs.records import (
     FAILED,
     OK,
     STOPPED,
     RunRecord,
-    completed_hashes,
+    completed_records,
     config_hash,
-    environment,
     python_command,
 )
 from archbench.runs.trained import save_weights
@@ -50,7 +53,7 @@ from archbench.spec.terms import Terms
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged
 from archbench.train.tasks import get_task
-from archbench.train.trainer import TrainConfig
+from archbench.train.trainer import TrainConfig, resolve_optimizer_impl
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,17 @@ class RunRequest:
     def training(self) -> TrainConfig:
         """The training settings: ``train``, or the task's defaults (``TrainConfig.for_task``) when not given."""
         return self.train if self.train is not None else TrainConfig.for_task(self.task)
+
+
+def planned_environment(req: RunRequest) -> dict[str, Any]:
+    """The environment ``req`` would run under in this process: this machine, ``req.threads`` torch threads (this
+    process's count when None), its jobs and speed settings (the optimizer as this torch would run it)."""
+    device = torch.device(req.device)
+    settings = speed_settings(req.training, resolve_optimizer_impl(req.training, device))
+    env = environment(str(device), req.jobs, settings)
+    if req.threads:
+        env["torch_threads"] = req.threads
+    return env
 
 
 def run_label(req: RunRequest) -> str:
@@ -195,7 +209,16 @@ class Prepared:
         )
 
 
-def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+#: Bumped when what a costs file holds or how it is measured changes, so files of the old kind are measured again.
+COSTS_VERSION = 1
+#: Seconds of training between two epoch checkpoints at least (the first epoch's is always written): a kill loses
+#: at most this plus one epoch, and a run of short epochs does not write a checkpoint per epoch.
+CHECKPOINT_EVERY_S = 60.0
+
+
+def _measure_costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+    """Params and GFLOPs of the configuration's model (on meta tensors) and the median latency (ms) of ``model``'s
+    forward of one image at the configuration's resolution on ``device`` (10 timed runs after 2 warm-up runs)."""
     row = profile_model(prep.spec, prep.model_cfg, prep.data_info["num_classes"], prep.task)
     costs = {k: row[k] for k in row if k.startswith(("params_", "gflops"))}
     res = prep.model_cfg.resolution
@@ -218,6 +241,34 @@ def _costs(prep: Prepared, model: torch.nn.Module, device: torch.device) -> dict
             "flop_convention": "fvcore: 1 multiply-add = 1",
         }
     )
+    return costs
+
+
+def _costs(
+    prep: Prepared, model: torch.nn.Module, device: torch.device, results: Path, env: dict[str, Any]
+) -> dict[str, Any]:
+    """The configuration's costs (:func:`_measure_costs`), measured once per model and timing conditions and shared
+    by its seeds through ``RESULTS/costs/<key>.json``; ``measured_at`` (ISO UTC) says when. The key covers the
+    spec, the model config, the classes, the task and :func:`~archbench.runs.environment.conditions` of ``env``
+    (machine, torch, threads, jobs, speed settings), so a run under other conditions measures its own. A damaged
+    file is measured again."""
+    key = config_hash(
+        {
+            "version": COSTS_VERSION,
+            "spec_hash": prep.spec.spec_hash(),
+            "model": prep.model_cfg.to_dict(),
+            "num_classes": prep.data_info["num_classes"],
+            "task": prep.req.task,
+            "conditions": conditions(env),
+        }
+    )
+    path = costs_path(results, key)
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):  # none yet, or damaged: measure
+        pass
+    costs = {**_measure_costs(prep, model, device), "measured_at": datetime.now(timezone.utc).isoformat()}
+    atomic_write_text(path, json.dumps(costs, indent=2) + "\n")
     return costs
 
 
@@ -259,12 +310,15 @@ def execute(
         trainer.restore(ckpt)
         resumed_from_epoch = trainer.epoch
 
+    env = environment(str(device), req.jobs, speed_settings(req.training, trainer.optimizer_impl_used))
+
     def finished(status: str, **outcome: Any) -> RunRecord:
         return prep.record(
             status=status,
             backbone_weights_loaded=weights_loaded,
             distributed=distributed,
             resumed_from_epoch=resumed_from_epoch,
+            environment=env,
             **outcome,
         )
 
@@ -272,10 +326,13 @@ def execute(
     observer.run_started(label, epochs, trainer.total_steps)
     try:
         epoch_losses = []
+        saved_at: float | None = None  # trainer.train_seconds at the last checkpoint
         while trainer.epoch < epochs:
             images, seconds = trainer.images_seen, trainer.train_seconds
             epoch_losses.append(trainer.train_epoch(observer.step))
-            trainer.save(ckpt)
+            if trainer.epoch < epochs and (saved_at is None or trainer.train_seconds - saved_at >= CHECKPOINT_EVERY_S):
+                trainer.save(ckpt)  # none after the last epoch: the record follows within seconds
+                saved_at = trainer.train_seconds
             observer.epoch_summary(
                 EpochInfo(
                     label,
@@ -291,9 +348,7 @@ def execute(
         metrics = trainer.evaluate(prep.val, prep.data_info)
         eval_seconds = time.perf_counter() - eval_start
     except TrainingDiverged as exc:
-        return finished(
-            FAILED, reason=str(exc), failed_at_step=exc.step, environment=environment(device.type, req.jobs)
-        )
+        return finished(FAILED, reason=str(exc), failed_at_step=exc.step)
     return finished(
         OK,
         metrics=metrics,
@@ -305,9 +360,8 @@ def execute(
             "images_per_s": trainer.images_seen / trainer.train_seconds if trainer.train_seconds else None,
             "eval_fraction": eval_seconds / (eval_seconds + trainer.train_seconds),
         },
-        costs=_costs(prep, trainer.eval_model(), device) if dist.is_main else None,
+        costs=_costs(prep, trainer.eval_model(), device, results, env) if dist.is_main else None,
         memory=_peak_memory_mb(device),
-        environment=environment(device.type, req.jobs),
         weights=save_weights(results, prep.stem, trainer.model, trainer.ema.module if trainer.ema else None)
         if req.keep_weights and dist.is_main
         else None,
@@ -347,7 +401,7 @@ def run_one(
             status=FAILED,
             reason=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=8),
-            environment=environment(prep.req.device, prep.req.jobs),
+            environment=planned_environment(prep.req),
         )
     record.extra.update(extra or {})
     if not dist.is_main:
@@ -375,17 +429,21 @@ def plan(
     rank 0's view of the finished runs decides.
     """
     observer = observer or SweepObserver()
-    done = dist.broadcast(set() if force else completed_hashes(results))
+    done = dist.broadcast({} if force else {h: r.environment for h, r in completed_records(results).items()})
     data_cache: dict[tuple, tuple] = {}
     prepared = [Prepared(req, data_cache, observer) for req in requests]  # resolve specs and data before training
     todo = []
     for prep in prepared:
-        if prep.hash in done:
-            observer.skipped(
-                run_label(prep.req), "an ok record with the same config hash exists (use --force to re-run)"
-            )
-        else:
+        if prep.hash not in done:
             todo.append(prep)
+            continue
+        changed = differences(done[prep.hash], planned_environment(prep.req))
+        observer.skipped(
+            run_label(prep.req),
+            "an ok record with the same config hash exists"
+            + (f", made under other conditions ({'; '.join(changed)})" if changed else "")
+            + " (use --force to re-run)",
+        )
     return todo
 
 
