@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from archbench.board import plots
 from archbench.board.cells import Block, Grid, Heading, Text, blocks
 from archbench.board.compose import Board
 from archbench.errors import UserError
@@ -144,6 +143,8 @@ def _html_block(block: Block) -> str:
 
 def _figure_tags(table: pd.DataFrame) -> list[str]:
     """``<img>`` tags with the plots embedded as base64 PNG."""
+    from archbench.board import plots  # matplotlib: loaded only where figures are drawn
+
     tags = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in plots.write_all(table, Path(tmp)):
@@ -164,7 +165,9 @@ _CSS = (
     "td.t{text-align:left}h2{margin-top:2em;border-bottom:1px solid #ccc}img{max-width:100%}"
 )
 
-#: Click a header to sort its table by that column (numbers by the leading number, else text); no network.
+#: Click a header to sort its table by that column, ascending, and again for descending: a cell that starts with a
+#: number (:data:`_NUMBER`) by that number, other text by its letters; in both directions the numbers come first,
+#: then text (a missing value's "-", "reference") and then empty cells. No network.
 _SORT_SCRIPT = """
 document.querySelectorAll("table.sortable th").forEach(function (th) {
   th.addEventListener("click", function () {
@@ -172,17 +175,19 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
     var i = Array.prototype.indexOf.call(row.children, th), asc = th.getAttribute("data-order") !== "asc";
     Array.prototype.forEach.call(row.children, function (h) { h.removeAttribute("data-order"); });
     th.setAttribute("data-order", asc ? "asc" : "desc");
-    function key(tr) { var t = tr.cells[i].textContent.trim(), n = parseFloat(t); return isNaN(n) ? t : n; }
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = key(a), y = key(b), nx = typeof x === "number", ny = typeof y === "number";
-      var c = nx && ny ? x - y : nx ? -1 : ny ? 1 : String(x).localeCompare(String(y));
+    var keyed = Array.prototype.map.call(body.rows, function (tr) {
+      var t = tr.cells[i].textContent.trim(), number = /@NUMBER@/.test(t);
+      return {tr: tr, kind: number ? 0 : t ? 1 : 2, value: number ? parseFloat(t) : t};
+    });
+    keyed.sort(function (a, b) {
+      if (a.kind !== b.kind) return a.kind - b.kind;
+      var c = a.kind === 0 ? (a.value > b.value) - (a.value < b.value) : a.value.localeCompare(b.value);
       return asc ? c : -c;
     });
-    rows.forEach(function (tr) { body.appendChild(tr); });
+    keyed.forEach(function (k) { body.appendChild(k.tr); });
   });
 });
-"""
+""".replace("@NUMBER@", _NUMBER.pattern)
 
 
 def render_html(board: Board) -> str:
