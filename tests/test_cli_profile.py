@@ -18,6 +18,18 @@ def test_json_is_only_a_json_array_on_stdout():
     assert round(rows[0]["gflops"], 3) == 2.571
 
 
+def test_a_log_gets_a_line_as_each_row_starts():
+    res = run_cli("profile", "--neck", "fpn,bifpn", "--phi", "0,1", "--preset", "proxy", "--format", "json")
+    assert res.returncode == 0, res.stderr  # run_cli's stderr is no terminal: no bar, plain lines
+    assert res.stderr.splitlines() == [
+        "profiling 1/4: fpn phi=0",
+        "profiling 2/4: bifpn phi=0",
+        "profiling 3/4: fpn phi=1",
+        "profiling 4/4: bifpn phi=1",
+    ]
+    assert len(json.loads(res.stdout)) == 4
+
+
 def test_csv_and_table_with_proxy_preset_and_a_spec_file(tmp_path: Path):
     spec = tmp_path / "my_neck.yaml"
     spec.write_text(run_cli("specs", "show", "panet").stdout.replace("name: panet", "name: my_neck", 1))

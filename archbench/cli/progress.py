@@ -7,7 +7,7 @@ of a generated data set.
 
 - :class:`RichObserver`: a sweep's runs, one bar per run (epoch, step, loss, images/s, ETA), one line per finished run;
 - :class:`SearchDisplay`: a search worker, one line per finished trial, the study's count, what it waits for;
-- :func:`profile_progress`: a transient bar over the rows ``archbench profile`` measures;
+- :func:`profile_progress`: a transient bar over the rows ``archbench profile`` measures (a line per row elsewhere);
 - :class:`DataProgress`: a transient bar (or a line per tenth) over the images ``archbench data synth`` generates
   (a sweep's :class:`RichObserver` shows the built-in set's generation the same way).
 """
@@ -215,12 +215,18 @@ class SearchDisplay(SearchObserver):
 
 @contextmanager
 def profile_progress(console: Console, total: int) -> Iterator[Callable[[str], None]]:
-    """A transient bar over ``total`` profile rows; yields the ``on_row(label)`` callback that advances it."""
-    with Progress(console=console, transient=True) as progress:
+    """Progress over ``total`` profile rows: a transient bar on a terminal, elsewhere a plain line as each row
+    starts (``profiling 2/8: bifpn phi=0``); yields the ``on_row(label)`` callback that advances it."""
+    lines, started = _lines(console, Verbosity.NORMAL), 0
+    with Progress(console=console, transient=True, disable=not _bars(console, Verbosity.NORMAL)) as progress:
         bar = progress.add_task("profiling", total=total)
 
         def advance(label: str) -> None:
+            nonlocal started
+            started += 1
             progress.update(bar, advance=1, description=f"profiling {label}")
+            if lines:
+                console.print(f"profiling {started}/{total}: {label}", highlight=False, markup=False)
 
         yield advance
 
