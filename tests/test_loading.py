@@ -1,4 +1,4 @@
-"""Data loading: decoded images kept in memory, DataLoader workers, batched segmentation scoring.
+"""Data loading: decoded images kept (a mapped file per split), DataLoader workers, batched segmentation scoring.
 
 Every check is an equivalence (same items, same batches, same counts, bit for bit), never a timing.
 """
@@ -85,23 +85,23 @@ def mixed_coco(root: Path) -> tuple[Path, Path]:
     return root / "ann.json", root / "images"
 
 
-# ---------------------------------------------------------------------------- decoded images kept in memory
+# ---------------------------------------------------------------------------- decoded images kept
 
 
 @pytest.mark.parametrize("train", [True, False])
 def test_kept_images_give_the_same_detection_items_as_files(tmp_path: Path, train: bool) -> None:
     ann_file, images_dir = mixed_coco(tmp_path)
-    kept = CocoDetection(ann_file, images_dir, resolution=56, train=train, seed=3)
+    kept = CocoDetection(ann_file, images_dir, resolution=56, train=train, seed=3, decoded_cache=tmp_path / "c")
     files = CocoDetection(ann_file, images_dir, resolution=56, train=train, seed=3, decoded_budget=0)
     assert [p is not None for p in kept._images.pixels] == [True, False, True]  # JPEG is read from its file
     assert files._images.nbytes == 0
     assert same(items(kept), items(files))
 
 
-def test_kept_images_give_the_same_segmentation_items_as_files(built_in: Path) -> None:
+def test_kept_images_give_the_same_segmentation_items_as_files(built_in: Path, tmp_path: Path) -> None:
     classes = synthetic_classes(built_in)
     for split, train in (("train", True), ("val", False)):
-        kept = open_split(built_in, split, classes, resolution=48, train=train, seed=1)
+        kept = open_split(built_in, split, classes, resolution=48, train=train, seed=1, decoded_cache=tmp_path)
         files = open_split(built_in, split, classes, resolution=48, train=train, seed=1, decoded_budget=0)
         assert kept._images.nbytes == len(kept) * 64 * 64 * 3 and files._images.nbytes == 0
         assert same(items(kept), items(files))
@@ -111,20 +111,23 @@ def test_kept_images_give_the_same_segmentation_items_as_files(built_in: Path) -
 def test_a_split_over_the_budget_is_read_from_its_files(tmp_path: Path) -> None:
     ann_file, images_dir = mixed_coco(tmp_path)
     just_over = 40 * 30 * 3 + 64 * 48 * 3 + 50 * 50 * 3 - 1
-    ds = CocoDetection(ann_file, images_dir, resolution=32, train=False, decoded_budget=just_over)
+    ds = CocoDetection(
+        ann_file, images_dir, resolution=32, train=False, decoded_budget=just_over, decoded_cache=tmp_path / "c"
+    )
     assert ds._images.pixels == [None, None, None]
 
 
 def test_splits_of_the_same_files_share_one_copy_until_a_file_changes(tmp_path: Path) -> None:
     ann_file, images_dir = mixed_coco(tmp_path)
-    a = CocoDetection(ann_file, images_dir, resolution=32, train=True)
-    b = CocoDetection(ann_file, images_dir, resolution=64, train=False)
+    cache = tmp_path / "c"
+    a = CocoDetection(ann_file, images_dir, resolution=32, train=True, decoded_cache=cache)
+    b = CocoDetection(ann_file, images_dir, resolution=64, train=False, decoded_cache=cache)
     assert a._images is b._images
     assert not a._images.pixels[0].flags.writeable  # shared, so never written
     path = images_dir / "0.png"
     Image.new("RGB", (40, 30), (1, 2, 3)).save(path)
     os.utime(path, ns=(1, 1))
-    c = CocoDetection(ann_file, images_dir, resolution=32, train=False)
+    c = CocoDetection(ann_file, images_dir, resolution=32, train=False, decoded_cache=cache)
     assert c._images is not a._images and int(c._images.pixels[0][0, 0, 0]) == 1
 
 
@@ -133,7 +136,7 @@ def test_an_undecodable_image_is_named(tmp_path: Path) -> None:
     Image.new("RGB", (40, 30)).save(path)
     path.write_bytes(path.read_bytes()[:60])  # the header survives, the pixels do not
     with pytest.raises(UserError, match="broken.png: cannot decode the image"):
-        decoded_images([str(path)], [(40, 30)])
+        decoded_images([str(path)], [(40, 30)], folder=tmp_path / "c")
 
 
 def test_normalisation_table_matches_the_arithmetic() -> None:
@@ -145,12 +148,13 @@ def test_normalisation_table_matches_the_arithmetic() -> None:
 
 
 def test_datasets_pickle_for_spawned_workers(built_in: Path, tmp_path: Path) -> None:
-    seg = open_split(built_in, "train", synthetic_classes(built_in), resolution=32, train=True)
+    seg = open_split(built_in, "train", synthetic_classes(built_in), resolution=32, train=True, decoded_cache=tmp_path)
     on_disk = open_split(built_in, "val", synthetic_classes(built_in), resolution=32, train=False, decoded_budget=0)
     coco_seg = open_coco_semantic(*mixed_coco(tmp_path), resolution=32, train=True)
     for ds in (seg, on_disk, coco_seg):
         copy = pickle.loads(pickle.dumps(ds))
         assert same(copy[1], ds[1])
+    assert seg._images.source is not None and seg._images.nbytes > 0  # pickled as its file, mapped again
 
 
 # ---------------------------------------------------------------------------- worker processes
@@ -175,9 +179,9 @@ def served(train: Any, val: Any, collate: Any, workers: int) -> tuple[list[Any],
     return batches, trainer.evaluate(val, {})["batches"]
 
 
-def test_workers_serve_the_same_detection_batches(built_in: Path) -> None:
+def test_workers_serve_the_same_detection_batches(built_in: Path, tmp_path: Path) -> None:
     layout = coco_layout(built_in)
-    train = CocoDetection(*layout["train"], resolution=48, train=True)
+    train = CocoDetection(*layout["train"], resolution=48, train=True, decoded_cache=tmp_path)
     val = CocoDetection(*layout["val"], resolution=48, train=False)
     in_process = served(train, val, collate_detection, 0)
     assert same(served(train, val, collate_detection, 2), in_process)
@@ -187,7 +191,7 @@ def test_workers_serve_the_same_detection_batches(built_in: Path) -> None:
 def test_workers_serve_the_same_segmentation_batches(tmp_path: Path) -> None:
     root = make_segfolder(tmp_path / "d", size=(40, 24))
     classes = read_classes(root)
-    train = open_split(root, "train", classes, resolution=32, train=True)
+    train = open_split(root, "train", classes, resolution=32, train=True, decoded_cache=tmp_path / "c")
     val = open_split(root, "val", classes, resolution=32, train=False, decoded_budget=0)
     assert same(served(train, val, collate_segmentation, 2), served(train, val, collate_segmentation, 0))
 

@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools.coco import COCO
 
 from archbench.data import synthetic
-from archbench.data.decoded import DECODED_BUDGET_BYTES, decoded_images
+from archbench.data.decoded import DECODED_BUDGET_BYTES, decoded_folder, decoded_images
 from archbench.data.splits import SPLITS, pair_fingerprint, subset_indices
 from archbench.data.transforms import (
     augment_image,
@@ -375,8 +375,9 @@ class CocoDetection(torch.utils.data.Dataset):
     its ``file_name`` entries are relative to; ``subset`` keeps N images drawn with ``seed``;
     ``categories`` keeps those classes (names or ids). Images with no annotation (also those
     left empty by the category filter) are kept, as negatives, in training and evaluation.
-    The images are decoded once, here, when their pixels fit ``decoded_budget`` bytes (see
-    :func:`archbench.data.decoded.decoded_images`; 0 reads every item from its file).
+    The images are decoded once into the folder ``decoded_cache`` (shared by every process that opens
+    the same files) when their pixels fit ``decoded_budget`` bytes (see
+    :func:`archbench.data.decoded.decoded_images`; 0 or no folder reads every item from its file).
 
     Item ``i`` is ``(image, target)``: ``image`` float32 ``[3, R, R]``, ImageNet-normalised,
     the resized image at the top-left and zeros (the mean colour) bottom/right; ``target``
@@ -407,6 +408,7 @@ class CocoDetection(torch.utils.data.Dataset):
         categories: list[str] | None = None,
         seed: int = 0,
         decoded_budget: int = DECODED_BUDGET_BYTES,
+        decoded_cache: Path | None = None,
     ) -> None:
         if resolution < 1:
             raise UserError(f"resolution must be a positive number of px, got {resolution}")
@@ -429,7 +431,7 @@ class CocoDetection(torch.utils.data.Dataset):
         self.area_ranges: list[list[float]] | None = synthetic_area_ranges(found) if found else None
         self.fingerprint = self._fingerprint(raw, found, subset, categories)
         sizes = [(r.width, r.height) for r in self._records]
-        self._images = decoded_images([r.path for r in self._records], sizes, decoded_budget)
+        self._images = decoded_images([r.path for r in self._records], sizes, decoded_budget, decoded_cache)
 
     def _fingerprint(
         self, raw: bytes, info: synthetic.SyntheticInfo | None, subset: int | None, categories: list[str] | None
@@ -571,7 +573,12 @@ def open_detection_data(
     """
     name, root = _data_folder(ref, cache_root, progress)
     layout = coco_layout(root)
-    common: dict[str, Any] = {"resolution": resolution, "categories": categories, "seed": seed}
+    common: dict[str, Any] = {
+        "resolution": resolution,
+        "categories": categories,
+        "seed": seed,
+        "decoded_cache": decoded_folder(cache_root),
+    }
     train = CocoDetection(*layout["train"], train=True, subset=subset, **common)
     val = CocoDetection(*layout["val"], train=False, subset=val_subset, **common)
     info = {
@@ -601,6 +608,11 @@ def open_detection_val(
     """
     name, root = _data_folder(ref, cache_root, progress)
     val = CocoDetection(
-        *coco_layout(root, ("val",))["val"], resolution=resolution, train=False, categories=categories, seed=seed
+        *coco_layout(root, ("val",))["val"],
+        resolution=resolution,
+        train=False,
+        categories=categories,
+        seed=seed,
+        decoded_cache=decoded_folder(cache_root),
     )
     return val, {"name": name, "n_val": len(val), **_classes_info(val), "stats": {"val": dict(val.stats)}}

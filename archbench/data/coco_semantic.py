@@ -73,11 +73,13 @@ def open_coco_semantic(
     subset: int | None = None,
     categories: list[str] | None = None,
     seed: int = 0,
+    decoded_cache: Path | None = None,
 ) -> SegmentationDataset:
     """A :class:`SegmentationDataset` of a COCO instances split (``subset``/``categories`` as for detection).
 
     Classes: ``background`` then the kept categories in id order; the ignore index is 255 (or K
-    when there are 255 classes or more). ``fingerprint`` and ``stats`` are the detection split's.
+    when there are 255 classes or more). ``fingerprint`` and ``stats`` are the detection split's. The images
+    are kept decoded in the folder ``decoded_cache`` as for detection.
     """
     det = CocoDetection(
         ann_file, images_dir, resolution=resolution, train=False, subset=subset, categories=categories, seed=seed
@@ -101,4 +103,5 @@ def open_coco_semantic(
         fingerprint=det.fingerprint,
         stats=det.stats,
         seed=seed,
+        decoded_cache=decoded_cache,
     )

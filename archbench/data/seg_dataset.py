@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     With ``train=True`` items are augmented exactly like detection items, from a generator
     seeded by ``(seed, epoch, index)`` (see :meth:`set_epoch`). :meth:`label_map` gives the
-    un-resized map that evaluation compares predictions with. The images are decoded once, here,
-    when their pixels fit ``decoded_budget`` bytes (:func:`archbench.data.decoded.decoded_images`).
+    un-resized map that evaluation compares predictions with. The images are decoded once into the
+    folder ``decoded_cache`` when their pixels fit ``decoded_budget`` bytes
+    (:func:`archbench.data.decoded.decoded_images`; 0 or no folder reads every item from its file).
     A ``labels`` source must not be a lambda or closure if items are to be served by spawned
     worker processes (it is pickled); the readers' sources are picklable.
 
@@ -83,13 +85,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
         stats: dict[str, Any],
         seed: int = 0,
         decoded_budget: int = DECODED_BUDGET_BYTES,
+        decoded_cache: Path | None = None,
     ) -> None:
         self.files, self._labels = list(files), labels
         self.class_names, self.ignore_index = list(class_names), int(ignore_index)
         self.resolution, self.train, self.seed, self.epoch = resolution, train, seed, 0
         self.fingerprint, self.stats = fingerprint, stats
         sizes = [(f.width, f.height) for f in self.files]
-        self._images = decoded_images([f.path for f in self.files], sizes, decoded_budget)
+        self._images = decoded_images([f.path for f in self.files], sizes, decoded_budget, decoded_cache)
 
     @property
     def num_classes(self) -> int:

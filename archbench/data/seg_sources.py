@@ -21,6 +21,7 @@ from typing import Any
 from archbench.data import synthetic
 from archbench.data.coco import coco_layout
 from archbench.data.coco_semantic import BACKGROUND, open_coco_semantic
+from archbench.data.decoded import decoded_folder
 from archbench.data.seg_dataset import SegmentationDataset
 from archbench.data.segfolder import ClassTable, open_split, read_classes
 from archbench.data.splits import SPLITS, pair_fingerprint
@@ -54,6 +55,7 @@ def _open_splits(
     progress: synthetic.ProgressCallback | None,
 ) -> tuple[str, dict[str, SegmentationDataset]]:
     """(name, {split: data set}) of ``splits`` of a data reference (the others are not read)."""
+    common = {**common, "decoded_cache": decoded_folder(cache_root)}
     kind, _, rest = ref.partition(":")
     path = Path(rest).expanduser() if rest.strip() else None
     if kind == "coco" and path is not None:

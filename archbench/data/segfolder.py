@@ -15,8 +15,9 @@ A mask is a single-channel PNG (8/16-bit grey or palette: the palette index is t
 its image's size, holding class indices ``0..K-1`` or the ignore index (default 255). Every
 mask is decoded once when the data set opens, so a mask of the wrong size, an unknown class
 index, a missing mask or an unreadable file stops the run before training, with the file named.
-A split whose decoded masks fit the decoded budget (:data:`archbench.data.decoded.DECODED_BUDGET_BYTES`)
-keeps them in memory; a larger one decodes each mask again when it is served.
+A split whose decoded masks fit the decoded budget (:data:`archbench.data.decoded.DECODED_BUDGET_BYTES`),
+lowered to a share of the memory available (:func:`archbench.data.decoded.own_memory_budget`), keeps
+them in the process's memory; a larger one decodes each mask again when it is served.
 The built-in synthetic set has this layout too (its classes come from its dataset.json).
 """
 
@@ -35,7 +36,7 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from archbench.data.decoded import DECODED_BUDGET_BYTES
+from archbench.data.decoded import DECODED_BUDGET_BYTES, own_memory_budget
 from archbench.data.seg_dataset import DEFAULT_IGNORE_INDEX, ImageFile, LabelSource, SegmentationDataset
 from archbench.data.splits import subset_indices
 from archbench.errors import UserError
@@ -276,10 +277,12 @@ def open_split(
     subset: int | None = None,
     seed: int = 0,
     decoded_budget: int = DECODED_BUDGET_BYTES,
+    decoded_cache: Path | None = None,
 ) -> SegmentationDataset:
     """One split of a segmentation folder, every kept mask checked; ``subset`` keeps N images drawn with ``seed``.
 
-    Masks and images are kept decoded in memory when each fits ``decoded_budget`` bytes (0: never).
+    Images are kept decoded in the folder ``decoded_cache`` when they fit ``decoded_budget`` bytes (0 or no
+    folder: never), masks in memory when they fit that budget and a share of the memory available.
 
     ``stats``: images, pixels per class, ignored pixels. ``fingerprint``: sha256 of the class
     table, and of each kept image's name and file size and its mask's bytes.
@@ -288,7 +291,7 @@ def open_split(
     pairs = [pairs[i] for i in subset_indices(len(pairs), subset, seed)]
     counts = np.zeros(len(classes.names), dtype=np.int64)
     digest = hashlib.sha256(json.dumps([classes.names, classes.ignore_index]).encode())
-    files, labels = _checked_labels(pairs, classes, counts, digest, decoded_budget)
+    files, labels = _checked_labels(pairs, classes, counts, digest, own_memory_budget(decoded_budget))
     total = sum(f.width * f.height for f in files)
     stats = {
         "images": len(files),
@@ -306,4 +309,5 @@ def open_split(
         stats=stats,
         seed=seed,
         decoded_budget=decoded_budget,
+        decoded_cache=decoded_cache,
     )
