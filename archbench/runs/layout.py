@@ -79,13 +79,15 @@ def checkpoint_path(results: Path, config_hash: str) -> Path:
 
 
 def remove_checkpoint(results: Path, config_hash: str) -> None:
-    """Delete a run's epoch checkpoint and its folder (once empty); nothing to delete is fine."""
+    """Delete a run's epoch checkpoint, its folder and ``RESULTS/checkpoints`` (each once empty); nothing to delete
+    is fine."""
     path = checkpoint_path(results, config_hash)
     path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:  # absent, or holding something else
-        pass
+    for folder in (path.parent, path.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:  # absent, or holding something else (another run's checkpoint)
+            return
 
 
 def search_db(results: Path) -> Path:
