@@ -6,4 +6,10 @@ seeds needed), ``verdicts`` (those per comparison group), ``iso`` (necks compare
 intervals), ``published`` and ``transfer`` (the board's ranking against the papers'), ``provenance`` (how
 the runs were made), ``compose`` (everything one board shows), ``cells`` (the board as headings, sentences
 and tables of text), ``formats`` (terminal table, Markdown, CSV, JSON, HTML) and ``plots`` (PNG figures).
+
+The package itself imports nothing, so ``archbench leaderboard --help`` can name the default reference neck
+without loading pandas.
 """
+
+#: The default reference neck of paired differences (``--reference`` changes it).
+REFERENCE = "fpn"

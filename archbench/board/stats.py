@@ -39,10 +39,10 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from archbench.board import REFERENCE
+
 #: The significance level of the tie test (family-wise, after Holm's correction).
 ALPHA = 0.05
-#: The default reference neck of paired differences (``--reference`` changes it).
-REFERENCE = "fpn"
 #: Beyond this many seeds per neck :func:`seeds_needed` says inf (no practical number).
 MAX_SEEDS = 1_000_000
 #: At most this many seed splits are averaged in :func:`rank_stability` (a fixed-seed sample beyond).

@@ -3,11 +3,16 @@
 Each command lives in the module of its group (``specs``, ``data``, ``profile``, ``run``, ``leaderboard``,
 ``search``) and is a thin shell over the package that does the work. User errors (``UserError``) print
 one paragraph on stderr and exit with their code (2 for bad input) and never a traceback.
+
+Start-up stays light: the command modules import torch, Optuna, pandas and matplotlib inside the commands that
+use them, so ``--help``, ``--version``, ``specs`` and ``leaderboard`` never load the training stack
+(tests/test_cli_startup.py checks which modules they load).
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -55,13 +60,28 @@ app.command("eval")(eval_cmd)
 app.command("predict")(predict_cmd)
 
 
+#: Modules whose deprecation warnings the command line hides: every module but archbench's own. Such a warning
+#: (torch.jit.script's, raised as timm and torchvision import) tells a user nothing they can act on. Only
+#: :func:`main` hides them, and only while it runs: the test suite (pytest's own filters) still shows them.
+DEPENDENCY_MODULES = r"(?!archbench(\.|$))"
+
+
+def hide_dependency_deprecations() -> None:
+    """Ignore ``FutureWarning`` and ``DeprecationWarning`` raised from the modules of :data:`DEPENDENCY_MODULES`."""
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=DEPENDENCY_MODULES)
+
+
 def main() -> None:
-    """Console-script entry point: run the app, turning user errors into a message and exit code."""
-    try:
-        app()
-    except UserError as exc:
-        err.print(f"error: {exc.message}", markup=False, highlight=False)
-        sys.exit(exc.exit_code)
+    """Console-script entry point (and ``python -m archbench``, which torchrun starts): run the app with the
+    dependencies' deprecation warnings hidden, turning user errors into a message and exit code."""
+    with warnings.catch_warnings():  # an in-process caller (the tests) gets its own filters back
+        hide_dependency_deprecations()
+        try:
+            app()
+        except UserError as exc:
+            err.print(f"error: {exc.message}", markup=False, highlight=False)
+            sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

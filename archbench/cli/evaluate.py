@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.table import Table
 
 from archbench.cli.consoles import err, out
 from archbench.cli.options import check_device, split_list
-from archbench.runs.evaluation import evaluate_run
-from archbench.runs.trained import load_trained
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
@@ -41,6 +38,12 @@ def eval_cmd(
 
     The data needs the run's number of classes; it is read at the run's resolution and scored as the run was.
     """
+    # torch and the model stack load here, so that --help and the other commands start at once
+    import torch
+
+    from archbench.runs.evaluation import evaluate_run
+    from archbench.runs.trained import load_trained
+
     check_device(device)
     if threads:
         torch.set_num_threads(threads)

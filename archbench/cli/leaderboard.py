@@ -8,11 +8,7 @@ from pathlib import Path
 
 import typer
 
-from archbench.board.aggregate import require_records
-from archbench.board.compose import compose
-from archbench.board.formats import render
-from archbench.board.plots import write_all
-from archbench.board.stats import REFERENCE
+from archbench.board import REFERENCE
 from archbench.cli.consoles import err
 
 
@@ -36,9 +32,18 @@ def leaderboard_cmd(
 ) -> None:
     """Per group and phi: mean and 95 % CI over seeds, paired difference from a reference neck, tie letters,
     rank stability, seeds needed; iso-FLOPs with intervals; the ranking against published comparisons."""
+    # pandas loads here, matplotlib only where figures are drawn (--plot, --format html)
+    from archbench.board.aggregate import require_records
+    from archbench.board.compose import compose
+    from archbench.board.formats import render
+
     records = require_records(results, task)
     board = compose(records, task, reference)
-    figures = write_all(board.table, plot) if plot is not None else []
+    figures: list[Path] = []
+    if plot is not None:
+        from archbench.board.plots import write_all
+
+        figures = write_all(board.table, plot)
     for path in figures:
         err.print(f"wrote {path}")
     text = render(board, fmt.value, output, figures=figures)

@@ -8,8 +8,7 @@ import typer
 
 from archbench.cli.consoles import err, out
 from archbench.cli.options import check_device
-from archbench.runs.predict import SCORE_THRESHOLD, coco_image_ids, predict_images
-from archbench.runs.trained import load_trained
+from archbench.runs.predict_defaults import SCORE_THRESHOLD
 
 
 def predict_cmd(
@@ -30,6 +29,10 @@ def predict_cmd(
     seg: <image>.png with the classes overlaid and <image>_mask.png (class k = value k). An unreadable image is
     named, skipped, and the command exits with status 1 once the others are written.
     """
+    # torch and the model stack load here, so that --help and the other commands start at once
+    from archbench.runs.predict import coco_image_ids, predict_images
+    from archbench.runs.trained import load_trained
+
     check_device(device)
     trained = load_trained(run)
     ids = coco_image_ids(coco_ann) if coco_ann is not None else None

@@ -17,8 +17,6 @@ from archbench.cli.options import (
     terms_option,
 )
 from archbench.cli.progress import profile_progress
-from archbench.costs.profile import LatencyOptions, profile
-from archbench.costs.render import render_profile
 from archbench.errors import UserError
 from archbench.spec.terms import resolve_terms
 
@@ -64,6 +62,10 @@ def profile_cmd(
     scripts/bench_necks.py uses in a checkout; docs/performance.md in the repository says more).
     --by-module adds params and GFLOPs per module of each model, in every --format (docs/profile.md).
     """
+    # torch, fvcore and pandas load here, so that --help and the other commands start at once
+    from archbench.costs.profile import LatencyOptions, profile
+    from archbench.costs.render import render_profile
+
     if not latency and (fuse_bn or channels_last or compile_model):
         raise UserError(
             "--fuse-bn, --channels-last and --compile change how --latency runs the model; "

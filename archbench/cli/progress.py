@@ -3,7 +3,9 @@
 How much they say is a :class:`Verbosity` (``--quiet`` / ``--verbose``). On a terminal they draw transient
 rich bars; where stderr is not a terminal (nohup, a batch scheduler, a pipe) the bars print nothing, so they
 print plain lines instead: one per started run, per finished epoch and per finished run, and one per tenth
-of a generated data set.
+of a generated data set. Importing this module loads neither torch nor Optuna (the observer hooks come from
+:mod:`archbench.runs.observers` and :mod:`archbench.search.observers`), so commands can build their displays
+at no start-up cost.
 
 - :class:`RichObserver`: a sweep's runs, one bar per run (epoch, step, loss, images/s, ETA), one line per finished run;
 - :class:`SearchDisplay`: a search worker, one line per finished trial, the study's count, what it waits for;
@@ -16,20 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from archbench.cli.consoles import Verbosity
+from archbench.runs.observers import EpochInfo, SweepObserver
 from archbench.runs.records import FAILED, RunRecord
-from archbench.runs.sweep import EpochInfo, SweepObserver
-from archbench.search.study import counts
-from archbench.search.worker import SearchObserver
+from archbench.search.observers import SearchObserver
 from archbench.train.task_names import HEADLINES
-from archbench.train.trainer import StepInfo
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from archbench.train.trainer import StepInfo
 
 
 def _bars(console: Console, verbosity: Verbosity) -> bool:
@@ -187,6 +191,11 @@ class SearchDisplay(SearchObserver):
         )
 
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # imported here: Optuna is loaded by the time a trial ends, and a display that shows none need not load it
+        from optuna.trial import TrialState
+
+        from archbench.search.study import counts
+
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         sampled = trial.user_attrs.get("coefficients", trial.params)  # a rejected trial has only what it sampled
         coefficients = ", ".join(f"{k}={v:.4g}" for k, v in sampled.items())

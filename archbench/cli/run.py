@@ -26,14 +26,9 @@ from archbench.cli.options import (
 )
 from archbench.cli.progress import RichObserver
 from archbench.errors import UserError
-from archbench.models.seeding import INIT_MODES
 from archbench.runs.layout import runs_dir
-from archbench.runs.parallel import check_jobs, sweep_parallel
-from archbench.runs.sweep import RunRequest, SweepObserver, sweep
-from archbench.search.report import study_rule
+from archbench.runs.observers import SweepObserver
 from archbench.spec.terms import resolve_terms
-from archbench.train.distributed import DistContext, launched_world_size
-from archbench.train.trainer import AMP_MODES, TrainConfig
 
 
 def parse_workers(text: str) -> int:
@@ -50,6 +45,8 @@ def parse_workers(text: str) -> int:
 
 def parse_amp(amp: bool, amp_dtype: str | None) -> str:
     """``TrainConfig.amp`` from ``--amp`` (bf16) and ``--amp-dtype`` (which wins); UserError on a bad dtype."""
+    from archbench.train.trainer import AMP_MODES  # torch: imported by the commands that train, not at start-up
+
     if amp_dtype is None:
         return "bf16" if amp else "off"
     if amp_dtype not in AMP_MODES:
@@ -64,6 +61,8 @@ def parse_amp(amp: bool, amp_dtype: str | None) -> str:
 
 def parse_init(text: str) -> str:
     """``--init``: per-part | one-stream -> ``RunRequest.init``; UserError otherwise."""
+    from archbench.models.seeding import INIT_MODES  # torch, as above
+
     mode = text.strip().replace("-", "_")
     if mode not in INIT_MODES:
         raise UserError(
@@ -138,6 +137,13 @@ def run_cmd(
     DistributedDataParallel (gloo on the CPU, nccl on CUDA); rank 0 writes the records. With --jobs N,
     N independent runs train at once, each in its own process (not under torchrun).
     """
+    # the training stack (torch, timm) loads here, so that --help and the other commands start at once
+    from archbench.runs.parallel import check_jobs, sweep_parallel
+    from archbench.runs.sweep import RunRequest, sweep
+    from archbench.search.report import study_rule
+    from archbench.train.distributed import DistContext, launched_world_size
+    from archbench.train.trainer import TrainConfig
+
     shown = verbosity(quiet, verbose)
     check_jobs(jobs, launched_world_size())
     check_device(device)

@@ -23,12 +23,8 @@ from archbench.cli.options import (
 )
 from archbench.cli.progress import SearchDisplay
 from archbench.errors import UserError
-from archbench.search.report import report
 from archbench.search.space import DEFAULT_SPACE, resolve_space, shipped_space_names
-from archbench.search.worker import SearchOptions, default_study_name, run_search
 from archbench.spec.terms import resolve_terms
-from archbench.train.tasks import get_task
-from archbench.train.trainer import TrainConfig
 
 
 class Objective(str, Enum):
@@ -89,6 +85,12 @@ def search_cmd(
 
     Start one worker per machine with the same --study and --storage: together they run --trials trials.
     """
+    # Optuna and the training stack load here, so that --help and the other commands start at once
+    from archbench.search.report import report
+    from archbench.search.worker import SearchOptions, default_study_name, run_search
+    from archbench.train.tasks import get_task
+    from archbench.train.trainer import TrainConfig
+
     shown = verbosity(quiet, verbose)
     metric = get_task(task).metric
     space_file = resolve_space(space or DEFAULT_SPACE) if neck else None

@@ -11,7 +11,6 @@ from rich.table import Table
 from archbench.cli.consoles import err, out
 from archbench.cli.options import parse_levels
 from archbench.spec import builtin_names, builtin_spec, check_file, dump_yaml, resolve_spec
-from archbench.spec.draw import draw_spec
 
 app = typer.Typer(help="List, show, validate and draw topology specs.", no_args_is_help=True)
 
@@ -75,5 +74,7 @@ def specs_draw(
     repeats: int | None = typer.Option(None, "--repeats", help="cell count to state in the title"),
 ) -> None:
     """Draw a topology: levels as rows, nodes in execution order, edges coloured by direction."""
+    from archbench.spec.draw import draw_spec  # matplotlib: loaded by this command alone
+
     path = draw_spec(resolve_spec(neck, parse_levels(levels)), output, repeats)
     out.print(f"wrote {path}")

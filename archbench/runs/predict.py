@@ -36,12 +36,11 @@ from archbench.data.transforms import letterbox_scale, load_rgb, resize, resized
 from archbench.errors import UserError
 from archbench.files import atomic_write, atomic_write_text
 from archbench.models.detector import Detector
+from archbench.runs.predict_defaults import SCORE_THRESHOLD
 from archbench.runs.trained import TrainedRun
 from archbench.train.det_trainer import detect
 from archbench.train.seg_trainer import original_frame_prediction
 
-#: Default score a drawn and listed detection needs (``--score-threshold``).
-SCORE_THRESHOLD = 0.3
 #: Drawings of images whose longer side is shorter than this (px) are enlarged by a whole factor.
 DRAW_MIN_SIDE = 512
 #: The COCO results file of a detection run's predictions.

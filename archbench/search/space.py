@@ -37,13 +37,14 @@ import typing
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from archbench.errors import Problem, UserError
 from archbench.files import read_yaml_file
 from archbench.models.scaling import RULE_KINDS, CompoundRule, ParametricRule, get_rule
+
+if TYPE_CHECKING:  # the sampling methods take a trial; naming the shipped spaces (search --help) needs no Optuna
+    import optuna
 
 TOP_FIELDS = {"name", "description", "rule", "base", "phis", "fixed", "search", "constraint"}
 RANGE_FIELDS = {"low", "high", "step", "log"}

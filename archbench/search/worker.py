@@ -14,12 +14,11 @@ from pathlib import Path
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.trial import FrozenTrial
 
 from archbench.errors import UserError
 from archbench.runs.layout import study_results
-from archbench.runs.sweep import SweepObserver
 from archbench.search.objective import SearchObjective, TrialFailed
+from archbench.search.observers import SearchObserver
 from archbench.search.space import load_space
 from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
 from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, work
@@ -58,30 +57,6 @@ class SearchOptions:
     threads: int | None = None
     heartbeat: int = DEFAULT_HEARTBEAT_S
     terms: Terms = Terms()
-
-
-class SearchObserver:
-    """Hooks for a search worker's progress display; the default shows nothing.
-
-    ``runs`` hears each trial's training run. The worker enters the observer (a context manager) while it
-    runs trials, after it has opened the study.
-    """
-
-    runs: SweepObserver = SweepObserver()
-
-    def __enter__(self) -> SearchObserver:
-        return self
-
-    def __exit__(self, *exc: object) -> None: ...
-
-    def opened(self, study: str, storage: str, existing: int) -> None:
-        """The worker opened ``study`` in ``storage`` (its URL without the password), which has ``existing`` trials."""
-
-    def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """A trial ended (complete, pruned or failed); an Optuna study callback."""
-
-    def waiting(self, running: list[int]) -> None:
-        """Nothing is left to start: the worker waits for the ``running`` trials of other workers."""
 
 
 def make_pruner(name: str | None, objective: str, steps: int) -> optuna.pruners.BasePruner:
