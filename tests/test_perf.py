@@ -5,6 +5,7 @@ asserted here (speed targets live in scripts/bench_necks.py)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -26,6 +27,7 @@ from archbench.models.detector import Detector
 from archbench.models.scaling import EFFICIENTDET
 from archbench.neck.compiler import compile_neck
 from archbench.neck.fusion import WeightedFusion
+from archbench.neck.layers import make_act
 from archbench.spec import builtin_names, builtin_spec
 from archbench.spec.loader import parse_yaml
 
@@ -283,6 +285,26 @@ class _OpCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.calls[func.overloadpacket.__name__] += 1
         return func(*args, **(kwargs or {}))
+
+
+def test_a_training_forward_copies_no_activation_input():
+    """An in-place SiLU makes autograd clone its input first (its gradient needs it): the D0 detector's timm
+    backbone, neck and heads run theirs out of place; ReLU, whose gradient needs only its output, stays in place."""
+    torch.manual_seed(0)
+    model = Detector(builtin_spec("bifpn"), dataclasses.replace(EFFICIENTDET.config(0), resolution=64), 3).train()
+    images = torch.randn(2, 3, 64, 64)
+    counter = _OpCounter()
+    with counter:
+        model(images)
+    assert counter.calls["silu"] > 0 and counter.calls["silu_"] == 0 and counter.calls["clone"] == 0
+    assert make_act("relu", inplace=True).inplace and not make_act("swish", inplace=True).inplace
+    for m in model.modules():  # the control: in place, every SiLU costs a clone
+        if isinstance(m, nn.SiLU):
+            m.inplace = True
+    counter = _OpCounter()
+    with counter:
+        model(images)
+    assert counter.calls["clone"] == counter.calls["silu_"] > 0
 
 
 def test_an_input_read_by_several_nodes_is_resampled_and_projected_once_at_run_time():

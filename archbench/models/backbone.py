@@ -16,6 +16,7 @@ from torch import nn
 from archbench.errors import UserError
 from archbench.models import small_resnets  # noqa: F401 (registers resnet10t_c* in timm)
 from archbench.models.weights import offline_error, prepare_pretrained_download
+from archbench.neck.layers import out_of_place_where_cloned
 
 
 class Backbone(nn.Module):
@@ -57,6 +58,7 @@ class Backbone(nn.Module):
                 raise offline_error(name, exc) from None
         else:
             self.body = timm.create_model(name, features_only=True, out_indices=out_indices)
+        out_of_place_where_cloned(self.body)  # timm builds its SiLUs in place: a clone per training step each
         body_info: Any = self.body.feature_info
         self.channels: list[int] = list(body_info.channels())
 

@@ -28,13 +28,28 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+#: Activations whose gradient autograd computes from their input: run in place, autograd must first
+#: copy that input (a clone in every training step), a pass over memory more than running out of place.
+CLONED_IN_PLACE = (nn.SiLU, nn.Hardswish, nn.Mish)
+
+
+def out_of_place_where_cloned(module: nn.Module) -> nn.Module:
+    """Turn ``inplace`` off on every activation of :data:`CLONED_IN_PLACE` in ``module`` (itself included);
+    ReLU-like ones, whose gradient needs only their output, stay in place. Returns ``module``."""
+    for m in module.modules():
+        if isinstance(m, CLONED_IN_PLACE):
+            m.inplace = False
+    return module
+
+
 def make_act(kind: str, inplace: bool = False) -> nn.Module:
     """An activation by name (timm's registry: relu, swish, silu, gelu); ``none`` -> Identity.
 
     ``inplace`` only where the caller owns its input: a tensor in a neck may be read again by
-    other nodes (GELU ignores it).
+    other nodes (GELU ignores it, and so do swish / silu, hard-swish and Mish: see
+    :func:`out_of_place_where_cloned`).
     """
-    return nn.Identity() if kind == "none" else get_act_layer(kind)(inplace=inplace)
+    return nn.Identity() if kind == "none" else out_of_place_where_cloned(get_act_layer(kind)(inplace=inplace))
 
 
 class ConvNorm(nn.Sequential):
