@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -134,17 +134,52 @@ def epoch_sampler(dataset: Any, seed: int, epoch: int, dist: DistContext = LOCAL
     return sampler
 
 
-def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over ``params``, run as ``cfg.optimizer_impl`` says (the same update, up to rounding).
+def make_optimizer(params: Any, cfg: TrainConfig, impl: str | None = None) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``params``, run as ``impl`` (default ``cfg.optimizer_impl``; the same update, up to
+    rounding). It builds exactly that implementation: :func:`resolve_optimizer_impl` says which one this torch runs.
 
     adamw: AdamW(lr, weight_decay); sgd: SGD(lr, momentum 0.9, nesterov, weight_decay).
     """
-    fused, foreach = cfg.optimizer_impl == "fused", cfg.optimizer_impl == "foreach"
+    impl = impl or cfg.optimizer_impl
+    fused, foreach = impl == "fused", impl == "foreach"
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, fused=fused, foreach=foreach
         )
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused, foreach=foreach)
+
+
+def clip_gradients(params: Iterable[torch.Tensor], max_norm: float, impl: str) -> torch.Tensor:
+    """Scale the gradients of ``params`` by ``min(1, max_norm / norm)``, ``norm`` being the L2 norm of all of them
+    together (torch's ``clip_grad_norm_``), with the multi-tensor kernels unless ``impl`` is "loop" (then torch's
+    default, as before issue 16). Returns ``norm`` before clipping (a 0-dim tensor)."""
+    return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=None if impl == "loop" else True)
+
+
+def optimizer_impl_runs(optimizer: str, impl: str, device: torch.device) -> bool:
+    """Whether this torch runs ``optimizer`` ("adamw" or "sgd") as ``impl`` on ``device``: one clipped step of a
+    one-element float32 parameter, so every check torch makes (device, dtype, kernel) is the real one.
+
+    Tried rather than read off the version: fused AdamW and SGD run on the CPU only from torch 2.4 (2.3 has them on
+    CUDA), and torch says no in different places: 2.4 when the optimizer is built, 2.14 at its first step, 2.3's
+    fused SGD only when the missing CPU kernel is called.
+    """
+    param = torch.zeros(1, device=device, requires_grad=True)
+    param.grad = torch.ones(1, device=device)
+    try:
+        probe = make_optimizer([param], TrainConfig(optimizer=optimizer, optimizer_impl=impl))
+        clip_gradients([param], 1.0, impl)
+        probe.step()
+    except RuntimeError:  # NotImplementedError too: torch 2.3 builds a fused SGD on the CPU but has no kernel
+        return False
+    return True
+
+
+def resolve_optimizer_impl(cfg: TrainConfig, device: torch.device) -> str:
+    """The implementation a run on ``device`` uses: ``cfg.optimizer_impl`` if this torch runs it there, else the
+    first of the slower ones after it (fused -> foreach -> loop) that it runs. "loop" runs everywhere."""
+    after = OPTIMIZER_IMPLS[OPTIMIZER_IMPLS.index(cfg.optimizer_impl) :]
+    return next(impl for impl in after if impl == "loop" or optimizer_impl_runs(cfg.optimizer, impl, device))
 
 
 def set_deterministic(device: torch.device) -> None:
@@ -204,7 +239,9 @@ class Trainer:
         if train_ds is not None and self.steps_per_epoch == 0:
             raise ValueError(f"{len(train_ds)} training images are fewer than one batch of {cfg.batch_size}")
         self.total_steps = cfg.epochs * self.steps_per_epoch
-        self.optimizer = make_optimizer(model.parameters(), cfg)
+        #: what the optimizer and clipping run as: cfg.optimizer_impl, or a slower one where this torch lacks it
+        self.optimizer_impl_used = resolve_optimizer_impl(cfg, device)
+        self.optimizer = make_optimizer(model.parameters(), cfg, self.optimizer_impl_used)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, cfg.warmup_steps)
         )
@@ -275,8 +312,7 @@ class Trainer:
         """Clip (unscaled) gradients, step the optimizer (skipped by the fp16 scaler on inf), the schedule and EMA."""
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            foreach = None if self.cfg.optimizer_impl == "loop" else True  # None: torch's default, as before
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=foreach)
+            clip_gradients(self.model.parameters(), self.cfg.grad_clip, self.optimizer_impl_used)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
