@@ -77,14 +77,16 @@ def to_canvas(image: Image.Image, resolution: int) -> torch.Tensor:
 
     Pixels are normalised with :data:`IMAGENET_MEAN` / :data:`IMAGENET_STD`; the padding
     (bottom/right) is 0 *after* normalisation, i.e. the mean colour. Each channel is a lookup in a
-    table of the 256 normalised levels (the same float32 values as the arithmetic, twice as fast);
+    table of the 256 normalised levels (the same float32 values as the arithmetic, twice as fast),
+    written straight into the canvas (``np.take`` with ``out``: no temporary, half the time of
+    indexing then copying; ``mode="clip"`` writes unbuffered, and a uint8 level is always in the table);
     the work is numpy: on a busy machine torch's intra-op threads make these small ops several times slower.
     """
     pixels = np.asarray(image, dtype=np.uint8)
     h, w = pixels.shape[0], pixels.shape[1]
     canvas = np.zeros((3, resolution, resolution), dtype=np.float32)
     for channel in range(3):
-        canvas[channel, :h, :w] = _NORMALISED[channel][pixels[:, :, channel]]
+        np.take(_NORMALISED[channel], pixels[:, :, channel], out=canvas[channel, :h, :w], mode="clip")
     return torch.from_numpy(canvas)
 
 

@@ -113,7 +113,7 @@ def environment(device: str, jobs: int = 1, settings: Mapping[str, Any] | None =
     """What a record stores under ``environment``: versions, the machine (CPU model and torch's CPU capability, the
     GPU and its driver where one is used), the torch threads of this process, ``jobs`` (runs trained side by side
     by ``archbench run --jobs``, sharing the cores) and ``settings``: the speed settings a run used (channels_last,
-    optimizer_impl as run, batched_targets, deterministic, workers), which stay out of the config hash."""
+    optimizer_impl as run, batched_targets, deterministic, workers, tune_malloc), which stay out of the config hash."""
     # Imported here: reading records (the board) must not pay for importing torch and timm.
     import timm
     import torch

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from archbench.errors import UserError
 from archbench.files import atomic_write
+from archbench.train.allocator import tune_malloc
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged, warmup_cosine
 
@@ -72,6 +73,8 @@ class TrainConfig:
     deterministic: bool = False
     #: DataLoader worker processes serving the batches (0: this process serves them); the batches are the same
     workers: int = 0
+    #: glibc malloc keeps freed memory and backs the heap with huge pages (process-wide, see train.allocator)
+    tune_malloc: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.amp, bool):  # records and studies written before amp took a mode
@@ -110,7 +113,9 @@ class TrainConfig:
 
 
 #: TrainConfig fields that change only the speed of a step, not what is learned (outside the config hash).
-SPEED_FIELDS = frozenset({"channels_last", "optimizer_impl", "batched_targets", "deterministic", "workers"})
+SPEED_FIELDS = frozenset(
+    {"channels_last", "optimizer_impl", "batched_targets", "deterministic", "workers", "tune_malloc"}
+)
 
 
 #: Per-task changes to :class:`TrainConfig`'s defaults (what ``archbench run --task T`` trains with).
@@ -229,6 +234,8 @@ class Trainer:
     ) -> None:
         if cfg.deterministic:
             set_deterministic(device)
+        if cfg.tune_malloc:
+            tune_malloc()
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.train_ds, self.cfg, self.seed = model.to(device), train_ds, cfg, seed
