@@ -16,7 +16,8 @@ import pytest
 import typer
 
 from archbench.cli import app
-from archbench.cli.app import hide_dependency_deprecations
+from archbench.data import synthetic
+from archbench.quiet import hide_dependency_deprecations
 from archbench.spec import builtin_spec, dump_yaml
 
 from helpers import run_cli
@@ -146,4 +147,20 @@ def test_a_command_that_imports_torch_prints_no_deprecation_warning(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)[0]["neck"] == "fpn"
+    assert "Warning" not in res.stderr, res.stderr
+
+
+def test_runs_side_by_side_print_no_deprecation_warning(tmp_path):
+    """``archbench run --jobs 2`` spawns a process per run; each imports torch after hiding what the CLI hides."""
+    data = tmp_path / "data"
+    synthetic.generate(data, n_train=16, n_val=8, size=64, workers=1)
+    res = subprocess.run(
+        [sys.executable, "-m", "archbench", "run", "--neck", "fpn", "--phi", "0", "--seeds", "0,1", "--jobs", "2"]
+        + ["--epochs", "1", "--batch-size", "8", "--data", f"coco:{data}", "--results", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert len(list((tmp_path / "res" / "runs").glob("*.json"))) == 2
     assert "Warning" not in res.stderr, res.stderr

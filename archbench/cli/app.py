@@ -26,6 +26,7 @@ from archbench.cli.profile import profile_cmd
 from archbench.cli.run import run_cmd
 from archbench.cli.search import search_cmd
 from archbench.errors import UserError
+from archbench.quiet import hide_dependency_deprecations
 
 app = typer.Typer(
     help="Benchmark multi-scale feature-fusion necks on equal terms.",
@@ -58,18 +59,6 @@ app.command("leaderboard")(leaderboard_cmd)
 app.command("search")(search_cmd)
 app.command("eval")(eval_cmd)
 app.command("predict")(predict_cmd)
-
-
-#: Modules whose deprecation warnings the command line hides: every module but archbench's own. Such a warning
-#: (torch.jit.script's, raised as timm and torchvision import) tells a user nothing they can act on. Only
-#: :func:`main` hides them, and only while it runs: the test suite (pytest's own filters) still shows them.
-DEPENDENCY_MODULES = r"(?!archbench(\.|$))"
-
-
-def hide_dependency_deprecations() -> None:
-    """Ignore ``FutureWarning`` and ``DeprecationWarning`` raised from the modules of :data:`DEPENDENCY_MODULES`."""
-    for category in (FutureWarning, DeprecationWarning):
-        warnings.filterwarnings("ignore", category=category, module=DEPENDENCY_MODULES)
 
 
 def main() -> None:

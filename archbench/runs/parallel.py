@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import time
@@ -33,6 +34,7 @@ from queue import Empty
 from typing import Any
 
 from archbench.errors import UserError
+from archbench.quiet import call_spawned, hiding
 from archbench.runs.records import FAILED, RunRecord
 from archbench.runs.sweep import (
     EpochInfo,
@@ -211,8 +213,10 @@ class _Sweep:
         while self.waiting and len(self.live) < self.jobs:
             index, prep = self.waiting.popleft()
             req = replace(prep.req, threads=self.threads, jobs=self.jobs)
-            args = (index, req, prep.hash, self.results, self.resume, self.events)
-            process = self.context.Process(target=self.child, args=args, name=f"archbench-run-{index}")
+            payload = pickle.dumps((index, req, prep.hash, self.results, self.resume))
+            target = f"{self.child.__module__}:{self.child.__qualname__}"
+            args = (hiding(), target, payload, self.events)  # the child imports torch after hiding what the CLI hides
+            process = self.context.Process(target=call_spawned, args=args, name=f"archbench-run-{index}")
             with _sigint_ignored():
                 process.start()
             self.live[index] = _Job(prep, req, process)
