@@ -84,7 +84,9 @@ def run_arm(arm: Arm, job: list[str], common: list[str]) -> tuple[float, dict[st
     with tempfile.TemporaryDirectory(prefix="archbench-compare-") as results:
         cmd = [sys.executable, "-W", "ignore", "-m", "archbench", "run", *job, *common, *arm.args]
         start = time.perf_counter()
-        done = subprocess.run([*cmd, "--results", results], env=env, capture_output=True, text=True)
+        # run from the empty results folder: ``-m`` puts the working directory first on sys.path, and from a
+        # checkout's root that would import the checkout's own archbench instead of the arm's
+        done = subprocess.run([*cmd, "--results", results], env=env, capture_output=True, text=True, cwd=results)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"arm {arm.name}: {shlex.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
