@@ -17,6 +17,7 @@ With p = sigmoid(x), softplus(x) = -log(1 - p) and alpha, gamma the focal parame
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -79,12 +80,18 @@ class _FocalLossSum(torch.autograd.Function):
         return grad.mul_(grad_out), None, None, None
 
 
-def focal_loss_sum(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 1.5) -> torch.Tensor:
+def focal_loss_sum(
+    logits: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor, alpha: float = 0.25, gamma: float = 1.5
+) -> torch.Tensor:
     """Sigmoid focal loss summed over every class of every anchor that is not ignored; 0-dim, differentiable.
 
-    logits: [B, N, K] float32. labels: [B, N] int64, the class 0..K-1 of a positive anchor (target 1 in
-    that class, 0 in the others), ``BACKGROUND`` (-2, target 0 everywhere) or ``IGNORE`` (-1, left out).
+    logits: [B, N, K] float32, or its rows in consecutive blocks [B, N_l, K] (sum N_l = N), each summed on
+    its own (no copy into one tensor). labels: [B, N] int64, the class 0..K-1 of a positive anchor (target 1
+    in that class, 0 in the others), ``BACKGROUND`` (-2, target 0 everywhere) or ``IGNORE`` (-1, left out).
     Equals ``(sigmoid_focal_loss(logits, one_hot, alpha, gamma) * not_ignored).sum()`` up to rounding.
     """
-    total: torch.Tensor = _FocalLossSum.apply(logits, labels, alpha, gamma)
-    return total
+    if isinstance(logits, torch.Tensor):
+        logits = [logits]
+    parts = labels.split([int(x.shape[1]) for x in logits], dim=1)
+    sums = [_FocalLossSum.apply(x, part, alpha, gamma) for x, part in zip(logits, parts)]
+    return sums[0] if len(sums) == 1 else torch.stack(sums).sum()

@@ -82,28 +82,38 @@ class DetectionLoss(nn.Module):
         self.pos_iou, self.neg_iou, self.min_best_iou = pos_iou, neg_iou, min_best_iou
 
     def forward(
-        self, cls: torch.Tensor, box: torch.Tensor, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
+        self,
+        cls: torch.Tensor | Sequence[torch.Tensor],
+        box: torch.Tensor,
+        anchors: torch.Tensor,
+        targets: Sequence[dict[str, torch.Tensor]],
     ) -> dict[str, torch.Tensor]:
         """Loss of one batch.
 
-        cls: [B, N, K] logits; box: [B, N, 4] deltas (rows in anchor order, see
-        :func:`archbench.detection.anchors.flatten_head_outputs`); anchors: [N, 4] xyxy px;
+        cls: [B, N, K] logits, or the same rows in consecutive blocks [B, N_l, K] (sum N_l = N; e.g. one per
+        level, :func:`archbench.detection.anchors.level_rows`); box: [B, N, 4] deltas (rows in anchor order,
+        see :func:`archbench.detection.anchors.flatten_head_outputs`); anchors: [N, 4] xyxy px;
         targets: B dicts with ``boxes`` [M_i, 4] float xyxy px (input frame) and ``labels``
         [M_i] int64 in 0..K-1.
 
         Returns 0-dim tensors: ``loss`` (cls_loss + box_weight * box_loss, differentiable),
         ``cls_loss``, ``box_loss`` (unweighted) and ``num_pos`` (int64, positives in the batch).
         """
-        b, n, k = cls.shape
+        blocks = [cls] if isinstance(cls, torch.Tensor) else list(cls)
+        b, _, k = blocks[0].shape
+        n = sum(int(c.shape[1]) for c in blocks)
         if k != self.num_classes:
             raise ValueError(f"cls has {k} classes, the loss {self.num_classes}")
+        shapes = [tuple(c.shape) for c in blocks]
+        if any(s[0] != b or s[2] != k or len(s) != 3 for s in shapes):
+            raise ValueError(f"class blocks must all be [B, N_l, K]: {shapes}")
         if box.shape != (b, n, 4) or anchors.shape != (n, 4) or len(targets) != b:
             raise ValueError(
-                f"shape mismatch: cls {tuple(cls.shape)}, box {tuple(box.shape)}, "
+                f"shape mismatch: cls {shapes}, box {tuple(box.shape)}, "
                 f"anchors {tuple(anchors.shape)}, {len(targets)} targets"
             )
-        anchors = anchors.to(device=cls.device, dtype=torch.float32)
-        cls, box = cls.float(), box.float()  # loss in fp32 even under autocast
+        anchors = anchors.to(device=box.device, dtype=torch.float32)
+        blocks, box = [c.float() for c in blocks], box.float()  # loss in fp32 even under autocast
 
         targets_of = self._targets_batched if self.batched else self._targets_per_image
         labels_b, gt = targets_of(anchors, targets)  # [B, N] labels, [P, 4] GT box of each positive
@@ -112,7 +122,7 @@ class DetectionLoss(nn.Module):
         norm = self.normaliser(num_pos)
 
         # classification: target 1 in a positive's class, 0 elsewhere, ignored anchors left out
-        cls_loss = focal_loss_sum(cls, labels_b, alpha=self.alpha, gamma=self.gamma) / norm
+        cls_loss = focal_loss_sum(blocks, labels_b, alpha=self.alpha, gamma=self.gamma) / norm
 
         # box regression on positives; boolean-mask order (b-major, n ascending) is the order of gt
         pred = box[positive]  # [P, 4]
