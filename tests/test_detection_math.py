@@ -10,14 +10,7 @@ from pycocotools.coco import COCO
 from torch import nn
 from torchvision.ops import box_iou
 
-from archbench.detection.anchors import (
-    AnchorConfig,
-    anchors_for,
-    cell_anchors,
-    feature_sizes_of,
-    flatten_head_outputs,
-    level_rows,
-)
+from archbench.detection.anchors import AnchorConfig, anchors_for, cell_anchors, feature_sizes_of, flatten_head_outputs
 from archbench.detection.assign import BACKGROUND, IGNORE, assign, assign_batch, pad_targets
 from archbench.detection.coding import decode_boxes, encode_boxes
 from archbench.detection.evaluate import coco_evaluate, to_dataset_frame
@@ -390,22 +383,3 @@ def test_batched_loss_equals_the_per_image_loss(box_loss, monkeypatch):
     chunked = DetectionLoss(5, box_loss=box_loss)(cls, box, anchors, targets)
     for key in ("loss", "cls_loss", "box_loss", "num_pos"):
         assert torch.equal(batched[key], per_image[key]) and torch.equal(chunked[key], per_image[key]), key
-
-
-def test_loss_of_per_level_class_rows_equals_the_concatenated_rows():
-    sizes, strides = [(8, 8), (4, 4), (2, 2)], [8, 16, 32]
-    anchors = anchors_for(sizes, strides)
-    gen = torch.Generator().manual_seed(2)
-    targets = _random_targets(gen, 2, trial=1)
-    cls_outs = [
-        torch.randn(2, 9 * 5, h, w, generator=gen).contiguous(memory_format=torch.channels_last) for h, w in sizes
-    ]
-    box_outs = [torch.randn(2, 9 * 4, h, w, generator=gen) * 0.1 for h, w in sizes]
-    rows = level_rows(cls_outs, 5)
-    assert all(r.data_ptr() == o.data_ptr() for r, o in zip(rows, cls_outs))  # channels_last: views, no copy
-    cls, box = flatten_head_outputs(cls_outs, box_outs, 5)
-    whole, per_level = DetectionLoss(5)(cls, box, anchors, targets), DetectionLoss(5)(rows, box, anchors, targets)
-    assert per_level["num_pos"] == whole["num_pos"] > 0
-    assert per_level["loss"].item() == pytest.approx(whole["loss"].item(), rel=1e-6)
-    with pytest.raises(ValueError, match="class blocks"):
-        DetectionLoss(5)([rows[0], rows[1][:, :, :4]], box, anchors, targets)

@@ -98,25 +98,15 @@ def feature_sizes_of(outputs: Sequence[torch.Tensor]) -> list[tuple[int, int]]:
     return [(int(o.shape[-2]), int(o.shape[-1])) for o in outputs]
 
 
-def level_rows(outputs: Sequence[torch.Tensor], per_anchor: int) -> list[torch.Tensor]:
-    """Per-level head outputs [B, A * C, H_l, W_l] -> per-level rows [B, H_l * W_l * A, C] in anchor order.
-
-    Concatenated along dim 1 they are :func:`flatten_head_outputs`' rows. Each is a view when its
-    output is channels_last (a copy otherwise), so the loss can take the class rows level by level
-    instead of copying the largest tensor of a training step into one.
-    """
-    rows = []
+def _flatten(outputs: Sequence[torch.Tensor], per_anchor: int) -> torch.Tensor:
+    flat = []
     for o in outputs:
         b, c, h, w = o.shape
         if c % per_anchor:
             raise ValueError(f"head output has {c} channels, not a multiple of {per_anchor}")
         # [B, A*C, H, W] -> [B, H, W, A*C] -> [B, H*W*A, C]: channel a*C + c splits as (a, c)
-        rows.append(o.permute(0, 2, 3, 1).reshape(b, h * w * (c // per_anchor), per_anchor))
-    return rows
-
-
-def _flatten(outputs: Sequence[torch.Tensor], per_anchor: int) -> torch.Tensor:
-    return torch.cat(level_rows(outputs, per_anchor), dim=1)
+        flat.append(o.permute(0, 2, 3, 1).reshape(b, h * w * (c // per_anchor), per_anchor))
+    return torch.cat(flat, dim=1)
 
 
 def flatten_head_outputs(

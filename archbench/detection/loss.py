@@ -2,10 +2,9 @@
 
 Choices (EfficientDet's, so results compare with the reference implementation):
 
-- classification: sigmoid focal loss (alpha 0.25, gamma 1.5; ``torchvision.ops.sigmoid_focal_loss``'s
-  values, computed with its gradient in one pass by :func:`~archbench.detection.focal.focal_loss_sum`)
-  summed over every non-ignored anchor and class, divided by the number of positive anchors in the
-  batch (at least 1; under DDP, in the global batch, see ``normaliser``).
+- classification: ``torchvision.ops.sigmoid_focal_loss`` (alpha 0.25, gamma 1.5) summed over
+  every non-ignored anchor and class, divided by the number of positive anchors in the batch
+  (at least 1; under DDP, in the global batch, see ``normaliser``).
 - box (default ``box_loss="huber"``): Huber loss (delta 0.1) on Faster R-CNN deltas (weights
   1, 1, 1, 1) of positive anchors, summed and divided by ``4 * num_pos``; the total is
   ``cls_loss + box_weight * box_loss`` with ``box_weight = 50``. The alternative
@@ -28,11 +27,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import generalized_box_iou_loss
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from archbench.detection.assign import assign, assign_batch, pad_targets
 from archbench.detection.coding import decode_boxes, encode_boxes
-from archbench.detection.focal import focal_loss_sum
 
 # re-exported: the box coding is part of this module's public contract
 __all__ = ["DetectionLoss", "encode_boxes", "decode_boxes", "assign"]
@@ -82,38 +80,28 @@ class DetectionLoss(nn.Module):
         self.pos_iou, self.neg_iou, self.min_best_iou = pos_iou, neg_iou, min_best_iou
 
     def forward(
-        self,
-        cls: torch.Tensor | Sequence[torch.Tensor],
-        box: torch.Tensor,
-        anchors: torch.Tensor,
-        targets: Sequence[dict[str, torch.Tensor]],
+        self, cls: torch.Tensor, box: torch.Tensor, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
     ) -> dict[str, torch.Tensor]:
         """Loss of one batch.
 
-        cls: [B, N, K] logits, or the same rows in consecutive blocks [B, N_l, K] (sum N_l = N; e.g. one per
-        level, :func:`archbench.detection.anchors.level_rows`); box: [B, N, 4] deltas (rows in anchor order,
-        see :func:`archbench.detection.anchors.flatten_head_outputs`); anchors: [N, 4] xyxy px;
+        cls: [B, N, K] logits; box: [B, N, 4] deltas (rows in anchor order, see
+        :func:`archbench.detection.anchors.flatten_head_outputs`); anchors: [N, 4] xyxy px;
         targets: B dicts with ``boxes`` [M_i, 4] float xyxy px (input frame) and ``labels``
         [M_i] int64 in 0..K-1.
 
         Returns 0-dim tensors: ``loss`` (cls_loss + box_weight * box_loss, differentiable),
         ``cls_loss``, ``box_loss`` (unweighted) and ``num_pos`` (int64, positives in the batch).
         """
-        blocks = [cls] if isinstance(cls, torch.Tensor) else list(cls)
-        b, _, k = blocks[0].shape
-        n = sum(int(c.shape[1]) for c in blocks)
+        b, n, k = cls.shape
         if k != self.num_classes:
             raise ValueError(f"cls has {k} classes, the loss {self.num_classes}")
-        shapes = [tuple(c.shape) for c in blocks]
-        if any(s[0] != b or s[2] != k or len(s) != 3 for s in shapes):
-            raise ValueError(f"class blocks must all be [B, N_l, K]: {shapes}")
         if box.shape != (b, n, 4) or anchors.shape != (n, 4) or len(targets) != b:
             raise ValueError(
-                f"shape mismatch: cls {shapes}, box {tuple(box.shape)}, "
+                f"shape mismatch: cls {tuple(cls.shape)}, box {tuple(box.shape)}, "
                 f"anchors {tuple(anchors.shape)}, {len(targets)} targets"
             )
-        anchors = anchors.to(device=box.device, dtype=torch.float32)
-        blocks, box = [c.float() for c in blocks], box.float()  # loss in fp32 even under autocast
+        anchors = anchors.to(device=cls.device, dtype=torch.float32)
+        cls, box = cls.float(), box.float()  # loss in fp32 even under autocast
 
         targets_of = self._targets_batched if self.batched else self._targets_per_image
         labels_b, gt = targets_of(anchors, targets)  # [B, N] labels, [P, 4] GT box of each positive
@@ -121,12 +109,17 @@ class DetectionLoss(nn.Module):
         num_pos = positive.sum()
         norm = self.normaliser(num_pos)
 
-        # classification: target 1 in a positive's class, 0 elsewhere, ignored anchors left out
-        cls_loss = focal_loss_sum(blocks, labels_b, alpha=self.alpha, gamma=self.gamma) / norm
+        # classification: one-hot targets, ignored anchors masked out
+        cls_target = torch.zeros_like(cls)
+        pb, pn = torch.nonzero(positive, as_tuple=True)
+        cls_target[pb, pn, labels_b[pb, pn]] = 1.0
+        focal = sigmoid_focal_loss(cls, cls_target, alpha=self.alpha, gamma=self.gamma, reduction="none")
+        valid = (labels_b != -1).unsqueeze(-1).to(focal.dtype)
+        cls_loss = (focal * valid).sum() / norm
 
         # box regression on positives; boolean-mask order (b-major, n ascending) is the order of gt
         pred = box[positive]  # [P, 4]
-        pos_anchors = anchors[torch.nonzero(positive, as_tuple=True)[1]]
+        pos_anchors = anchors[pn]
         if self.box_loss == "huber":
             target = encode_boxes(pos_anchors, gt)
             box_loss = F.huber_loss(pred, target, reduction="sum", delta=self.huber_delta) / (4.0 * norm)

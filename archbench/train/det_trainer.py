@@ -25,7 +25,7 @@ from archbench.detection import (
     flatten_head_outputs,
     to_dataset_frame,
 )
-from archbench.detection.anchors import feature_sizes_of, level_rows
+from archbench.detection.anchors import feature_sizes_of
 from archbench.models.detector import Detector
 from archbench.models.scaling import ModelConfig
 from archbench.train.distributed import LOCAL, DistContext
@@ -133,9 +133,7 @@ class DetectionTrainer(Trainer):
         self, outputs: tuple[list[torch.Tensor], list[torch.Tensor]], targets: list[dict[str, torch.Tensor]]
     ) -> dict[str, torch.Tensor]:
         cls_outs, box_outs = outputs
-        # the class rows stay per level (views in channels_last): concatenating them would copy B x N x K floats
-        cls = level_rows([c.float() for c in cls_outs], self.num_classes)
-        box = torch.cat(level_rows([b.float() for b in box_outs], 4), dim=1)
+        cls, box = flatten_head_outputs([c.float() for c in cls_outs], [b.float() for b in box_outs], self.num_classes)
         return self.loss_fn(cls, box, self._anchors(cls_outs), targets)
 
     def _predict(self, model: nn.Module, batches: DataLoader, val_ds: Any) -> list[dict[str, Any]]:
