@@ -1,13 +1,15 @@
 """Our EfficientDet D0 training step against efficientdet-pytorch's ``DetBenchTrain``, in one process (issue 24).
 
     pip install -e ".[bench]"                          # effdet (efficientdet-pytorch), the peer
-    python scripts/bench_peer.py                       # 256 and 512 px, batch 2 (~5 min on 2 cores)
-    python scripts/bench_peer.py --sizes 512 --steps 6 --profile   # where each phase's time goes
+    python scripts/bench_peer.py                       # 256 and 512 px, batch 2 (~2 min on 2 cores)
+    python scripts/bench_peer.py --sizes 512 --steps 3 --profile 2>/dev/null   # where each phase's time goes
 
 Every side trains the EfficientDet D0 configuration at 90 classes from random weights on one fixed
 batch (``--batch`` random images, 3 random boxes each), with the same optimizer: ``make_optimizer`` of
 ``TrainConfig(batch_size=--batch)`` (AdamW lr 6e-3, weight decay 1e-4, fused), zero_grad(set_to_none)
-and gradient clipping at norm 10 (foreach).
+and gradient clipping at norm 10 (foreach). The process's malloc is tuned first
+(:func:`~archbench.train.allocator.tune_malloc`, which our trainer applies anyway): it is process-wide, so
+every side runs with it.
 
 - ``ours``: :class:`~archbench.models.detector.Detector` with the ``bifpn`` spec at
   ``EFFICIENTDET.config(0)`` (timm ``efficientnet_b0``, 64 channels, 3 cells, 3 head repeats), one
@@ -19,15 +21,15 @@ and gradient clipping at norm 10 (foreach).
   ``DetBenchTrain.forward`` calls them (checked to give the same loss before timing).
 - ``effdet_cl``: the same in channels_last (the model and the input), the one line an effdet user
   adds to get our memory layout.
-- ``effdet_cl_nodp``: ``effdet_cl`` without the stochastic depth effdet's D0 config puts in its
+- ``effdet_cl_nodp``: ``effdet_cl`` without the stochastic depth (rate 0.1) effdet's D0 config puts in its
   backbone (``config.backbone_args["drop_path_rate"] = 0.0`` before ``create_model_from_config``):
   our backbone has none, so this arm does the same work as ours.
 
 The steps alternate in rotated order after ``--warmup`` rounds (``time_interleaved``); a ratio is
 the median of per-round ratios ours / arm, with its interquartile range. Each step is also timed
 phase by phase: forward, loss (target assignment + loss), backward (zero_grad + backward),
-optimizer (clip, AdamW, our schedule). ``--profile`` then prints, per side and phase, the ops of
-most self CPU time (torch.profiler over ``--steps`` extra steps). The last line is
+optimizer (clip, AdamW, our schedule). With ``--profile`` nothing is timed: the script prints, per side
+and phase, the ops of most self CPU time (torch.profiler over ``--steps`` steps). The last line is
 ``ratios peer_<size>=X ... peer_cl_<size>=Y ...``: ours / effdet and ours / effdet_cl.
 """
 
@@ -50,6 +52,7 @@ from archbench.errors import UserError
 from archbench.models.detector import Detector
 from archbench.models.scaling import EFFICIENTDET
 from archbench.spec import builtin_spec
+from archbench.train.allocator import tune_malloc
 from archbench.train.det_trainer import DetectionTrainer
 from archbench.train.trainer import TrainConfig, make_optimizer
 
@@ -283,9 +286,11 @@ def main() -> None:
         parser.error("--steps, --threads, --batch and --top must be >= 1 and --warmup >= 0")
     _effdet()
     torch.set_num_threads(args.threads)
+    tuned = tune_malloc()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}, ", end="")
-    print(f"{args.threads} threads, batch {args.batch}; times are median [q1, q3] ms over {args.steps} rounds")
+    print(f"{args.threads} threads, batch {args.batch}, malloc tuned: {tuned}; ", end="")
+    print(f"times are median [q1, q3] ms over {args.steps} rounds")
     if args.profile:
         for size in sizes:
             print(f"\n=== {size} px")
