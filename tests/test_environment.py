@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import pytest
 import torch
 
 from archbench.board.aggregate import build_table
@@ -13,7 +12,6 @@ from archbench.board.cells import MIXED_MARK
 from archbench.board.compose import compose
 from archbench.board.formats import render
 from archbench.board.provenance import setup_table
-from archbench.data import synthetic
 from archbench.runs import environment as envmod
 from archbench.runs import sweep as sweepmod
 from archbench.runs.layout import checkpoint_path, costs_path
@@ -22,13 +20,6 @@ from archbench.runs.sweep import RunRequest, SweepObserver, sweep
 from archbench.train.trainer import TrainConfig, Trainer
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    synthetic.generate(root, n_train=16, n_val=8, size=64, workers=1)
-    return f"coco:{root}"
 
 
 def request(data: str, seed: int = 0, train: TrainConfig = TINY) -> RunRequest:

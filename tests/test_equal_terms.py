@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from archbench.board.aggregate import build_table
-from archbench.data import synthetic
 from archbench.errors import UserError
 from archbench.models.detector import Detector
 from archbench.models.scaling import get_rule
@@ -25,13 +24,6 @@ from helpers import run_cli
 
 TINY = TrainConfig(epochs=1, batch_size=8, warmup_steps=1)
 CONFIG = get_rule("proxy").config(0)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    synthetic.generate(root, n_train=16, n_val=8, size=64, workers=1)
-    return f"coco:{root}"
 
 
 # --- terms --------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from archbench.data import synthetic
 from archbench.runs.layout import checkpoint_path
 from archbench.runs.parallel import run_child, sweep_parallel
 from archbench.runs.records import load_records
@@ -22,13 +21,6 @@ from archbench.train.trainer import StepInfo, TrainConfig
 from helpers import killed_after_first_epoch, run_cli
 
 TINY = TrainConfig(epochs=2, batch_size=8, warmup_steps=1)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    synthetic.generate(root, n_train=16, n_val=8, size=64, workers=1)
-    return f"coco:{root}"
 
 
 @pytest.fixture(autouse=True)

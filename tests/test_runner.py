@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from archbench.data import synthetic
 from archbench.errors import UserError
 from archbench.models.backbone import Backbone
 from archbench.models.weights import load_backbone_weights
@@ -43,13 +42,6 @@ OK_KEYS = [
     *BASE_KEYS,
     *["status", "metrics", "epoch_losses", "steps", "timing", "costs", "memory", "environment", "weights"],
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    synthetic.generate(root, n_train=16, n_val=8, size=64, workers=1)
-    return f"coco:{root}"
 
 
 def request(data: str, neck: str = "bifpn", seed: int = 0, train: TrainConfig = TINY) -> RunRequest:
