@@ -4,6 +4,7 @@ loss, post-processing and COCO evaluation. Each submodule has one job:
 - :mod:`.anchors`      anchor grid + flattening of the per-level head outputs (same order)
 - :mod:`.coding`       Faster R-CNN box deltas (encode / decode)
 - :mod:`.assign`       IoU-threshold anchor -> ground-truth assignment
+- :mod:`.focal`        torchvision's sigmoid focal loss, bit for bit, in fewer passes
 - :mod:`.loss`         focal classification + box regression loss
 - :mod:`.postprocess`  top-k, score threshold, NMS -> per-image detections
 - :mod:`.evaluate`     pycocotools COCOeval wrapper with configurable size buckets

@@ -4,7 +4,9 @@ Choices (EfficientDet's, so results compare with the reference implementation):
 
 - classification: ``torchvision.ops.sigmoid_focal_loss`` (alpha 0.25, gamma 1.5) summed over
   every non-ignored anchor and class, divided by the number of positive anchors in the batch
-  (at least 1; under DDP, in the global batch, see ``normaliser``).
+  (at least 1; under DDP, in the global batch, see ``normaliser``). It is computed by
+  :func:`~archbench.detection.focal.focal_loss_sum`: the same value and gradient bit for bit, without
+  building the one-hot target or autograd's chain of elementwise ops.
 - box (default ``box_loss="huber"``): Huber loss (delta 0.1) on Faster R-CNN deltas (weights
   1, 1, 1, 1) of positive anchors, summed and divided by ``4 * num_pos``; the total is
   ``cls_loss + box_weight * box_loss`` with ``box_weight = 50``. The alternative
@@ -27,10 +29,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import generalized_box_iou_loss
 
 from archbench.detection.assign import assign, assign_batch, pad_targets
 from archbench.detection.coding import decode_boxes, encode_boxes
+from archbench.detection.focal import focal_loss_sum
 
 # re-exported: the box coding is part of this module's public contract
 __all__ = ["DetectionLoss", "encode_boxes", "decode_boxes", "assign"]
@@ -109,13 +112,9 @@ class DetectionLoss(nn.Module):
         num_pos = positive.sum()
         norm = self.normaliser(num_pos)
 
-        # classification: one-hot targets, ignored anchors masked out
-        cls_target = torch.zeros_like(cls)
-        pb, pn = torch.nonzero(positive, as_tuple=True)
-        cls_target[pb, pn, labels_b[pb, pn]] = 1.0
-        focal = sigmoid_focal_loss(cls, cls_target, alpha=self.alpha, gamma=self.gamma, reduction="none")
-        valid = (labels_b != -1).unsqueeze(-1).to(focal.dtype)
-        cls_loss = (focal * valid).sum() / norm
+        # classification: target 1 in a positive's class, 0 elsewhere, ignored anchors left out
+        cls_loss = focal_loss_sum(cls, labels_b, alpha=self.alpha, gamma=self.gamma) / norm
+        pn = torch.nonzero(positive, as_tuple=True)[1]
 
         # box regression on positives; boolean-mask order (b-major, n ascending) is the order of gt
         pred = box[positive]  # [P, 4]
