@@ -44,8 +44,10 @@ OK_KEYS = [
 ]
 
 
-def request(data: str, neck: str = "bifpn", seed: int = 0, train: TrainConfig = TINY) -> RunRequest:
-    return RunRequest(neck=neck, phi=0, seed=seed, data=data, train=train, threads=2)
+def request(
+    data: str, neck: str = "bifpn", seed: int = 0, train: TrainConfig = TINY, data_seed: int | None = None
+) -> RunRequest:
+    return RunRequest(neck=neck, phi=0, seed=seed, data=data, train=train, threads=2, data_seed=data_seed)
 
 
 def test_run_writes_one_complete_record(tiny_data, tmp_path):
@@ -211,3 +213,23 @@ def test_run_refuses_a_spec_on_other_levels_before_any_training(tiny_data, tmp_p
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "is defined on levels [3, 4, 5] but preset 'proxy' builds levels [3, 4, 5, 6, 7]" in bad.stderr
     assert load_records(tmp_path / "r") == []  # not even fpn, listed first, was trained
+
+
+def test_data_seed_orders_the_data_apart_from_the_weight_seed(tiny_data, tmp_path, monkeypatch):
+    import archbench.train.trainer as trainer_module
+
+    order_seeds: list[int] = []
+    sampler = trainer_module.epoch_sampler
+
+    def spy(dataset, seed, epoch, *rest):
+        order_seeds.append(seed)
+        return sampler(dataset, seed, epoch, *rest)
+
+    monkeypatch.setattr(trainer_module, "epoch_sampler", spy)
+    (split,) = sweep([request(tiny_data, data_seed=5)], tmp_path)
+    assert order_seeds == [5, 5]  # both epochs ordered by the data seed
+    assert split.seed == 0 and split.config["data_seed"] == 5
+    order_seeds.clear()
+    (plain,) = sweep([request(tiny_data)], tmp_path)
+    assert order_seeds == [0, 0] and "data_seed" not in plain.config  # unset: old hashes stay
+    assert plain.config_hash != split.config_hash

@@ -37,8 +37,9 @@ TASK_METRICS: dict[str, list[str]] = {
 #: Costs and throughput carried into the table (mean over seeds).
 COST_COLUMNS = ["params_total", "gflops", "latency_ms", "images_per_s"]
 #: The columns that identify a comparison group (ranks and Pareto flags are within a group); ``terms`` is the
-#: equal-terms protocol (:func:`archbench.spec.terms.terms_of`), ``native`` for each neck with its own ops.
-GROUP_KEYS = ["task", "dataset", "preset", "terms"]
+#: equal-terms protocol (:func:`archbench.spec.terms.terms_of`), ``native`` for each neck with its own ops;
+#: ``epochs`` the training schedule (a board's quick and headline tiers are groups of different schedules).
+GROUP_KEYS = ["task", "dataset", "preset", "terms", "epochs"]
 ROW_KEYS = GROUP_KEYS + ["neck", "phi"]
 FAILED_COLUMNS = ["task", "neck", "phi", "seed", "reason"]
 
@@ -78,6 +79,12 @@ def as_number(value: Any) -> float:
     return math.nan if x < 0 else x
 
 
+def schedule_of(record: Mapping[str, Any]) -> int | None:
+    """The run's training schedule in epochs (the record's ``epochs``, else its config's); None if neither says."""
+    epochs = record.get("epochs", ((record.get("config") or {}).get("train") or {}).get("epochs"))
+    return int(epochs) if epochs is not None else None
+
+
 def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     """One ok record as a flat row: keys, metrics of its task and costs."""
     task = record.get("task", "det")
@@ -90,6 +97,7 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": dataset.get("name", "?"),
         "preset": record.get("preset", "?"),
         "terms": terms_of(record.get("config")),
+        "epochs": schedule_of(record),
         "neck": record.get("neck", "?"),
         "spec_hash": record.get("spec_hash"),
         "phi": record.get("phi"),

@@ -128,6 +128,13 @@ def run_cmd(
         help="initial weights: per-part (backbone, neck and head each from its own seeded stream, so the necks of "
         "one seed share backbone and head weights) | one-stream (one stream in build order, as before)",
     ),
+    data_seed: int | None = typer.Option(
+        None,
+        "--data-seed",
+        min=0,
+        help="seed of the training data's order, apart from --seeds (which then seed only the initial weights); "
+        "for measuring where seed-to-seed variance comes from",
+    ),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -185,6 +192,7 @@ def run_cmd(
             keep_weights=keep_weights,
             terms=equal_terms,
             init=init_mode,
+            data_seed=data_seed,
         )
         for p in parse_int_range(phi, "--phi")
         for n in neck_list(neck)

@@ -85,6 +85,15 @@ class RunRequest:
     #: how the initial weights are drawn (:data:`archbench.models.seeding.INIT_MODES`): ``per_part`` pairs the
     #: necks of one seed (same backbone and head weights); ``one_stream`` is the draw before issue 18
     init: str = "per_part"
+    #: the seed of the data order when it should differ from ``seed`` (which then seeds the initial weights and
+    #: torch's global generator only): the noise budget varies one source of seed-to-seed variance at a time.
+    #: Part of the config only when set, so runs without it keep their hashes.
+    data_seed: int | None = None
+
+    @property
+    def order_seed(self) -> int:
+        """The seed of the training data's order: ``data_seed``, or ``seed`` when that is not set."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     @property
     def training(self) -> TrainConfig:
@@ -105,7 +114,8 @@ def planned_environment(req: RunRequest) -> dict[str, Any]:
 
 def run_label(req: RunRequest) -> str:
     """How progress displays name a run: task, neck, phi and seed."""
-    return f"{req.task} {req.neck} phi={req.phi} seed={req.seed}"
+    order = "" if req.data_seed is None else f" data_seed={req.data_seed}"
+    return f"{req.task} {req.neck} phi={req.phi} seed={req.seed}{order}"
 
 
 def _peak_memory_mb(device: torch.device) -> dict[str, float]:
@@ -167,6 +177,8 @@ class Prepared:
         }
         if req.init == "per_part":  # absent for the old draw, so records made before it keep their hashes
             self.config["init"] = req.init
+        if req.data_seed is not None:
+            self.config["data_seed"] = req.data_seed
         if req.rule is not None:
             self.config["rule"] = rule_to_dict(req.rule)
         self.hash = config_hash(self.config)
@@ -294,7 +306,7 @@ def execute(
         init_seed=req.seed if req.init == "per_part" else None,
     )
     weights_loaded = load_backbone_weights(model.backbone.body, req.backbone_weights) if req.backbone_weights else None
-    trainer = prep.task.trainer(model, prep.train, req.training, seed=req.seed, device=device, dist=dist)
+    trainer = prep.task.trainer(model, prep.train, req.training, seed=req.order_seed, device=device, dist=dist)
     distributed = (
         {
             "world_size": dist.world_size,
