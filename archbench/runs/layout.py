@@ -6,6 +6,8 @@
 ``RESULTS/evals/<record file stem>-on-<data>-<fingerprint 8>.json``: a trained run evaluated again (``archbench eval``).
 ``RESULTS/costs/<costs key>.json``: params, GFLOPs and latency of one model under one set of timing conditions,
 measured by the first of its seeds and shared by the others.
+``RESULTS/latency/<UTC stamp>.json``: a latency sitting, every configuration of the board timed in one process
+(``scripts/measure_latency.py``, read by :mod:`archbench.board.latency`).
 ``RESULTS/search.db``: the default Optuna study storage (SQLite).
 ``RESULTS/search/<study>/``: a study's own results folder (its trials' records and checkpoints).
 Generated data sets are cached under ``$ARCHBENCH_CACHE`` (default ``~/.cache/archbench``).
@@ -24,6 +26,7 @@ SEARCH_DIR = "search"
 WEIGHTS_DIR = "weights"
 EVALS_DIR = "evals"
 COSTS_DIR = "costs"
+LATENCY_DIR = "latency"
 
 
 def runs_dir(results: Path) -> Path:
@@ -71,6 +74,11 @@ def eval_path(results: Path, stem: str, data_name: str, fingerprint: str) -> Pat
 def costs_path(results: Path, key: str) -> Path:
     """The shared costs of one model under one set of timing conditions: ``RESULTS/costs/<key>.json``."""
     return Path(results) / COSTS_DIR / f"{key}.json"
+
+
+def latency_dir(results: Path) -> Path:
+    """The folder of latency sittings: ``RESULTS/latency/``."""
+    return Path(results) / LATENCY_DIR
 
 
 def checkpoint_path(results: Path, config_hash: str) -> Path:

@@ -104,14 +104,27 @@ def _record_of(path: Path) -> Path:
     return path
 
 
-def _model_config(record_path: Path, data: dict[str, Any]) -> ModelConfig:
+def _model_config(where: Path | str, data: dict[str, Any]) -> ModelConfig:
     """The record's ``model_config`` as a :class:`ModelConfig`; UserError naming the record if it is not one."""
     try:
         return ModelConfig(
             **{**data, "levels": tuple(data["levels"]), "backbone_levels": tuple(data["backbone_levels"])}
         )
     except (KeyError, TypeError) as exc:
-        raise UserError(f"{record_path}: 'model_config' is not a model configuration ({exc})") from None
+        raise UserError(f"{where}: 'model_config' is not a model configuration ({exc})") from None
+
+
+def rebuild_model(record: RunRecord, where: Path | str) -> tuple[Task, ModelConfig, nn.Module]:
+    """The task, model config and model (freshly initialised, train mode) a record describes: its ``spec``,
+    ``model_config`` and ``config.num_classes``, no backbone download. ``where`` names the record in a
+    ``UserError`` when it lacks one of them or they do not describe a model."""
+    if not record.spec or not record.model_config or not record.config:
+        raise UserError(f"{where}: the record lacks the spec, model_config or config a model is rebuilt from")
+    task = get_task(record.task)
+    spec, problems = parse_spec(record.spec, f"{where}: spec")
+    config = _model_config(where, record.model_config)
+    model = task.model(require_valid(spec, problems, f"{where}: spec"), config, int(record.config["num_classes"]))
+    return task, config, model
 
 
 def _check_weights(record_path: Path, record: RunRecord) -> tuple[Path, dict[str, Any]]:
@@ -146,12 +159,7 @@ def load_trained(path: Path) -> TrainedRun:
     record_path = _record_of(path).resolve()
     record = RunRecord.load(record_path)
     weights_path, entry = _check_weights(record_path, record)
-    if not record.spec or not record.model_config or not record.config:
-        raise UserError(f"{record_path}: the record lacks the spec, model_config or config a model is rebuilt from")
-    task = get_task(record.task)
-    spec, problems = parse_spec(record.spec, f"{record_path}: spec")
-    config = _model_config(record_path, record.model_config)
-    model = task.model(require_valid(spec, problems, f"{record_path}: spec"), config, int(record.config["num_classes"]))
+    task, config, model = rebuild_model(record, record_path)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["ema"] if entry.get("ema") else state["model"])

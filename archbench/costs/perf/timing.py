@@ -38,17 +38,24 @@ class Spread:
 
 
 def time_interleaved(
-    fns: Mapping[str, Callable[[], Any]], runs: int = 20, warmup: int = 3, sync: Callable[[], None] | None = None
+    fns: Mapping[str, Callable[[], Any]],
+    runs: int = 20,
+    warmup: int = 3,
+    sync: Callable[[], None] | None = None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[float]]:
     """Wall time in ms of every ``fns[name]()``, ``runs`` samples each, the order rotated every round.
 
     ``warmup`` rounds (same rotation) run first and are not kept. ``sync`` (e.g.
     ``torch.cuda.synchronize``) runs before the clock starts and before it stops, so that
-    asynchronous work is inside the sample it belongs to.
+    asynchronous work is inside the sample it belongs to. ``on_round(i, total)`` is told as round i
+    (1-based, warm-up rounds included, ``total`` = warmup + runs) starts.
     """
     names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(warmup + runs):
+        if on_round:
+            on_round(round_ + 1, warmup + runs)
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
             if sync:
