@@ -1,11 +1,12 @@
-"""The board's statistics (archbench.board.stats) against hand-computed values on small fixed numbers.
+"""The board's statistics (archbench.board.stats, .power) against hand-computed values on small fixed numbers.
 
 Reference quantiles from the printed table of Student's t (e.g. any statistics textbook's appendix):
 t_{0.975, df} = 12.706, 4.303, 3.182, 2.776, 2.571 for df 1..5, 2.228 (10), 2.042 (30), 1.980 (120);
-t_{0.95, 1} = 6.314, t_{0.95, 2} = 2.920. Normal: z_{0.975} = 1.959964, z_{0.8} = 0.841621.
-Two-sided t p-values in closed form (independent of the incomplete beta the module uses):
+t_{0.95, df} = 6.314, 2.920, 2.353 for df 1..3. Normal: z_{0.975} = 1.959964, z_{0.8} = 0.841621.
+Two-sided t p-values in closed form (independent of scipy, which the modules use):
 df 1: p = 1 - (2/pi) atan|t|; df 2: p = 1 - |t| / sqrt(t^2 + 2);
-df 3: p = 1 - (2/pi) (atan(u) + u / (1 + u^2)), u = |t| / sqrt(3).
+df 3: p = 1 - (2/pi) (atan(u) + u / (1 + u^2)), u = |t| / sqrt(3);
+even df: p = 1 - x sum_{k < df/2} C(2k, k) / 4^k (1 - x^2)^k, x = |t| / sqrt(t^2 + df).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import math
 
 import pandas as pd
 import pytest
+import scipy.stats
 
-from archbench.board import stats
+from archbench.board import power, stats
 from archbench.board.aggregate import build_table
 from archbench.runs.records import OK
 
@@ -24,6 +26,12 @@ def p_df3(t: float) -> float:
     """Two-sided p of Student's t with 3 degrees of freedom, closed form."""
     u = abs(t) / math.sqrt(3.0)
     return 1.0 - (2.0 / math.pi) * (math.atan(u) + u / (1.0 + u * u))
+
+
+def p_even(t: float, df: int) -> float:
+    """Two-sided p of Student's t with an even number of degrees of freedom, closed form."""
+    x = abs(t) / math.sqrt(t * t + df)
+    return 1.0 - x * sum(math.comb(2 * k, k) / 4**k * (1 - x * x) ** k for k in range(df // 2))
 
 
 def group(values: dict[str, dict[int, float]], metric: str = "AP") -> pd.DataFrame:
@@ -59,48 +67,36 @@ XYZ = group({"x": seeds(*X), "y": seeds(*Y), "z": seeds(*Z)})
 # ---------------------------------------------------------------------------------------------- t distribution
 
 
-def test_incomplete_beta_known_values():
-    # I_x(1, 1) = x; I_x(a, 1) = x^a; I_0.5(2, 3) = sum_{j=2..4} C(4, j) / 16 = (6 + 4 + 1) / 16 = 0.6875
-    assert stats.betainc(1, 1, 0.3) == pytest.approx(0.3, abs=1e-12)
-    assert stats.betainc(3, 1, 0.4) == pytest.approx(0.064, abs=1e-12)
-    assert stats.betainc(2, 3, 0.5) == pytest.approx(0.6875, abs=1e-12)
-    assert stats.betainc(2, 3, 0.0) == 0.0 and stats.betainc(2, 3, 1.0) == 1.0
-
-
-def test_t_p_values_match_closed_forms():
-    # df 1, t = 1: 1 - (2/pi) * pi/4 = 0.5; df 2, t = 2: 1 - 2 / sqrt(6) = 0.183503
-    assert stats.t_two_sided_p(1.0, 1) == pytest.approx(0.5, abs=1e-12)
-    assert stats.t_two_sided_p(-2.0, 2) == pytest.approx(1 - 2 / math.sqrt(6), abs=1e-12)
-    for t in (0.3, 1.7, 6.58, 24.5):
-        assert stats.t_two_sided_p(t, 3) == pytest.approx(p_df3(t), abs=1e-12)
-    assert stats.t_two_sided_p(0.0, 5) == 1.0 and stats.t_two_sided_p(math.inf, 5) == 0.0
+def test_closed_form_p_values_agree():
+    # the helpers above against each other and known points: df 2, t = 2: 1 - 2 / sqrt(6) = 0.183503
+    assert p_even(2.0, 2) == pytest.approx(1 - 2 / math.sqrt(6), abs=1e-12)
+    assert p_even(0.0, 6) == 1.0 and p_df3(0.0) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
-    ("p", "df", "table"),
+    ("level", "df", "table"),
     [
-        (0.975, 1, 12.706),
-        (0.975, 2, 4.303),
-        (0.975, 3, 3.182),
-        (0.975, 4, 2.776),
-        (0.975, 5, 2.571),
-        (0.975, 10, 2.228),
-        (0.975, 30, 2.042),
-        (0.975, 120, 1.980),
-        (0.95, 1, 6.314),
-        (0.95, 2, 2.920),
-        (0.025, 2, -4.303),
+        (0.95, 1, 12.706),
+        (0.95, 2, 4.303),
+        (0.95, 3, 3.182),
+        (0.95, 4, 2.776),
+        (0.95, 5, 2.571),
+        (0.95, 10, 2.228),
+        (0.95, 30, 2.042),
+        (0.95, 120, 1.980),
+        (0.90, 1, 6.314),
+        (0.90, 2, 2.920),
     ],
 )
-def test_t_quantile_matches_the_printed_table(p, df, table):
-    assert stats.t_quantile(p, df) == pytest.approx(table, abs=5e-4)
+def test_t_critical_matches_the_printed_table(level, df, table):
+    assert stats.t_critical(level, df) == pytest.approx(table, abs=5e-4)
+    # the half-width of n = df + 1 values of sd sqrt(n) is the critical value itself
+    assert stats.t_half_width(math.sqrt(df + 1), df + 1, level) == pytest.approx(table, abs=5e-4)
 
 
-def test_t_quantile_tends_to_the_normal_and_rejects_bad_input():
-    assert stats.t_quantile(0.975, 1e6) == pytest.approx(1.959964, abs=1e-5)
-    assert stats.t_quantile(0.5, 3) == 0.0
-    with pytest.raises(ValueError):
-        stats.t_quantile(1.0, 3)
+def test_t_critical_tends_to_the_normal():
+    assert stats.t_critical(0.95, 1e6) == pytest.approx(1.959964, abs=1e-5)
+    assert math.isnan(stats.t_critical(0.95, 0)) and math.isnan(stats.t_half_width(0.1, 1))
 
 
 # ---------------------------------------------------------------------------------------------- mean_ci
@@ -207,7 +203,7 @@ def test_pairwise_tests_on_the_block_model():
     xy, xz, yz = tests.loc[("x", "y")], tests.loc[("x", "z")], tests.loc[("y", "z")]
     assert xy["t"] == pytest.approx(9.0453, abs=1e-4) and yz["t"] == pytest.approx(-8.5931, abs=1e-4)
     assert xz["t"] == pytest.approx(0.45227, abs=1e-5) and yz["diff_mean"] == pytest.approx(-0.095)
-    assert xy["p"] == pytest.approx(stats.t_two_sided_p(9.0453, 6), rel=1e-3) and (tests["n_pairs"] == 4).all()
+    assert xy["p"] == pytest.approx(p_even(9.0453, 6), rel=1e-3) and (tests["n_pairs"] == 4).all()
     # Holm: 3 * p(x, y) = 3.07e-4; max(that, 2 * p(y, z) = 2.73e-4); max(that, 1 * p(x, z))
     assert xy["p_holm"] == pytest.approx(3 * xy["p"]) and yz["p_holm"] == pytest.approx(3 * xy["p"])
     assert xz["p_holm"] == pytest.approx(xz["p"])
@@ -347,51 +343,96 @@ def test_ranking_agreement():
         stats.ranking_agreement(["a", "a"], ["a"])
 
 
-# ---------------------------------------------------------------------------------------------- seeds needed
+# ---------------------------------------------------------------------------------------------- power
 
 
-def test_seeds_needed_normal_approximation():
-    # (1.959964 + 0.841621) * .02 / .01 = 5.603170 -> squared 31.3955 -> 32
-    assert stats.seeds_needed(0.01, 0.02) == 32.0
-    assert stats.seeds_needed(-0.01, 0.02) == 32.0  # the sign does not matter
-    assert stats.seeds_needed(0.0, 0.02) == math.inf
-    assert math.isnan(stats.seeds_needed(0.01, math.nan))
-    assert stats.seeds_needed(0.1, 0.001) == 2.0  # at least two pairs
-    assert stats.seeds_needed(1e-16, 0.02) == math.inf  # rounding noise, not a difference: no practical count
-    # Bonferroni over 3 tests: a = .05 / 3, z_{1 - a/2} = 2.39398 -> (3.23560 * 2)^2 = 41.88 -> 42
-    assert stats.seeds_needed(0.01, 0.02, tests=3) == 42.0
+def upper_power(delta: float, sd: float, n: int, a: float) -> float:
+    """The paired t-test's power from its upper tail alone, P(T > t_{1 - a/2, n-1}) for noncentral T (the
+    lower tail is below 1e-6 wherever it is used here)."""
+    crit = scipy.stats.t.ppf(1 - a / 2, n - 1)
+    return float(scipy.stats.nct.sf(crit, n - 1, delta * math.sqrt(n) / sd))
 
 
-def test_seeds_needed_with_t_quantiles():
-    # sd / mean = 1: normal n = 2.801585^2 = 7.85 -> 8; with t (t_{0.975, df} + t_{0.80, df}, printed table):
-    #   n 8, df 7: (2.365 + 0.896)^2 = 10.63 > 8;  n 9, df 8: (2.306 + 0.889)^2 = 10.21 > 9;
-    #   n 10, df 9: (2.262 + 0.883)^2 = 9.89 <= 10 -> 10
-    assert stats.seeds_needed(0.1, 0.1) == 8.0
-    assert stats.seeds_needed(0.1, 0.1, t=True) == 10.0
-    # with 3 necks the block model's df is 2(n - 1): n 8, df 14: (2.145 + 0.868)^2 = 9.08 > 8;
-    #   n 9, df 16: (2.120 + 0.865)^2 = 8.91 <= 9 -> 9
-    assert stats.seeds_needed(0.1, 0.1, t=True, necks=3) == 9.0
+def test_power_without_a_difference_is_the_size():
+    assert power.paired_t_power(0.0, 0.03, 5, 0.05) == pytest.approx(0.05, abs=1e-12)
+    assert power.paired_t_power(0.0, 0.03, 5, 0.05, tests=78) == pytest.approx(0.05 / 78, abs=1e-12)
+    assert math.isnan(power.paired_t_power(0.01, 0.03, 1, 0.05)) and power.paired_t_power(0.01, 0.0, 3, 0.05) == 1.0
+
+
+def test_power_in_the_normal_limit():
+    # n = 1e6: T ~ N(nc, 1) and the critical value is z_{0.975}; nc = z_{0.975} + z_{0.8} = 2.801585 gives 0.8
+    n = 1_000_000
+    delta = 2.801585 * 0.03 / math.sqrt(n)
+    assert power.paired_t_power(delta, 0.03, n, 0.05) == pytest.approx(0.8, abs=1e-4)
+
+
+def test_seeds_for_a_stated_effect():
+    # effect = sd: the central-t bound n >= ((t_{0.975, n-1} + t_{0.80, n-1}) sd / effect)^2 from the printed
+    # table fails at 9 ((2.306 + 0.889)^2 = 10.21) and holds at 10 ((2.262 + 0.883)^2 = 9.89); the exact power
+    # agrees: below 0.8 at 9 seeds, above at 10
+    assert power.seeds_for_effect(0.03, 0.03, 0.05, 1) == 10.0
+    assert power.seeds_for_effect(-0.03, 0.03, 0.05, 1) == 10.0  # the sign does not matter
+    assert upper_power(0.03, 0.03, 9, 0.05) < 0.8 <= upper_power(0.03, 0.03, 10, 0.05)
+    # more tests, a stricter level: never fewer seeds; Bonferroni over 3 at effect = sd / 2: the normal count
+    # (2.39398 + 0.841621)^2 * 4 = 41.88 is a lower bound, t quantiles add a few
+    n3 = power.seeds_for_effect(0.015, 0.03, 0.05, 3)
+    assert 42 <= n3 <= 46 and upper_power(0.015, 0.03, int(n3) - 1, 0.05 / 3) < 0.8 <= upper_power(
+        0.015, 0.03, int(n3), 0.05 / 3
+    )
+    assert power.seeds_for_effect(0.0, 0.03, 0.05, 1) == math.inf
+    assert power.seeds_for_effect(1e-16, 0.03, 0.05, 1) == math.inf  # rounding noise: no practical count
+    assert math.isnan(power.seeds_for_effect(0.01, math.nan, 0.05, 1))
+    assert power.seeds_for_effect(0.1, 0.001, 0.05, 1) == 2.0  # at least two seeds
+
+
+def test_min_detectable_difference():
+    # 10 seeds, sd 0.03, 5 %: the central-t approximation (t_{0.975, 9} + t_{0.80, 9}) sd / sqrt(10) =
+    # (2.262 + 0.883) * 0.03 / 3.162278 = 0.029836; the exact value is close, and has power 0.8 exactly
+    mdd = power.min_detectable_difference(0.03, 10, 0.05, 1)
+    assert mdd == pytest.approx(0.029836, rel=5e-3)
+    assert upper_power(mdd, 0.03, 10, 0.05) == pytest.approx(0.8, abs=1e-6)
+    # Bonferroni over 78 pairs at 3 seeds: the level a = .05 / 78 is that of Holm's first step
+    strict = power.min_detectable_difference(0.03, 3, 0.05, 78)
+    assert strict > mdd and upper_power(strict, 0.03, 3, 0.05 / 78) == pytest.approx(0.8, abs=1e-6)
+    # the two functions agree: the MDD of n seeds needs n seeds
+    assert power.seeds_for_effect(mdd * 1.0001, 0.03, 0.05, 1) == 10.0
+    assert power.seeds_for_effect(mdd * 0.999, 0.03, 0.05, 1) == 11.0
+    assert math.isnan(power.min_detectable_difference(0.03, 1, 0.05, 1))
+    assert power.min_detectable_difference(0.0, 3, 0.05, 1) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- closest pair
 
 
 def test_closest_unresolved_pair():
     # x ~ z (p .667), y resolved from both; x - z: mean .005, block-model sd .0221108, (sd / mean)^2 = 19.556.
-    # Seeds at the Bonferroni level of the 3 tests (a = .05 / 3) with t quantiles on the fit's (3 - 1)(n - 1) df:
-    # the normal count is (2.39398 + 0.841621)^2 * 19.556 = 204.7; at df ~ 410 the t quantiles are ~ 2.4035 and
-    # ~ 0.8424 ((3.2459)^2 * 19.556 = 206.0), so about 206-207: checked as the smallest n with n >= that bound.
+    # Seeds a paired t-test needs at the Bonferroni level of the 3 tests (a = .05 / 3): at least the normal
+    # count (2.39398 + 0.841621)^2 * 19.556 = 204.7; t quantiles on ~205 df add about one
     pair = stats.closest_unresolved_pair(XYZ, "AP")
     assert pair is not None and (pair.a, pair.b, pair.n_pairs) == ("x", "z", 4)
     assert pair.diff_mean == pytest.approx(0.005) and pair.diff_sd == pytest.approx(0.0221108, abs=1e-6)
-    n = pair.seeds_needed
-    assert n == stats.seeds_needed(0.005, pair.diff_sd, 1 - 0.05, tests=3, t=True, necks=3) and 205 <= n <= 209
-
-    def bound(k: float) -> float:
-        df = 2 * (k - 1)
-        return (stats.t_quantile(1 - 0.05 / 6, df) + stats.t_quantile(0.8, df)) ** 2 * (pair.diff_sd / 0.005) ** 2
-
-    assert n >= bound(n) - 0.01 and n - 1 < bound(n - 1) + 0.01
+    n = int(pair.seeds_needed)
+    assert 205 <= n <= 208 and pair.seeds_needed == power.seeds_for_effect(0.005, pair.diff_sd, 0.05, 3)
+    assert upper_power(0.005, pair.diff_sd, n - 1, 0.05 / 3) < 0.8 <= upper_power(0.005, pair.diff_sd, n, 0.05 / 3)
     resolved = group({"x": seeds(*X), "y": seeds(*Y)})
     assert stats.closest_unresolved_pair(resolved, "AP") is None
     assert stats.closest_unresolved_pair(XYZ, "AP", top=1) is None  # one neck: no pair
+
+
+# ---------------------------------------------------------------------------------------------- p-value adjustment
+
+
+def test_adjust_p():
+    # Benjamini-Hochberg: sorted .01, .03, .04 -> .01 * 3 / 1 = .03, .03 * 3 / 2 = .045, .04 * 3 / 3 = .04,
+    # then the running minimum from the top: .03, .04, .04 (back in input order: .03, .04, .04)
+    assert stats.adjust_p([0.01, 0.04, 0.03], "bh") == pytest.approx([0.03, 0.04, 0.04])
+    # Benjamini-Yekutieli: times 1 + 1/2 + 1/3 = 1.833333
+    assert stats.adjust_p([0.01, 0.04, 0.03], "by") == pytest.approx([0.055, 0.073333, 0.073333], abs=1e-6)
+    bh = stats.adjust_p([0.01, math.nan, 0.04], "bh")  # m = 2: .02, .04
+    assert bh[0] == pytest.approx(0.02) and math.isnan(bh[1]) and bh[2] == pytest.approx(0.04)
+    assert stats.adjust_p([0.01, 0.04, 0.03]) == stats.holm([0.01, 0.04, 0.03])
+    with pytest.raises(ValueError, match="unknown"):
+        stats.adjust_p([0.01], "fdr")
 
 
 def test_neck_summary():

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from archbench.board import stats
+from archbench.board import power
 from archbench.board.compose import compose
 from archbench.board.formats import render
 from archbench.errors import UserError
@@ -138,7 +138,7 @@ def test_rank_stability_and_closest_unresolved_pair(board):
     assert phi0["pair_diff"] == pytest.approx(0.04 / 3) and phi0["pair_sd"] == pytest.approx(0.011055, rel=1e-4)
     assert (phi1["pair_a"], phi1["pair_b"], phi1["pair_n"]) == ("fpn", "panet", 2)
     assert phi1["pair_diff"] == pytest.approx(0.005) and phi1["pair_sd"] == pytest.approx(0.03)
-    assert phi1["seeds_needed"] == stats.seeds_needed(0.005, 0.03, tests=3, t=True, necks=3)
+    assert phi1["seeds_needed"] == power.seeds_for_effect(0.005, 0.03, 0.05, 3)
     assert phi0["n_seeds"] == 3 and phi1["n_seeds"] == 2 and phi0["n_necks"] == 3
 
 

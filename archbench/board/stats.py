@@ -1,4 +1,4 @@
-"""The board's statistics over seeds: intervals, paired differences, tie letters, rank stability, seeds needed.
+"""The board's statistics over seeds: intervals, paired differences, tie letters, rank stability, closest pair.
 
 Pure functions of numbers and of one comparison group's per-seed rows: the rows of one (task, dataset,
 preset, phi[, terms]) as :func:`archbench.board.aggregate._ok_rows` produces them (columns ``neck``,
@@ -7,12 +7,10 @@ keys keep their one home (``aggregate.GROUP_KEYS``). Metric values are in the me
 AP50, mIoU: fractions in [0, 1]); differences and interval half-widths are in the same units. A missing
 metric (NaN) is left out, never counted as zero.
 
-Why no scipy: it is not in the stack, and the board needs only the Student t distribution. Its CDF is the
-regularized incomplete beta function, computed here by the continued fraction of Numerical Recipes
-(Press et al., 3rd ed., section 6.4, ``betacf`` with the modified Lentz method); the t-test p-values use it
-directly, and the t quantiles invert it by bisection, so any confidence level works (the tests check the
-quantiles against the printed table of t_{0.975, df}). Normal quantiles come from the standard library
-(``statistics.NormalDist``).
+The distributions and standard tests come from ``scipy.stats`` (Student t quantiles and tails, Welch's
+interval, Kendall's tau-b); what is written here is the board's own design (the block model, Holm's
+step-down, the letter display, seed splits). The per-pair paired tests, equivalence tests, power and the
+agreement of two tiers live in :mod:`archbench.board.pairs` and :mod:`archbench.board.power`.
 
 Method choices, each documented where it is made:
 
@@ -23,7 +21,8 @@ Method choices, each documented where it is made:
   letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
 - rank stability: Kendall tau-b between the neck rankings of two disjoint halves of the seeds, averaged over
   all balanced splits (:func:`rank_stability`);
-- seeds needed: the normal-approximation sample size of a paired two-sided test (:func:`seeds_needed`).
+- closest unresolved pair: the tied pair of the top necks with the smallest gap, with the seeds a paired
+  t-test would need at that gap (:func:`closest_unresolved_pair`, exact noncentral-t power).
 """
 
 from __future__ import annotations
@@ -33,96 +32,27 @@ import math
 import random
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from archbench.board import REFERENCE
+from archbench.board.power import seeds_for_effect
 
 #: The significance level of the tie test (family-wise, after Holm's correction).
 ALPHA = 0.05
-#: Beyond this many seeds per neck :func:`seeds_needed` says inf (no practical number).
-MAX_SEEDS = 1_000_000
 #: At most this many seed splits are averaged in :func:`rank_stability` (a fixed-seed sample beyond).
 MAX_SPLITS = 2000
-
-_EPS = 3.0e-16
-_TINY = 1.0e-300
 
 
 # ---------------------------------------------------------------------------------------------- t distribution
 
 
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """The continued fraction of I_x(a, b) (Numerical Recipes ``betacf``, modified Lentz); converges for
-    x < (a + 1) / (a + b + 2)."""
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > _TINY else _TINY)
-            c = 1.0 + aa / c
-            c = c if abs(c) > _TINY else _TINY
-            h *= d * c
-        if abs(d * c - 1.0) < _EPS:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b) for a, b > 0 and x in [0, 1] (dimensionless)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's T with ``df`` > 0 degrees of freedom: I_{df/(df+t^2)}(df/2, 1/2).
-
-    Dimensionless; NaN for a NaN ``t`` or ``df``, 0 for an infinite ``t``.
-    """
-    if math.isnan(t) or math.isnan(df):
-        return math.nan
-    if math.isinf(t):
-        return 0.0
-    return betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-@lru_cache(maxsize=1024)
-def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` > 0 degrees of freedom (e.g. t_{0.975, 2} = 4.303).
-
-    Found by bisection on the two-sided p-value (monotone in t), to a relative precision of about 1e-12.
-    """
-    if not 0.0 < p < 1.0 or not df > 0:
-        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
-    if p == 0.5:
-        return 0.0
-    tail = 2.0 * (1.0 - p) if p > 0.5 else 2.0 * p  # two-sided p-value at the quantile
-    lo, hi = 0.0, 1.0
-    while t_two_sided_p(hi, df) > tail:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_two_sided_p(mid, df) > tail:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * hi:
-            break
-    t = 0.5 * (lo + hi)
-    return t if p > 0.5 else -t
+def t_critical(level: float, df: float) -> float:
+    """The two-sided Student-t critical value t_{(1+level)/2, df} (``scipy.stats.t.ppf``; e.g. 4.303 for level
+    0.95 and df 2). Dimensionless; NaN for df <= 0 or NaN."""
+    return float(st.t.ppf((1.0 + level) / 2.0, df)) if df > 0 else math.nan
 
 
 def t_half_width(sd: float, n: float, level: float = 0.95) -> float:
@@ -132,7 +62,7 @@ def t_half_width(sd: float, n: float, level: float = 0.95) -> float:
     """
     if not n >= 2 or math.isnan(sd):
         return math.nan
-    return t_quantile((1.0 + level) / 2.0, n - 1.0) * sd / math.sqrt(n)
+    return t_critical(level, n - 1.0) * sd / math.sqrt(n)
 
 
 # ---------------------------------------------------------------------------------------------- one sample
@@ -180,23 +110,19 @@ def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> tuple[
     """The unpaired difference mean(a) - mean(b): (difference, sd of one difference, Welch CI half-width).
 
     The sd of one difference of independent draws is sqrt(sd_a^2 + sd_b^2), comparable to the sd of paired
-    differences; the half-width uses Welch's standard error sqrt(sd_a^2/n_a + sd_b^2/n_b) and the
-    Welch-Satterthwaite degrees of freedom. Units of the values; NaN where a side has fewer than two values.
+    differences; the half-width is that of Welch's interval (``scipy.stats.ttest_ind(equal_var=False)``:
+    standard error sqrt(sd_a^2/n_a + sd_b^2/n_b) on the Welch-Satterthwaite degrees of freedom). Units of the
+    values; NaN where a side has fewer than two values, and no width (0) when neither side varies.
     """
     x, y = _finite(a), _finite(b)
     if x.size == 0 or y.size == 0:
         return math.nan, math.nan, math.nan
     diff = float(x.mean() - y.mean())
-    va, vb = _sd(x) ** 2, _sd(y) ** 2
-    sd = math.sqrt(va + vb)
-    qa, qb = va / x.size, vb / y.size
-    se2 = qa + qb
-    if math.isnan(se2):
-        return diff, sd, math.nan
-    if se2 == 0.0:
-        return diff, sd, 0.0
-    df = se2**2 / (qa**2 / (x.size - 1) + qb**2 / (y.size - 1))
-    return diff, sd, t_quantile((1.0 + level) / 2.0, df) * math.sqrt(se2)
+    sd = math.sqrt(_sd(x) ** 2 + _sd(y) ** 2)
+    if math.isnan(sd) or sd == 0.0:
+        return diff, sd, sd
+    ci = st.ttest_ind(x, y, equal_var=False).confidence_interval(level)
+    return diff, sd, float(ci.high - ci.low) / 2.0
 
 
 @dataclass(frozen=True)
@@ -255,7 +181,7 @@ class BlockFit:
     def half_width(self, a: str, b: str, level: float = 0.95) -> float:
         """Half-width of the Student-t ``level`` interval of ``difference(a, b)`` (NaN without one)."""
         se = self.difference(a, b)[1]
-        return math.nan if math.isnan(se) else t_quantile((1.0 + level) / 2.0, self.df) * se
+        return math.nan if math.isnan(se) else t_critical(level, self.df) * se
 
     def t_test(self, a: str, b: str) -> tuple[float, float]:
         """(t, two-sided p) that necks ``a`` and ``b`` have the same effect; NaN when it cannot be tested.
@@ -268,7 +194,7 @@ class BlockFit:
         if se == 0.0:
             return (0.0, 1.0) if diff == 0.0 else (math.copysign(math.inf, diff), 0.0)
         t = diff / se
-        return t, t_two_sided_p(t, float(self.df))
+        return t, float(2.0 * st.t.sf(abs(t), self.df))
 
     def adjusted_means(self) -> pd.Series:
         """Each neck's mean as if it had run every seed of the group (least-squares means: its effect plus the
@@ -345,7 +271,9 @@ def paired_differences(
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (Holm 1979), in the input order; NaNs stay NaN and are not counted.
 
-    With m tests sorted ascending, p_adj(i) = max_{j <= i} min(1, (m - j + 1) * p(j)).
+    With m tests sorted ascending, p_adj(i) = max_{j <= i} min(1, (m - j + 1) * p(j)). Written here because
+    scipy has no family-wise step-down correction (``scipy.stats.false_discovery_control`` adjusts for the
+    false discovery rate only) and statsmodels, which has one, is not in the stack.
     """
     p = np.asarray(p_values, dtype=float)
     valid = np.flatnonzero(~np.isnan(p))
@@ -356,6 +284,25 @@ def holm(p_values: Sequence[float]) -> list[float]:
     for j, i in enumerate(order):
         running = max(running, min(1.0, (m - j) * p[i]))
         adjusted[i] = running
+    return [float(v) for v in adjusted]
+
+
+def adjust_p(p_values: Sequence[float], method: str = "holm") -> list[float]:
+    """p-values adjusted over their family, in the input order; NaNs stay NaN and are not counted.
+
+    ``method``: ``"holm"`` (:func:`holm`: family-wise error control, the board's default) or ``"bh"`` /
+    ``"by"`` (false discovery rate control by Benjamini-Hochberg / Benjamini-Yekutieli,
+    ``scipy.stats.false_discovery_control``). A test is significant at level alpha when its adjusted p < alpha.
+    """
+    if method == "holm":
+        return holm(p_values)
+    if method not in ("bh", "by"):
+        raise ValueError(f"unknown p-value adjustment {method!r}: choose holm, bh or by")
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    valid = ~np.isnan(p)
+    if valid.any():
+        adjusted[valid] = st.false_discovery_control(p[valid], method=method)
     return [float(v) for v in adjusted]
 
 
@@ -446,31 +393,37 @@ def tie_letters(rows: pd.DataFrame, metric: str, alpha: float = ALPHA) -> dict[s
     78 pairs (R's ``pairwise.t.test(paired = TRUE)``), which almost no pair of runs reaches, while the pooled
     residual has (k - 1)(n - 1); Holm because it controls the family-wise error like Bonferroni and is uniformly more
     powerful; a letter display because "tied" is not transitive (a ~ b and b ~ c with a != c) and letters
-    show that honestly.
+    show that honestly. The pooling assumes every pair is equally noisy; the per-pair paired tests
+    (:func:`archbench.board.pairs.paired_tests`, :func:`archbench.board.pairs.paired_letters`) do not, and
+    are the primary verdicts, these letters the secondary view.
     """
-    tests = pairwise_tests(rows, metric, alpha)
+    return letters_of(pairwise_tests(rows, metric, alpha), verdict_order(rows, metric))
+
+
+def letters_of(tests: pd.DataFrame, order: Sequence[str]) -> dict[str, str]:
+    """The letter display (:func:`letter_display`) of the necks in ``order`` (best first) from a frame of pair
+    tests with columns ``a``, ``b`` and ``different`` (:func:`pairwise_tests`, or the per-pair paired tests of
+    :func:`archbench.board.pairs.paired_tests`); pairs not in ``tests`` count as tied."""
     different = [(a, b) for a, b, diff in zip(tests["a"], tests["b"], tests["different"]) if diff]
-    order = verdict_order(rows, metric)
     return letter_display(order, different, order)
 
 
 # ---------------------------------------------------------------------------------------------- rankings
 
 
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+def kendall_tau_b(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b between two paired score vectors (dimensionless, in [-1, 1]; ties handled).
 
     tau_b = (C - D) / sqrt((n0 - n1) (n0 - n2)), with C / D the concordant / discordant pairs, n0 = n(n-1)/2,
-    n1 / n2 the pairs tied in x / y (Kendall 1945). NaN when fewer than two items or one side is all tied.
+    n1 / n2 the pairs tied in x / y (Kendall 1945; ``scipy.stats.kendalltau(variant="b")``). NaN when fewer
+    than two items, one side is all tied, or a value is NaN. Raises ``ValueError`` for unequal lengths.
     """
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"kendall_tau_b needs equal lengths, got {a.size} and {b.size}")
-    i, j = np.triu_indices(a.size, k=1)
-    sx, sy = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    n0 = i.size
-    denom = math.sqrt(float(n0 - np.sum(sx == 0)) * float(n0 - np.sum(sy == 0)))
-    return float(np.sum(sx * sy)) / denom if denom > 0 else math.nan
+    if a.size < 2 or np.isnan(a).any() or np.isnan(b).any():
+        return math.nan  # scipy would say NaN too, with a warning for the short case
+    return float(st.kendalltau(a, b, variant="b").statistic)
 
 
 def _positions(ranking: Sequence[str | Sequence[str]]) -> dict[str, int]:
@@ -551,49 +504,7 @@ def rank_stability(rows: pd.DataFrame, metric: str, max_splits: int = MAX_SPLITS
     return float(np.mean(taus)) if taus else math.nan
 
 
-# ---------------------------------------------------------------------------------------------- seeds needed
-
-
-def seeds_needed(
-    diff_mean: float,
-    diff_sd: float,
-    level: float = 0.95,
-    power: float = 0.8,
-    *,
-    tests: int = 1,
-    t: bool = False,
-    necks: int = 2,
-) -> float:
-    """About how many paired seeds a two-sided paired test at ``level`` needs to resolve a difference.
-
-    Normal approximation n = ((z_{1-a/2} + z_{power}) * sd / |mean|)^2 with a = 1 - level, rounded up, at
-    least 2 (one pair has no sd); ``diff_mean`` and ``diff_sd`` in the same units. ``tests`` > 1 divides a by
-    the number of comparisons (Bonferroni: the strictest step of Holm's correction, so the count suffices
-    whatever the pair's place in it). The normal approximation underestimates at small n, where t_{n-1}
-    quantiles exceed z (with 2 seeds, t_{0.975, 1} = 12.7); ``t=True`` gives instead the smallest n with
-    n >= ((t_{1-a/2, df} + t_{power, df}) * sd / |mean|)^2, the usual central-t refinement, with df the
-    block model's (necks - 1)(n - 1) (:class:`BlockFit`; n - 1 for the default two necks: a paired t-test).
-    inf when the mean difference is 0 or the count would exceed ``MAX_SEEDS``; NaN when either input is NaN.
-    """
-    if math.isnan(diff_mean) or math.isnan(diff_sd):
-        return math.nan
-    if diff_mean == 0.0:
-        return math.inf
-    a = (1.0 - level) / tests
-    ratio2 = (diff_sd / abs(diff_mean)) ** 2
-    z = NormalDist().inv_cdf(1.0 - a / 2.0) + NormalDist().inv_cdf(power)
-    if z * z * ratio2 > MAX_SEEDS:  # e.g. a difference of 1e-16 left by rounding: no practical count
-        return math.inf
-    n = max(2, math.ceil(z * z * ratio2 - 1e-9))  # the 1e-9: a whole n computed with rounding error stays whole
-    if t:
-        # t quantiles exceed z ones, so the answer is at least the normal n: count up from it
-        def bound(n: int) -> float:
-            df = (necks - 1) * (n - 1.0)
-            return (t_quantile(1.0 - a / 2.0, df) + t_quantile(power, df)) ** 2 * ratio2
-
-        while n < bound(n):
-            n += 1
-    return float(n)
+# ---------------------------------------------------------------------------------------------- closest pair
 
 
 @dataclass(frozen=True)
@@ -602,7 +513,8 @@ class UnresolvedPair:
 
     ``a`` ranks above ``b`` by mean; ``diff_mean``: the mean of the per-seed differences a - b over ``n_pairs``
     seeds, ``diff_sd``: the sd of one such difference as the block model estimates it (:class:`BlockFit`;
-    metric units); ``seeds_needed``: paired seeds that would resolve it (see :func:`closest_unresolved_pair`).
+    metric units); ``seeds_needed``: paired seeds a per-pair test would need at that gap (see
+    :func:`closest_unresolved_pair`).
     """
 
     a: str
@@ -617,19 +529,19 @@ def closest_unresolved_pair(
     rows: pd.DataFrame, metric: str, top: int = 3, alpha: float = ALPHA, power: float = 0.8
 ) -> UnresolvedPair | None:
     """Among the ``top`` necks (:func:`verdict_order`), the tied pair (not different in :func:`pairwise_tests`)
-    with the smallest |paired mean difference|, and about how many seeds would resolve it; None when every
-    pair of the top necks is resolved or there are fewer than two necks.
+    with the smallest |paired mean difference|, and how many seeds a per-pair test would need to resolve it;
+    None when every pair of the top necks is resolved or there are fewer than two necks.
 
-    Only tested pairs are candidates (a pair the fit cannot test has no difference to size). The seed
-    count is :func:`seeds_needed` with t quantiles on the fit's degrees of freedom at the Bonferroni level
-    over the pairs the group tests, so that it is consistent with the tie test itself (the normal count can
-    say "2" for a pair that 2 seeds left tied).
+    Only tested pairs are candidates (a pair the fit cannot test has no difference to size). The seed count is
+    :func:`archbench.board.power.seeds_for_effect` at the observed gap and the block model's sd: the exact
+    power of a paired t-test on n - 1 degrees of freedom at the Bonferroni level over the pairs the group
+    tests. It treats an observed gap as the true one (post-hoc power), so it is an order of magnitude at best;
+    a count for a stated effect (:func:`archbench.board.power.seeds_for_effect`) is the one to plan with.
     """
     means = neck_means(rows, metric)
     order = [n for n in verdict_order(rows, metric) if not math.isnan(means[n])][:top]
     tests = pairwise_tests(rows, metric, alpha)
     n_tests = max(1, int(tests["p"].notna().sum()))
-    fitted = max(2, len(block_fit(rows, metric).necks))  # the df of the fit grows with the necks
     rank = {n: i for i, n in enumerate(order)}
     best: UnresolvedPair | None = None
     for rec in tests.itertuples(index=False):
@@ -640,7 +552,7 @@ def closest_unresolved_pair(
         mean = sign * float(rec.diff_mean)
         if best is None or abs(mean) < abs(best.diff_mean):
             sd = float(rec.diff_sd)
-            needed = seeds_needed(mean, sd, 1.0 - alpha, power, tests=n_tests, t=True, necks=fitted)
+            needed = seeds_for_effect(mean, sd, alpha, n_tests, power)
             best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, sd, needed)
     return best
 
