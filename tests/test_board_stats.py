@@ -1,4 +1,4 @@
-"""The board's statistics (archbench.board.stats, .power) against hand-computed values on small fixed numbers.
+"""The board's statistics (archbench.board.stats, .pairs, .power) against hand-computed values on small fixed numbers.
 
 Reference quantiles from the printed table of Student's t (e.g. any statistics textbook's appendix):
 t_{0.975, df} = 12.706, 4.303, 3.182, 2.776, 2.571 for df 1..5, 2.228 (10), 2.042 (30), 1.980 (120);
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from archbench.board import power, stats
+from archbench.board import pairs, power, stats
 from archbench.board.aggregate import build_table
 from archbench.runs.records import OK
 
@@ -419,7 +419,81 @@ def test_closest_unresolved_pair():
     assert stats.closest_unresolved_pair(XYZ, "AP", top=1) is None  # one neck: no pair
 
 
-# ---------------------------------------------------------------------------------------------- p-value adjustment
+# ---------------------------------------------------------------------------------------------- per-pair tests
+
+# Three necks on seeds 0-2 (as in test_paired_differences_hand_values), each pair on its own differences:
+#   a - fpn = [.03, .02, .04]: mean .03, sd .01, t = .03 / (.01 / sqrt 3) = 5.196152 (df 2),
+#           p = 1 - 5.196152 / sqrt(29) = .035099, half-width 4.302653 * .01 / sqrt 3 = .024841
+#   b - fpn = [.05, -.01, .05]: mean .03, sd .034641, t = 1.5, p = 1 - 1.5 / sqrt(4.25) = .272393
+#   a - b = [-.02, .03, -.01]: mean 0, sd .026458, t = 0, p = 1
+# Holm over the 3 pairs: .035099 * 3 = .105297, .272393 * 2 = .544786, 1; over the 2 against fpn: .070198, .272393
+THREE = group({"fpn": seeds(0.30, 0.34, 0.32), "a": seeds(0.33, 0.36, 0.36), "b": seeds(0.35, 0.33, 0.37)})
+
+
+def test_paired_tests_three_seeds_by_hand():
+    tests = pairs.paired_tests(THREE, "AP").set_index(["a", "b"])
+    assert list(tests.index) == [("a", "b"), ("a", "fpn"), ("b", "fpn")]
+    af, bf, ab = tests.loc[("a", "fpn")], tests.loc[("b", "fpn")], tests.loc[("a", "b")]
+    assert (af["n_pairs"], af["diff_mean"], af["diff_sd"]) == (3, pytest.approx(0.03), pytest.approx(0.01))
+    assert af["t"] == pytest.approx(5.196152, abs=1e-5) and af["p"] == pytest.approx(0.035099, abs=1e-6)
+    assert af["diff_ci"] == pytest.approx(0.024841, abs=1e-6)
+    assert bf["diff_sd"] == pytest.approx(0.034641, abs=1e-6) and bf["t"] == pytest.approx(1.5)
+    assert bf["p"] == pytest.approx(0.272393, abs=1e-6)
+    assert ab["t"] == pytest.approx(0.0, abs=1e-9) and ab["p"] == pytest.approx(1.0)
+    assert tests["p_adj"].tolist() == pytest.approx([1.0, 0.105297, 0.544786], abs=1e-6)
+    assert not tests["different"].any()
+    # each neck against fpn: 2 tests, a lighter correction; resolved at alpha 0.1 (.070198 < .1)
+    vs = pairs.paired_tests(THREE, "AP", pairs.against("fpn", ["a", "b", "fpn"]), alpha=0.1)
+    assert list(zip(vs["a"], vs["b"])) == [("a", "fpn"), ("b", "fpn")]
+    assert vs["p_adj"].tolist() == pytest.approx([0.070198, 0.272393], abs=1e-6)
+    assert vs["different"].tolist() == [True, False]
+
+
+def test_paired_tests_four_seeds_match_closed_forms():
+    # x - y: t 24.4949 (df 3); x - z = [.03, -.01, .02, -.02]: mean .005, sd .023805, t .42008;
+    # y - z = -(z - y) = -[.07, .12, .07, .12]: mean -.095, sd .028868, t -6.5818
+    tests = pairs.paired_tests(XYZ, "AP").set_index(["a", "b"])
+    for pair, t in ((("x", "y"), 24.4949), (("x", "z"), 0.42008), (("y", "z"), -6.5818)):
+        assert tests.loc[pair, "t"] == pytest.approx(t, abs=1e-4)
+        assert tests.loc[pair, "p"] == pytest.approx(p_df3(t), rel=1e-4)
+    assert tests["different"].tolist() == [True, False, True]
+
+
+def test_paired_tests_need_two_shared_seeds():
+    rows = group({**{n: seeds(*v) for n, v in (("x", X), ("y", Y))}, "c": {7: 0.4}, "d": {0: 0.45}})
+    tests = pairs.paired_tests(rows, "AP").set_index(["a", "b"])
+    assert tests.loc[("c", "x"), "n_pairs"] == 0 and math.isnan(tests.loc[("c", "x"), "diff_mean"])
+    one = tests.loc[("d", "x")]  # one shared seed: its difference, nothing else
+    assert one["n_pairs"] == 1 and one["diff_mean"] == pytest.approx(0.45 - 0.50)
+    assert all(math.isnan(one[c]) for c in ("diff_sd", "t", "p", "diff_ci", "p_adj")) and not one["different"]
+    # the untestable pairs are not counted: x - y alone, unadjusted
+    assert tests.loc[("x", "y"), "p_adj"] == pytest.approx(tests.loc[("x", "y"), "p"])
+
+
+def test_paired_tests_without_spread():
+    # p - q = .25 on every seed (exact in binary): t = inf, p = 0; p - r = 0 on every seed: t = 0, p = 1
+    rows = group({"p": seeds(0.5, 0.75, 0.25), "q": seeds(0.25, 0.5, 0.0), "r": seeds(0.5, 0.75, 0.25)})
+    tests = pairs.paired_tests(rows, "AP").set_index(["a", "b"])
+    assert tests.loc[("p", "q"), "t"] == math.inf and tests.loc[("p", "q"), "p"] == 0.0
+    assert tests.loc[("p", "r"), "t"] == 0.0 and tests.loc[("p", "r"), "p"] == 1.0
+    assert tests.loc[("p", "q"), "diff_ci"] == 0.0 and tests.loc[("p", "q"), "different"]
+    equiv = pairs.equivalence_tests(rows, "AP").set_index(["a", "b"])
+    assert equiv.loc[("p", "r"), "equivalent"] and equiv.loc[("p", "r"), "p_tost"] == 0.0
+    assert not equiv.loc[("p", "q"), "equivalent"] and equiv.loc[("p", "q"), "p_tost"] == 1.0
+
+
+def test_families():
+    assert pairs.all_pairs(["c", "a", "b", "a"]) == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert pairs.against("b", ["c", "a", "b"]) == [("a", "b"), ("c", "b")]
+    with pytest.raises(ValueError, match="without runs"):
+        pairs.paired_tests(XYZ, "AP", [("x", "fpn")])
+    with pytest.raises(ValueError, match="itself"):
+        pairs.paired_tests(XYZ, "AP", [("x", "x")])
+
+
+def test_paired_letters():
+    assert pairs.paired_letters(XYZ, "AP") == {"x": "a", "z": "a", "y": "b"}
+    assert set(pairs.paired_letters(THREE, "AP").values()) == {"a"}  # nothing resolved at 3 seeds
 
 
 def test_adjust_p():
@@ -433,6 +507,164 @@ def test_adjust_p():
     assert stats.adjust_p([0.01, 0.04, 0.03]) == stats.holm([0.01, 0.04, 0.03])
     with pytest.raises(ValueError, match="unknown"):
         stats.adjust_p([0.01], "fdr")
+
+
+# ---------------------------------------------------------------------------------------------- equivalence
+
+
+def test_equivalence_tost_by_hand():
+    # u - v = [.005, -.005, .010, 0]: mean .0025, SS 1.25e-4, sd .0064550, se .0032275 (df 3). Margin .02:
+    #   lower: t = (.0025 + .02) / .0032275 = 6.97137, one-sided p = p_df3(6.97137) / 2
+    #   upper: t = (.0025 - .02) / .0032275 = -5.42218, one-sided p = p_df3(5.42218) / 2 (the larger: p_tost)
+    #   90 % interval: .0025 -+ t_{0.95, 3} 2.353 * .0032275 = [-.005095, .010095], inside +-.02
+    u = (0.40, 0.42, 0.38, 0.41)
+    v = tuple(x - d for x, d in zip(u, (0.005, -0.005, 0.010, 0.0)))
+    row = pairs.equivalence_tests(group({"u": seeds(*u), "v": seeds(*v)}), "AP").iloc[0]
+    assert (row["a"], row["b"], row["n_pairs"]) == ("u", "v", 4)
+    assert row["diff_mean"] == pytest.approx(0.0025) and row["diff_sd"] == pytest.approx(0.0064550, abs=1e-7)
+    assert row["p_lower"] == pytest.approx(p_df3(6.97137) / 2, rel=1e-4)
+    assert row["p_upper"] == pytest.approx(p_df3(5.42218) / 2, rel=1e-4)
+    assert row["p_tost"] == row["p_upper"] == row["p_adj"] and row["p_tost"] < 0.05 and row["equivalent"]
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(-0.005095, abs=1e-5), pytest.approx(0.010095, abs=1e-5))
+    # a margin the interval crosses (.01 < .010095) is not shown
+    assert not pairs.equivalence_tests(group({"u": seeds(*u), "v": seeds(*v)}), "AP", margin=0.01)["equivalent"][0]
+    with pytest.raises(ValueError, match="positive"):
+        pairs.equivalence_tests(XYZ, "AP", margin=0.0)
+
+
+def test_tied_is_not_equal():
+    # x and z are not different (paired p .70) yet not shown equivalent within .02: x - z has mean .005 and
+    # se .023805 / 2 = .011902, upper t = (.005 - .02) / .011902 = -1.26025, p = p_df3(1.26025) / 2 = .148
+    tests = pairs.paired_tests(XYZ, "AP").set_index(["a", "b"])
+    equiv = pairs.equivalence_tests(XYZ, "AP").set_index(["a", "b"])
+    assert not tests.loc[("x", "z"), "different"] and not equiv.loc[("x", "z"), "equivalent"]
+    assert equiv.loc[("x", "z"), "p_tost"] == pytest.approx(p_df3(1.26025) / 2, rel=1e-4)
+    assert not equiv["equivalent"].any()
+
+
+# ---------------------------------------------------------------------------------------------- typical sd
+
+
+def test_typical_diff_sd():
+    # the pairs' own sums of squares .0002 (x - y), .0017 (x - z), .0025 (y - z) on 3 df: variances .0000667,
+    # .0005667, .0008333; mean .00048889 -> .0221108, the block model's diff_sd (complete board, every pair)
+    every = pairs.typical_diff_sd(XYZ, "AP")
+    assert every.typical == pytest.approx(0.0221108, abs=1e-7) and every.pooled == pytest.approx(0.0221108, abs=1e-7)
+    assert every.pairs == 3
+    # against x only: (.0000667 + .0005667) / 2 -> sqrt .00031667 = .0177951; the pooled sd is the group's
+    vs_x = pairs.typical_diff_sd(XYZ, "AP", pairs.against("x", "xyz"))
+    assert vs_x.typical == pytest.approx(0.0177951, abs=1e-7) and vs_x.pairs == 2
+    assert vs_x.pooled == pytest.approx(0.0221108, abs=1e-7)
+    lonely = pairs.typical_diff_sd(group({"p": {0: 0.3}, "q": {1: 0.4}}), "AP")
+    assert math.isnan(lonely.typical) and lonely.pairs == 0
+
+
+# ---------------------------------------------------------------------------------------------- two tiers
+
+
+def test_tier_agreement_tau_and_flips():
+    # the second tier: y moves up next to x (x - y2 = [.01, -.02, .03, -.01], mean .0025). Means by neck
+    # (x, y, z): first .5025, .4025, .4975; second .5025, .5000, .4975 -> y-z discordant, the other two
+    # concordant: tau = (2 - 1) / 3. Verdicts: x > y and z > y resolved in the first tier (see
+    # test_paired_tests_four_seeds_match_closed_forms), both unresolved in the second (y2 - z = [.02, .01,
+    # -.01, -.01]); x ~ z in both
+    y2 = tuple(x - d for x, d in zip(X, (0.01, -0.02, 0.03, -0.01)))
+    second = group({"x": seeds(*X), "y": seeds(*y2), "z": seeds(*Z), "only_here": seeds(0.1, 0.1)})
+    agreement = pairs.tier_agreement(XYZ, second, "AP", n_boot=200)
+    assert agreement.tau == pytest.approx(1 / 3) and agreement.necks == ("x", "z", "y")
+    assert -1.0 <= agreement.low <= agreement.high <= 1.0 and agreement.n_boot == 200
+    flips = agreement.flips
+    assert list(zip(flips["a"], flips["b"], flips["first"], flips["second"])) == [
+        ("x", "y", "a>b", "unresolved"),
+        ("y", "z", "b>a", "unresolved"),
+    ]
+    assert len(agreement.pairs) == 3 and agreement.pairs["second_diff"].tolist() == pytest.approx(
+        [0.0025, 0.005, 0.0025]
+    )
+    reversed_tier = group({"x": seeds(0.1, 0.1), "y": seeds(0.3, 0.3), "z": seeds(0.2, 0.2)})
+    assert pairs.tier_agreement(XYZ, reversed_tier, "AP", n_boot=50).tau == pytest.approx(-1.0)
+
+
+def test_tier_agreement_resamples_shared_seeds_together():
+    # within a tier the seeds disagree on the order (the neck ranking of a seed half is unstable), but the
+    # second tier is the first plus one constant per seed: every neck of a seed moves alike, so any shared
+    # resample ranks the necks identically in both tiers and every bootstrap tau is 1. Drawing the two tiers'
+    # seeds independently would not. Values in 1/1024ths, so that sums are exact and ties stay ties.
+    ticks = {
+        "p": (512, 410, 461, 481, 420),
+        "q": (430, 502, 451, 410, 492),
+        "r": (461, 440, 512, 471, 399),
+        "s": (410, 461, 420, 502, 451),
+    }
+    first = group({n: seeds(*(v / 1024 for v in t)) for n, t in ticks.items()})
+    assert stats.rank_stability(first, "AP") < 0.5
+    shift = (100 / 1024, -50 / 1024, 200 / 1024, 0.0, 30 / 1024)
+    second = first.assign(AP=first["AP"] + first["seed"].map(dict(enumerate(shift))))
+    agreement = pairs.tier_agreement(first, second, "AP", n_boot=300, seed=1)
+    assert agreement.tau == pytest.approx(1.0)
+    assert agreement.low == pytest.approx(1.0) and agreement.high == pytest.approx(1.0)
+    # a seed in one tier only is drawn within that tier: the taus now vary
+    extra = pd.concat([second, group({"p": {9: 0.25}, "q": {9: 0.875}, "r": {9: 0.25}, "s": {9: 0.25}})])
+    wide = pairs.tier_agreement(first, extra, "AP", n_boot=300, seed=1)
+    assert wide.low < 1.0 and wide.n_boot == 300
+    assert pairs.tier_agreement(first, extra, "AP", n_boot=300, seed=1).low == wide.low  # reproducible
+
+
+# ---------------------------------------------------------------------------------------------- unequal noise
+
+#: Fixed "noise" of 8 necks x 6 seeds (integers, in units of the noise sd below).
+NOISE = (
+    (3, -3, 3, -1, 0, 2),
+    (0, 3, -3, 0, 3, -3),
+    (-3, -3, -2, -1, 1, 2),
+    (3, 1, -3, 1, 2, -3),
+    (0, 2, 3, 1, -1, -3),
+    (-3, 2, 0, -1, 2, -3),
+    (3, -2, 1, 0, 0, 1),
+    (0, 0, 0, -1, 1, -1),
+)
+
+
+def noisy_board(inflate: float) -> pd.DataFrame:
+    """8 necks x 6 seeds: neck i has mean .40 + .008 i, seed effects shared by all necks, noise .003 x NOISE;
+    neck n4's noise times ``inflate``."""
+    seed_effect = (0.0, 0.02, -0.01, 0.015, -0.02, 0.005)
+    return group(
+        {
+            f"n{i}": {
+                s: 0.40 + 0.008 * i + seed_effect[s] + 0.003 * (inflate if i == 4 else 1.0) * NOISE[i][s]
+                for s in range(6)
+            }
+            for i in range(8)
+        }
+    )
+
+
+def shares_letter(letters: dict[str, str], a: str, b: str) -> bool:
+    return bool(set(letters[a]) & set(letters[b]))
+
+
+def test_one_noisy_neck_moves_the_pooled_letters_not_the_per_pair_verdicts():
+    calm, noisy = noisy_board(1.0), noisy_board(6.0)
+    others = [(a, b) for a, b in pairs.all_pairs(calm["neck"]) if "n4" not in (a, b)]  # 21 pairs without n4
+
+    # the pooled block model: n4's noise enters every pair's sd, so pairs without n4 lose their verdicts
+    pooled = [
+        {p: d for p, d in zip(zip(t["a"], t["b"]), t["different"])}
+        for t in map(stats.pairwise_tests, (calm, noisy), ("AP", "AP"))
+    ]
+    lost = [p for p in others if pooled[0][p] and not pooled[1][p]]
+    assert len(lost) >= 5 and not any(pooled[1][p] and not pooled[0][p] for p in others)
+    letters = [stats.tie_letters(rows, "AP") for rows in (calm, noisy)]
+    assert any(not shares_letter(letters[0], a, b) and shares_letter(letters[1], a, b) for a, b in lost)
+
+    # per pair: the pairs without n4 have the same data, p-values and verdicts; some are resolved, some not
+    per_pair = [pairs.paired_tests(rows, "AP").set_index(["a", "b"]).loc[others] for rows in (calm, noisy)]
+    assert per_pair[0]["p"].tolist() == per_pair[1]["p"].tolist()
+    assert per_pair[0]["different"].tolist() == per_pair[1]["different"].tolist()
+    assert 5 <= int(per_pair[0]["different"].sum()) <= 16
+    paired = [pairs.paired_letters(rows, "AP") for rows in (calm, noisy)]
+    assert [shares_letter(paired[0], a, b) for a, b in others] == [shares_letter(paired[1], a, b) for a, b in others]
 
 
 def test_neck_summary():
