@@ -4,10 +4,9 @@
     python scripts/make_leaderboard.py --commit         # ... committing each record as it is written
     python scripts/make_leaderboard.py --phi 0          # one phi at a time; re-run to continue
     python scripts/make_leaderboard.py --epochs 16,32 --necks fpn,bifpn --seeds 0,1   # learning curves
-    # one code version for a board trained over many sittings: run a pinned worktree's copy of this script
+    # one code version for a board trained over many sittings: train with a worktree pinned at one commit
     git worktree add --detach ../board-code COMMIT
-    cd ../board-code && python scripts/make_leaderboard.py --results /abs/path/results/board --commit \
-        --lock /tmp/cpu.lock
+    python scripts/make_leaderboard.py --code ../board-code --commit --lock /tmp/cpu.lock
 
 It is `archbench run` followed by `archbench leaderboard`, nothing else. The runs go schedule by
 schedule (`--epochs`, each its own full schedule; default the task's), phi by phi and, within a phi,
@@ -29,92 +28,11 @@ flight. The Markdown table and the figures are then derived from the records alo
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
+from driving import ROOT, RecordCommitter, archbench, batches
+
 from archbench.spec import builtin_names
-
-#: The checkout whose code trains the board: ``python -m archbench`` runs from here, so it imports this copy.
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def holding(lock: Path | None) -> Iterator[None]:
-    """An exclusive flock on ``lock`` for the block (nothing when None), released even on Ctrl-C."""
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def archbench(*args: str, lock: Path | None = None) -> None:
-    """Run one archbench command with this interpreter, from ROOT, holding ``lock`` while it runs.
-
-    Exit 1 means some run failed (NaN loss, crash): it is recorded and the board lists it apart,
-    so the regeneration goes on. Anything else non-zero (2: bad input) stops it.
-    """
-    command = [sys.executable, "-m", "archbench", *args]
-    with holding(lock):
-        print("+", " ".join(command[1:]), flush=True)
-        code = subprocess.call(command, cwd=ROOT)
-    if code not in (0, 1):
-        sys.exit(code)
-
-
-def batches(names: list[str], size: int) -> list[list[str]]:
-    """``names`` in consecutive batches of ``size`` (the last may be shorter)."""
-    return [names[i : i + size] for i in range(0, len(names), size)]
-
-
-class RecordCommitter(threading.Thread):
-    """Commits every new record under ``runs`` to git (only those paths), polling every ``period`` seconds.
-
-    The commits go to the repository that holds ``runs``, which need not be the one whose code trains.
-    """
-
-    def __init__(self, runs: Path, period: float = 30.0) -> None:
-        super().__init__(daemon=True)
-        self.runs, self.period = runs.resolve(), period
-        self.repo = Path(
-            subprocess.run(
-                ["git", "rev-parse", "--show-toplevel"], cwd=self.runs, capture_output=True, text=True, check=True
-            ).stdout.strip()
-        )
-        self.seen = self._records()
-        self.done = threading.Event()
-
-    def _records(self) -> set[Path]:
-        return {p for p in self.runs.glob("*.json") if not p.name.startswith(".tmp-")}
-
-    def commit_new(self) -> None:
-        """Commit the records written since the last call; a failed git call is retried at the next one."""
-        new = sorted(self._records() - self.seen)
-        if not new:
-            return
-        paths = [str(p.relative_to(self.repo)) for p in new]
-        message = f"board: {len(new)} record(s): " + ", ".join(p.stem.rsplit("-", 1)[0] for p in new)
-        added = subprocess.call(["git", "add", "--", *paths], cwd=self.repo)
-        if added == 0 and subprocess.call(["git", "commit", "-q", "-m", message, "--", *paths], cwd=self.repo) == 0:
-            self.seen.update(new)
-
-    def run(self) -> None:
-        while not self.done.wait(self.period):
-            self.commit_new()
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join()
-        self.commit_new()
 
 
 def main() -> None:
@@ -132,6 +50,9 @@ def main() -> None:
     parser.add_argument("--terms", default="efficientdet", help="equal terms of every run (native: own ops)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (archbench run --jobs)")
     parser.add_argument("--lock", type=Path, help="hold an exclusive flock on this file during each archbench run")
+    parser.add_argument(
+        "--code", type=Path, default=ROOT, help="the checkout whose archbench trains (a worktree pinned at a commit)"
+    )
     parser.add_argument("--commit", action="store_true", help="commit each new record to git as it is written")
     parser.add_argument("--from-records", action="store_true", help="only re-derive the table and figures")
     args = parser.parse_args()
@@ -151,7 +72,7 @@ def main() -> None:
                             archbench(
                                 "run", "--neck", ",".join(batch), "--phi", phi, "--seeds", seed, *schedule,
                                 "--terms", args.terms, "--jobs", str(args.jobs), "--results", str(results),
-                                lock=args.lock,
+                                lock=args.lock, code=args.code.resolve(),
                             )  # fmt: skip
         finally:
             if committer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from pycocotools.coco import COCO
@@ -13,7 +14,7 @@ from torchvision.ops import box_iou
 from archbench.detection.anchors import AnchorConfig, anchors_for, cell_anchors, feature_sizes_of, flatten_head_outputs
 from archbench.detection.assign import BACKGROUND, IGNORE, assign, assign_batch, pad_targets
 from archbench.detection.coding import decode_boxes, encode_boxes
-from archbench.detection.evaluate import coco_evaluate, to_dataset_frame
+from archbench.detection.evaluate import coco_evaluate, resampled_ap, to_dataset_frame
 from archbench.detection.loss import DetectionLoss
 from archbench.detection.postprocess import decode
 
@@ -233,11 +234,11 @@ def test_decode_threshold_topk_maxdet_and_clip():
 # ---------------------------------------------------------------- COCO evaluation
 
 
-def _coco(annotations: list[tuple[int, int, list[float], float | None]]) -> COCO:
-    """(image_id, category_id, xywh bbox, area or None for w*h) -> an in-memory COCO."""
+def _coco(annotations: list[tuple[int, int, list[float], float | None]], images: tuple[int, ...] = (1, 2)) -> COCO:
+    """(image_id, category_id, xywh bbox, area or None for w*h) -> an in-memory COCO of ``images``."""
     coco = COCO()
     coco.dataset = {
-        "images": [{"id": i, "width": 200, "height": 200, "file_name": f"{i}.png"} for i in (1, 2)],
+        "images": [{"id": i, "width": 200, "height": 200, "file_name": f"{i}.png"} for i in images],
         "categories": [{"id": 1, "name": "a"}, {"id": 3, "name": "b"}],
         "annotations": [
             {
@@ -300,6 +301,40 @@ def test_coco_image_subset():
     dets = [d for d in _perfect(ANNS) if d["image_id"] == 1]  # image 2 missed
     assert coco_evaluate(coco, dets)["AR100"] < 1.0
     assert coco_evaluate(coco, dets, image_ids=[1])["AP"] == pytest.approx(1.0)
+
+
+def _imperfect(anns):
+    """Per image: each box found but shifted by 3 px, plus a confident false box: 0 < AP < 1."""
+    dets = _perfect([(i, c, [b[0] + 3.0, b[1], b[2], b[3]], a) for i, c, b, a in anns])
+    for d in dets:
+        d["boxes"] = torch.cat([d["boxes"], torch.tensor([[150.0, 150.0, 190.0, 190.0]])])
+        d["scores"], d["labels"] = [*d["scores"], 0.95], [*d["labels"], 1]
+    return dets
+
+
+def _twice(image: int, dets: list[dict]) -> tuple[COCO, list[dict]]:
+    """The data set holding ``image`` and a copy of it (id 9), with its detections copied too."""
+    anns = [a for a in ANNS if a[0] == image]
+    coco = _coco(anns + [(9, c, b, a) for _, c, b, a in anns], images=(image, 9))
+    mine = [d for d in dets if d["image_id"] == image]
+    return coco, mine + [{**d, "image_id": 9} for d in mine]
+
+
+def test_resampled_ap_equals_evaluating_the_resampled_set(capsys):
+    coco = _coco(ANNS)
+    dets = _imperfect(ANNS)
+    whole = coco_evaluate(coco, dets)["AP"]
+    assert 0.05 < whole < 0.95
+    draws = np.array([[0, 1], [1, 0], [0, 0], [1, 1]])  # positions into the sorted image ids (1, 2)
+    capsys.readouterr()
+    ap = resampled_ap(coco, dets, draws)
+    assert capsys.readouterr().out == ""  # pycocotools' prints are silenced
+    assert ap[0] == pytest.approx(whole) and ap[1] == pytest.approx(whole)
+    for drawn, image in ((2, 1), (3, 2)):  # an image drawn twice = the set of that image and a copy of it
+        assert ap[drawn] == pytest.approx(coco_evaluate(*_twice(image, dets))["AP"])
+    assert ap[2] != pytest.approx(ap[3])  # the two images do score differently
+    (one,) = resampled_ap(coco, dets, np.array([[1]]))
+    assert one == pytest.approx(coco_evaluate(coco, dets, image_ids=[2])["AP"])
 
 
 def test_coco_custom_area_ranges():

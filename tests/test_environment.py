@@ -15,6 +15,7 @@ from archbench.board.provenance import setup_table
 from archbench.runs import environment as envmod
 from archbench.runs import sweep as sweepmod
 from archbench.runs.layout import checkpoint_path, costs_path
+from archbench.runs.parallel import default_threads, sweep_parallel
 from archbench.runs.records import load_records
 from archbench.runs.sweep import RunRequest, SweepObserver, sweep
 from archbench.train.trainer import TrainConfig, Trainer
@@ -66,6 +67,14 @@ def test_a_run_records_its_machine_and_settings_and_a_rerun_under_other_settings
     assert sweep([request(tiny_data, train=replace(TINY, optimizer_impl="loop"))], tmp_path, observer=other) == []
     (reason,) = other.reasons
     assert "made under other conditions (settings.optimizer_impl fused -> loop)" in reason
+
+
+def test_a_parallel_sweep_compares_a_record_with_the_conditions_its_children_would_run_under(tiny_data, tmp_path):
+    # made as `--jobs 2` makes it: 2 runs side by side with the cores shared between them
+    sweep([replace(request(tiny_data), jobs=2, threads=default_threads(2))], tmp_path)
+    skips = Skips()
+    assert sweep_parallel([replace(request(tiny_data), threads=None)], tmp_path, jobs=2, observer=skips) == []
+    assert skips.reasons == ["an ok record with the same config hash exists (use --force to re-run)"]
 
 
 def test_seeds_of_one_configuration_share_one_costs_measurement(tiny_data, tmp_path, monkeypatch):

@@ -102,20 +102,72 @@ def coco_evaluate(
     detections at all the stats are 0 (-1 for buckets without GT), computed by COCOeval on an
     empty result set rather than special-cased. pycocotools' prints are silenced.
     """
-    ids = None if image_ids is None else {int(i) for i in image_ids}
-    records = _results(detections, ids)
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
-        coco_dt = coco_gt.loadRes(records) if records else _empty_results(coco_gt)
-        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        if ids is not None:
-            ev.params.imgIds = sorted(ids)
-        if area_ranges is not None:
-            small, medium = (float(a) for a in area_ranges)
-            if not 0 < small < medium:
-                raise ValueError(f"area_ranges must be 0 < small_max < medium_max, got {area_ranges}")
-            ev.params.areaRng = [[0.0, _MAX_AREA], [0.0, small], [small, medium], [medium, _MAX_AREA]]
-        ev.evaluate()
+        ev = _matched(coco_gt, detections, area_ranges, image_ids)
         ev.accumulate()
         ev.summarize()
     return {name: float(v) for name, v in zip(STAT_NAMES, np.asarray(ev.stats, dtype=float))}
+
+
+def _matched(
+    coco_gt: COCO,
+    detections: Sequence[dict],
+    area_ranges: tuple[float, float] | None,
+    image_ids: Sequence[int] | None,
+) -> COCOeval:
+    """A COCOeval of ``detections`` with every image's detections matched to its ground truth
+    (``evaluate()`` run, ``accumulate()`` not); arguments as :func:`coco_evaluate`'s. Call it with stdout
+    redirected: pycocotools prints."""
+    ids = None if image_ids is None else {int(i) for i in image_ids}
+    records = _results(detections, ids)
+    coco_dt = coco_gt.loadRes(records) if records else _empty_results(coco_gt)
+    ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+    if ids is not None:
+        ev.params.imgIds = sorted(ids)
+    if area_ranges is not None:
+        small, medium = (float(a) for a in area_ranges)
+        if not 0 < small < medium:
+            raise ValueError(f"area_ranges must be 0 < small_max < medium_max, got {area_ranges}")
+        ev.params.areaRng = [[0.0, _MAX_AREA], [0.0, small], [small, medium], [medium, _MAX_AREA]]
+    ev.evaluate()
+    return ev
+
+
+def resampled_ap(
+    coco_gt: COCO,
+    detections: Sequence[dict],
+    draws: np.ndarray,
+    area_ranges: tuple[float, float] | None = None,
+    image_ids: Sequence[int] | None = None,
+) -> np.ndarray:
+    """AP@[.5:.95] of ``detections`` on resamples of the evaluated images (a bootstrap over images).
+
+    ``draws``: int [B, m], each row a resample given as positions into the sorted evaluated image ids
+    (``image_ids``, default every image of ``coco_gt``), repeats allowed. Returns float [B] (AP, a fraction;
+    -1 where a resample has no ground truth). Each image's detections are matched to its ground truth once;
+    every resample then only re-accumulates the matches of its images, a repeated image counting as often
+    as drawn, which is what evaluating a copy of the data set holding those images would give (COCOeval
+    matches per image, so copies of an image do not interact). The order of a row does not matter: COCOeval
+    breaks ties between equal detection scores by image order, so every resample is taken in id order. pycocotools has no resampling of its own;
+    this reuses its per-image results (``evalImgs``, laid out category-major, then area range, then image).
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = _matched(coco_gt, detections, area_ranges, image_ids)
+        matched, params = ev.evalImgs, ev._paramsEval
+        ids = list(params.imgIds)
+        n_cat, n_area, n_img = len(params.catIds) if params.useCats else 1, len(params.areaRng), len(ids)
+        out = np.empty(len(draws))
+        # sorted: COCOeval breaks ties between equal scores by image order, so a resample keeps the ids' order
+        for b, draw in enumerate(np.sort(np.asarray(draws, dtype=np.int64), axis=1)):
+            ev.evalImgs = [
+                matched[(k * n_area + a) * n_img + i] for k in range(n_cat) for a in range(n_area) for i in draw
+            ]
+            ev.params.imgIds = params.imgIds = [ids[i] for i in draw]
+            ev.accumulate()
+            # COCOeval.summarize's AP: the mean precision over IoU thresholds, recall thresholds and categories,
+            # area "all", 100 detections, of the defined (> -1) entries
+            precision = ev.eval["precision"][:, :, :, 0, -1]
+            defined = precision[precision > -1]
+            out[b] = float(defined.mean()) if defined.size else -1.0
+    return out

@@ -181,13 +181,12 @@ class _Sweep:
         results: Path,
         *,
         jobs: int,
-        threads: int,
         resume: bool,
         observer: SweepObserver,
         on_record: Callable[[Path, RunRecord], None] | None,
         child: Callable[..., None],
     ) -> None:
-        self.results, self.jobs, self.threads, self.resume = results, jobs, threads, resume
+        self.results, self.jobs, self.resume = results, jobs, resume
         self.observer, self.on_record, self.child = observer, on_record, child
         self.context = multiprocessing.get_context("spawn")
         self.events = self.context.Queue()
@@ -212,7 +211,7 @@ class _Sweep:
     def _start_free(self) -> None:
         while self.waiting and len(self.live) < self.jobs:
             index, prep = self.waiting.popleft()
-            req = replace(prep.req, threads=self.threads, jobs=self.jobs)
+            req = prep.req
             payload = pickle.dumps((index, req, prep.hash, self.results, self.resume))
             target = f"{self.child.__module__}:{self.child.__qualname__}"
             args = (hiding(), target, payload, self.events)  # the child imports torch after hiding what the CLI hides
@@ -311,12 +310,14 @@ def sweep_parallel(
     """
     check_jobs(jobs)
     observer = observer or SweepObserver()
+    threads = threads or default_threads(jobs)
+    # planned as the children will run, so that a skip compares a record with the conditions it would be made under
+    requests = [replace(r, threads=threads, jobs=jobs) for r in requests]
     todo = _unique(plan(requests, results, force=force, observer=observer), observer)
     return _Sweep(
         todo,
         results,
         jobs=jobs,
-        threads=threads or default_threads(jobs),
         resume=resume,
         observer=observer,
         on_record=on_record,

@@ -368,6 +368,11 @@ class Trainer:
 
     def evaluate(self, val_ds: Any, info: dict[str, Any]) -> dict[str, Any]:
         """Metrics of :meth:`eval_model` on ``val_ds``; under DDP each rank predicts a shard with rank 0's weights."""
+        return self._score(self.predict(val_ds), val_ds, info)
+
+    def predict(self, val_ds: Any) -> Any:
+        """This rank's partial result on its shard of ``val_ds`` with :meth:`eval_model` (what :meth:`_score`
+        consumes: detections per image for detection, a confusion matrix for segmentation)."""
         model = self.eval_model()
         self.dist.sync_module(model)  # BatchNorm statistics differ by rank after training
         was_training = model.training
@@ -381,10 +386,9 @@ class Trainer:
                 **self._loading(),
             )
             with torch.no_grad():
-                partial = self._predict(model, batches, val_ds)
+                return self._predict(model, batches, val_ds)
         finally:
             model.train(was_training)
-        return self._score(partial, val_ds, info)
 
     # --- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
