@@ -82,8 +82,9 @@ def board_page(results: Path) -> str:
     from archbench.board.aggregate import require_records
     from archbench.board.compose import compose
     from archbench.board.formats import render_html
+    from archbench.board.latency import read_sittings
 
-    return render_html(compose(require_records(results)))
+    return render_html(compose(require_records(results), sittings=read_sittings(results)))
 
 
 def with_clicks(page: str) -> str:

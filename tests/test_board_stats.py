@@ -123,7 +123,7 @@ def test_mean_ci_edge_cases():
 # ---------------------------------------------------------------------------------------------- paired differences
 
 
-def test_paired_differences_hand_values():
+def test_block_model_differences_hand_values():
     rows = group(
         {
             "fpn": seeds(0.30, 0.34, 0.32),
@@ -133,28 +133,24 @@ def test_paired_differences_hand_values():
             "d": {0: 0.31},
         }
     )
-    diffs = stats.paired_differences(rows, "AP", reference="fpn")
-    a, b, c, d, ref = (diffs.loc[n] for n in ("a", "b", "c", "d", "fpn"))
+    fit = stats.block_fit(rows, "AP")
     # fpn, a, b on seeds 0-2. Per-seed differences and their SS:
     #   a - fpn = [.03, .02, .04] (mean .03, SS .0002), b - fpn = [.05, -.01, .05] (.03, .0024),
     #   a - b = [-.02, .03, -.01] (0, .0014) -> residual SS .004 / 3 on (3 - 1)(3 - 1) = 4 df: mean square
     #   .00033333, one difference's sd sqrt(.00066667) = .025820, half-width t_{.975, 4} 2.776445 * .025820 /
     #   sqrt(3) = .041388 -- the same for a and b, whose own paired sds (.01, .034641) differ.
     # c and d add one value and one neck each (c also a seed): the residual and its 4 df stay.
-    for row in (a, b):
-        assert row["n_pairs"] == 3 and row["diff_mean"] == pytest.approx(0.03)
-        assert row["diff_sd"] == pytest.approx(0.025820, abs=1e-6) and row["diff_ci"] == pytest.approx(
-            0.041388, abs=1e-6
-        )
+    assert fit.df == 4 and fit.diff_sd == pytest.approx(0.025820, abs=1e-6)
+    for neck in ("a", "b"):
+        assert fit.difference(neck, "fpn")[0] == pytest.approx(0.03)
+        assert fit.half_width(neck, "fpn") == pytest.approx(0.041388, abs=1e-6)
     # c's only seed (3) is nobody else's: nothing links it to fpn
-    assert c["n_pairs"] == 0 and math.isnan(c["diff_mean"]) and math.isnan(c["diff_ci"])
-    assert "no seeds linking it" in c["note"]
+    assert math.isnan(fit.difference("c", "fpn")[0]) and math.isnan(fit.half_width("c", "fpn"))
     # d ran seed 0 only: d - (fpn's fitted seed-0 value) = .31 - (fpn mean .32 + seed-0 effect (.30 + .33 +
     # .35) / 3 - grand mean .34 = -.013333) = .003333; its variance sigma^2 (1 + 1/n + 1/k - 1/(nk)) with n = k = 3
     # = .00033333 * 1.5556 -> se .022771, half-width 2.776445 * .022771 = .063222
-    assert d["n_pairs"] == 1 and d["diff_mean"] == pytest.approx(0.003333, abs=1e-6)
-    assert d["diff_ci"] == pytest.approx(0.063222, abs=1e-6) and d["note"] == ""
-    assert ref["diff_mean"] == 0.0 and ref["diff_ci"] == 0.0 and ref["note"] == "reference"
+    assert fit.difference("d", "fpn")[0] == pytest.approx(0.003333, abs=1e-6)
+    assert fit.half_width("d", "fpn") == pytest.approx(0.063222, abs=1e-6)
 
 
 def test_welch_hand_values():
@@ -167,12 +163,6 @@ def test_welch_hand_values():
     assert sd == pytest.approx(0.028284, abs=1e-6) and half == pytest.approx(0.045339, abs=1e-6)
 
 
-def test_paired_differences_without_the_reference():
-    diffs = stats.paired_differences(XYZ, "AP", reference="fpn")
-    assert diffs["diff_mean"].isna().all() and (diffs["n_pairs"] == 0).all()
-    assert diffs["note"].str.contains("no 'fpn' runs").all()
-
-
 def test_welch_needs_two_values_per_side():
     diff, sd, half = stats.welch([0.3], [0.2, 0.4])
     assert diff == pytest.approx(0.0) and math.isnan(sd) and math.isnan(half)
@@ -181,7 +171,7 @@ def test_welch_needs_two_values_per_side():
 def test_two_rows_for_one_seed_are_refused():
     rows = pd.concat([XYZ, XYZ.iloc[[0]]])
     with pytest.raises(ValueError, match="several rows"):
-        stats.paired_differences(rows, "AP", reference="x")
+        stats.seed_table(rows, "AP")
 
 
 # ---------------------------------------------------------------------------------------------- tied necks
@@ -402,21 +392,6 @@ def test_min_detectable_difference():
 
 
 # ---------------------------------------------------------------------------------------------- closest pair
-
-
-def test_closest_unresolved_pair():
-    # x ~ z (p .667), y resolved from both; x - z: mean .005, block-model sd .0221108, (sd / mean)^2 = 19.556.
-    # Seeds a paired t-test needs at the Bonferroni level of the 3 tests (a = .05 / 3): at least the normal
-    # count (2.39398 + 0.841621)^2 * 19.556 = 204.7; t quantiles on ~205 df add about one
-    pair = stats.closest_unresolved_pair(XYZ, "AP")
-    assert pair is not None and (pair.a, pair.b, pair.n_pairs) == ("x", "z", 4)
-    assert pair.diff_mean == pytest.approx(0.005) and pair.diff_sd == pytest.approx(0.0221108, abs=1e-6)
-    n = int(pair.seeds_needed)
-    assert 205 <= n <= 208 and pair.seeds_needed == power.seeds_for_effect(0.005, pair.diff_sd, 0.05, 3)
-    assert upper_power(0.005, pair.diff_sd, n - 1, 0.05 / 3) < 0.8 <= upper_power(0.005, pair.diff_sd, n, 0.05 / 3)
-    resolved = group({"x": seeds(*X), "y": seeds(*Y)})
-    assert stats.closest_unresolved_pair(resolved, "AP") is None
-    assert stats.closest_unresolved_pair(XYZ, "AP", top=1) is None  # one neck: no pair
 
 
 # ---------------------------------------------------------------------------------------------- per-pair tests
@@ -665,14 +640,6 @@ def test_one_noisy_neck_moves_the_pooled_letters_not_the_per_pair_verdicts():
     assert 5 <= int(per_pair[0]["different"].sum()) <= 16
     paired = [pairs.paired_letters(rows, "AP") for rows in (calm, noisy)]
     assert [shares_letter(paired[0], a, b) for a, b in others] == [shares_letter(paired[1], a, b) for a, b in others]
-
-
-def test_neck_summary():
-    summary = stats.neck_summary(XYZ, "AP", reference="x")
-    assert list(summary.index) == ["x", "z", "y"]  # x .5025, z .4975, y .4025
-    assert summary.loc["y", "diff_mean"] == pytest.approx(-0.10) and summary.loc["z", "letters"] == "a"
-    assert summary.loc["x", "mean"] == pytest.approx(0.5025) and summary.loc["y", "letters"] == "b"
-    assert summary.loc["x", "ci"] == pytest.approx(stats.mean_ci(X)[1])
 
 
 # ---------------------------------------------------------------------------------------------- on the board

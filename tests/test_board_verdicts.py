@@ -9,11 +9,15 @@ phi 0: bifpn - fpn = [.10 .11 .09] (mean .10, sum of squared deviations SS .0002
 (mean .01333, SS .00006667), bifpn - panet = [.09 .10 .07] (mean .08667, SS .00046667). Block model: residual
 SS .00073333 / 3 on (3 - 1)(3 - 1) = 4 df -> mean square .000061111; one difference's sd .011055, of a mean over
 3 seeds .0063828: t = 15.667, 2.0889, 13.578 (p 9.7e-5, .105, 1.7e-4). Holm: 2.9e-4, 3.4e-4, .105 -> bifpn
-apart, panet ~ fpn: letters a / b / b. Every seed orders bifpn > panet > fpn: rank stability 1.
+apart, panet ~ fpn: pooled letters a / b / b. Each pair on its own differences (2 df; for df 2 the two-sided
+p is 1 - t / sqrt(t^2 + 2)): bifpn - fpn sd .01, t 17.321, p .0033167; panet - fpn sd .0057735, t 4, p .057191;
+bifpn - panet sd .015275, t 9.8270, p .010204. Holm: .00995, .020408, .057191 -> letters a / b / b too, 2 of 3
+pairs resolved. The RMS of the three pair sds is .011055, the pooled one (a complete board). Every seed orders
+bifpn > panet > fpn: rank stability 1.
 phi 1: means bifpn .44, fpn .42, panet .415; bifpn - fpn = [.05 -.01] (SS .0018), panet - fpn = [.01 -.02]
 (SS .00045), bifpn - panet = [.04 .01] (SS .00045): residual SS .0027 / 3 = .0009 on 2 df, mean square
 .00045, one difference's sd .03: nothing resolved with 2 seeds (letters all a). Seed 0 orders
-bifpn > panet > fpn, seed 1 fpn > bifpn > panet: tau = (1 - 2) / 3 = -1/3. Closest unresolved pair: fpn vs panet, +.005.
+bifpn > panet > fpn, seed 1 fpn > bifpn > panet: tau = (1 - 2) / 3 = -1/3.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pytest
 from archbench.board import power
 from archbench.board.compose import compose
 from archbench.board.formats import render
+from archbench.board.verdicts import schedule_agreement
 from archbench.errors import UserError
 from archbench.runs.records import RunRecord
 
@@ -99,10 +104,11 @@ def test_paired_differences_from_the_reference(board):
     assert board.reference == "fpn"
     bifpn = at(board.table, neck="bifpn", phi=0)
     assert bifpn["diff_mean"] == pytest.approx(0.10) and bifpn["n_pairs"] == 3
-    assert bifpn["diff_ci95"] == pytest.approx(2.776445 * 0.011055 / math.sqrt(3), rel=1e-4)  # t_{.975, 4}
+    # the pair's own interval: t_{.975, 2} * sd of its differences / sqrt(3)
+    assert bifpn["diff_ci95"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3), rel=1e-4)
     panet = at(board.table, neck="panet", phi=1)
     assert panet["diff_mean"] == pytest.approx(-0.005)
-    assert panet["diff_ci95"] == pytest.approx(4.302653 * 0.03 / math.sqrt(2), rel=1e-4)  # t_{.975, 2}
+    assert panet["diff_ci95"] == pytest.approx(12.706205 * 0.0212132 / math.sqrt(2), rel=1e-4)  # t_{.975, 1}
     fpn = at(board.table, neck="fpn", phi=0)
     assert fpn["diff_mean"] == 0 and fpn["diff_note"] == "reference"
     other = compose(records(), reference="bifpn", setup=False)
@@ -131,27 +137,41 @@ def test_tie_letters_and_per_phi_ranks(board):
     assert ranks == {("bifpn", 0): 1, ("panet", 0): 2, ("fpn", 0): 3, ("bifpn", 1): 1, ("fpn", 1): 2, ("panet", 1): 3}
 
 
-def test_rank_stability_and_closest_unresolved_pair(board):
+def test_group_verdicts_resolved_pairs_power_and_stability(board):
     phi0, phi1 = at(board.groups, phi=0), at(board.groups, phi=1)
     assert phi0["rank_tau"] == pytest.approx(1.0) and phi1["rank_tau"] == pytest.approx(-1 / 3)
-    assert (phi0["pair_a"], phi0["pair_b"]) == ("panet", "fpn")
-    assert phi0["pair_diff"] == pytest.approx(0.04 / 3) and phi0["pair_sd"] == pytest.approx(0.011055, rel=1e-4)
-    assert (phi1["pair_a"], phi1["pair_b"], phi1["pair_n"]) == ("fpn", "panet", 2)
-    assert phi1["pair_diff"] == pytest.approx(0.005) and phi1["pair_sd"] == pytest.approx(0.03)
-    assert phi1["seeds_needed"] == power.seeds_for_effect(0.005, 0.03, 0.05, 3)
+    assert (phi0["tests"], phi0["resolved"], phi0["resolved_pooled"]) == (3, 2, 2)
+    assert (phi1["tests"], phi1["resolved"], phi1["resolved_pooled"]) == (3, 0, 0)
+    assert phi0["diff_sd"] == pytest.approx(0.011055, rel=1e-4) == phi0["pooled_sd"]
+    # the power statements use the typical sd, the group's seeds and Bonferroni over the 3 pairs
+    assert phi0["mdd"] == pytest.approx(power.min_detectable_difference(phi0["diff_sd"], 3, 0.05, 3))
+    assert phi0["mdd_vs_reference"] == pytest.approx(  # 2 tests (bifpn and panet against fpn), their own sds
+        power.min_detectable_difference(math.sqrt((0.01**2 + 0.0057735**2) / 2), 3, 0.05, 2), rel=1e-4
+    )
+    assert phi0["seeds_for_large"] == power.seeds_for_effect(0.04, phi0["diff_sd"], 0.05, 3)
+    assert phi1["mdd"] == pytest.approx(power.min_detectable_difference(phi1["diff_sd"], 2, 0.05, 3))
+    assert phi0["equivalent"] == 0 and phi0["equivalent_pairs"] == ""
     assert phi0["n_seeds"] == 3 and phi1["n_seeds"] == 2 and phi0["n_necks"] == 3
 
 
-def test_iso_flops_intervals_from_per_seed_curves(board):
+def test_pooled_letters_are_kept_beside_the_per_pair_ones(board):
+    assert at(board.table, neck="bifpn", phi=0)["pooled_letters"] == "a"
+    assert at(board.table, neck="fpn", phi=0)["pooled_letters"] == "b"
+
+
+def test_equal_gflops_from_per_seed_curves_in_log_cost(board):
+    at_budget = board.costs[board.costs["axis"] == "gflops"]
     # the only budget inside every neck's range is 2.0 GFLOPs
-    assert sorted(board.iso["gflops"].unique()) == [2.0]
-    fpn, bifpn, panet = (at(board.iso, neck=n) for n in ("fpn", "bifpn", "panet"))
+    assert sorted(at_budget["budget"].unique()) == [2.0]
+    fpn, bifpn, panet = (at(at_budget, neck=n) for n in ("fpn", "bifpn", "panet"))
     # fpn's phi 1 point; seed 2 has no phi 1 run, so its curve does not reach 2.0 and is left out
     assert fpn["value"] == pytest.approx(0.42) and fpn["n_seeds"] == 2
     assert fpn["ci95"] == pytest.approx(half(AP["fpn", 1]), rel=1e-4)
-    # bifpn a third of the way from 1.5 to 3.0: seeds 0 and 1 give .41667 and .42333
-    assert bifpn["value"] == pytest.approx(0.42 + 0.02 / 3) and bifpn["n_seeds"] == 2
-    assert bifpn["ci95"] == pytest.approx(half([0.40 + 0.05 / 3, 0.42 + 0.01 / 3]), rel=1e-4)
+    # bifpn ln(2 / 1.5) / ln(3 / 1.5) = .41504 of the way from phi 0 to phi 1: seeds 0 and 1 give .42075, .42415
+    w = math.log(2 / 1.5) / math.log(2)
+    per_seed = [0.40 + w * 0.05, 0.42 + w * 0.01]
+    assert bifpn["value"] == pytest.approx(sum(per_seed) / 2) and bifpn["n_seeds"] == 2
+    assert bifpn["ci95"] == pytest.approx(half(per_seed), rel=1e-4)
     assert panet["n_seeds"] == 3 and panet["ci95"] == pytest.approx(half(AP["panet", 0]), rel=1e-4)
 
 
@@ -171,16 +191,19 @@ def test_transfer_against_the_published_rankings(board):
 
 def test_every_format_carries_the_statistics(board, tmp_path):
     md = render(board, "md")
-    assert "| 1 | bifpn | a | 3 | 0.420 ± 0.050 | +0.100 ± 0.018 |" in md
+    assert "| 1 | bifpn | a | a | 3 | 0.420 ± 0.050 | +0.100 ± 0.025 |" in md
     assert "| bifpn | 0.420 ± 0.050 a | 0.440 ± 0.127 a |" in md  # neck x phi
-    assert "Kendall tau -0.33 between the rankings" in md and "fpn vs panet, paired difference +0.0050" in md
+    assert (
+        "Kendall tau -0.33 between the rankings" in md
+        and "Resolved: 2 of 3 pairs by their own paired tests (Holm), 2 by the pooled" in md
+    )
     assert "EfficientDet Table 5: Kendall tau +1.00 / +0.33 at phi 0 / 1" in md and "## Published comparisons" in md
-    assert "| 2.000 | 0.427 ± 0.042 | 0.420 ± 0.254 | 0.333 ± 0.080 |" in md  # iso-FLOPs with intervals
+    assert "### AP at equal GFLOPs" in md and "### AP at equal parameters" in md  # equal-cost sections
     for fmt in ("table", "html"):
         text = render(board, fmt)
         assert "0.420 ± 0.050" in text and "Kendall tau -0.33" in text and "Published comparisons" in text
     doc = json.loads(render(board, "json"))
-    assert len(doc["groups"]) == 2 and len(doc["transfer"]) == 4 and doc["iso_flops"][0]["ci95"] is not None
+    assert len(doc["groups"]) == 2 and len(doc["transfer"]) == 4 and doc["equal_cost"][0]["ci95"] is not None
     render(board, "csv", path=tmp_path / "b.csv")
     assert set(pd.read_csv(tmp_path / "b.transfer.csv")["comparison"]) == {"EfficientDet Table 5", "PANet vs FPN"}
     assert "letters" in pd.read_csv(tmp_path / "b.csv").columns
@@ -202,3 +225,23 @@ def test_cli_reference(tmp_path):
     assert json.loads(res.stdout)["reference"] == "bifpn"
     bad = run_cli("leaderboard", "--results", str(tmp_path), "--reference", "nope")
     assert bad.returncode == 2 and "--reference 'nope'" in bad.stderr
+
+
+def test_schedule_agreement_compares_two_schedules_of_the_same_necks():
+    # 8 epochs order a > b > c (means .30 .25 .20); 16 epochs a > c > b (.50 .40 .45): pairs (a, b) and (a, c)
+    # keep their order, (b, c) reverses -> tau-b (2 - 1) / 3 = 1/3; one pair reversed
+    values = {8: {"a": (0.30, 0.30), "b": (0.25, 0.25), "c": (0.20, 0.20)}}
+    values[16] = {"a": (0.50, 0.50), "b": (0.40, 0.40), "c": (0.45, 0.45)}
+    keys = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "phi": 0}
+    rows = pd.DataFrame(
+        [
+            {**keys, "epochs": e, "neck": n, "seed": s, "AP": v}
+            for e, necks in values.items()
+            for n, vs in necks.items()
+            for s, v in enumerate(vs)
+        ]
+    )
+    (row,) = schedule_agreement(rows, n_boot=50).to_dict("records")
+    assert (row["short"], row["long"], row["n_necks"], row["reversed"]) == (8, 16, 3, 1)
+    assert row["tau"] == pytest.approx(1 / 3) and row["long_rank_tau"] == pytest.approx(1.0)  # seeds agree
+    assert row["tau_low"] <= row["tau"] <= row["tau_high"]

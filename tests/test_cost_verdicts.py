@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archbench.board.cells import Grid, Heading, Text
 from archbench.board.cost_cells import equal_cost_blocks
 from archbench.board.cost_verdicts import (
     COST_COLUMNS,
@@ -32,6 +31,7 @@ from archbench.board.cost_verdicts import (
     pareto_table,
 )
 from archbench.board.equal_cost import COST_AXES, fit_check, pareto_frequency
+from archbench.board.grids import Grid, Heading, Text
 from archbench.board.pairs import paired_letters
 
 KEYS = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "epochs": 8}

@@ -1,4 +1,4 @@
-"""Leaderboard, iso-FLOPs, rendering and plots on fabricated records (hand-checked numbers)."""
+"""Leaderboard, equal-cost views, rendering and plots on fabricated records (hand-checked numbers)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from archbench.board import plots, stats
-from archbench.board.aggregate import build_table, failed_runs, pareto_mask, require_records, seed_rows
+from archbench.board import plots
+from archbench.board.aggregate import build_table, failed_runs, group_of, pareto_mask, require_records
 from archbench.board.compose import compose
 from archbench.board.formats import render, render_md
-from archbench.board.iso import iso_flops
+from archbench.board.latency import read_sittings
 from archbench.board.provenance import changes_outside, clean_commits, setup_table
 from archbench.errors import UserError
 from archbench.runs.records import RunRecord, load_records
@@ -201,60 +201,6 @@ def test_task_filter_and_seg():
     assert len(build_table(sweep() + [seg], task="det")) == 9
 
 
-def iso_value(iso: pd.DataFrame, neck: str, budget: float) -> float:
-    sel = iso[(iso["neck"] == neck) & (iso["gflops"] == budget)]
-    assert len(sel) == 1
-    return float(sel.iloc[0]["value"])
-
-
-def test_iso_flops_default_budgets(table):
-    iso = iso_flops(table)
-    # Ranges: fpn [1, 4], bifpn [1.5, 6], pan [2, 8] -> shared [2, 4]; row gflops inside: 2, 3, 4.
-    assert sorted(iso["gflops"].unique()) == [2.0, 3.0, 4.0]
-    expected = {
-        ("fpn", 2.0): 0.35,
-        ("bifpn", 2.0): 0.33 + 0.05 * 0.5 / 1.5,
-        ("pan", 2.0): 0.29,
-        ("fpn", 3.0): 0.375,
-        ("bifpn", 3.0): 0.38,
-        ("pan", 3.0): 0.325,
-        ("fpn", 4.0): 0.40,
-        ("bifpn", 4.0): 0.38 + 0.04 / 3,
-        ("pan", 4.0): 0.36,
-    }
-    for (neck, b), v in expected.items():
-        assert iso_value(iso, neck, b) == pytest.approx(v), (neck, b)
-    assert set(iso["metric"]) == {"AP"}
-
-
-def test_iso_flops_no_extrapolation(table):
-    iso = iso_flops(table, budgets=[0.5, 7.0])
-    assert all(math.isnan(iso_value(iso, n, 0.5)) for n in ("fpn", "bifpn", "pan"))
-    assert math.isnan(iso_value(iso, "fpn", 7.0)) and math.isnan(iso_value(iso, "bifpn", 7.0))
-    assert iso_value(iso, "pan", 7.0) == pytest.approx(0.36 + 0.03 * 3 / 4)
-
-
-def test_iso_flops_single_point_neck():
-    recs = [make_record("fpn", p, 0, ap=0.3 + 0.1 * p, gflops=1.0 + p) for p in range(3)]
-    recs.append(make_record("solo", 0, 0, ap=0.5, gflops=2.5))
-    iso = iso_flops(build_table(recs))
-    # The single-point neck does not narrow the budgets: fpn's 1, 2, 3 plus solo's 2.5.
-    assert sorted(iso["gflops"].unique()) == [1.0, 2.0, 2.5, 3.0]
-    assert iso_value(iso, "solo", 2.5) == pytest.approx(0.5)
-    assert math.isnan(iso_value(iso, "solo", 2.0))
-    assert iso_value(iso, "fpn", 2.5) == pytest.approx(0.45)
-
-
-def test_iso_flops_interval_at_a_budget_that_is_a_mean_of_equal_gflops():
-    gflops = 0.056519424  # the mean of three copies is 6.9e-18 above it: the budget must still count as inside
-    recs = [make_record("fpn", 0, s, ap=0.30 + 0.01 * s, gflops=gflops) for s in range(3)]
-    recs += [make_record("fpn", 1, s, ap=0.40, gflops=0.07) for s in range(3)]  # fpn's curve starts at that budget
-    recs += [make_record("bifpn", 0, s, ap=0.35, gflops=0.06) for s in range(3)]
-    iso = iso_flops(build_table(recs), rows=seed_rows(recs))
-    fpn = iso[(iso["neck"] == "fpn") & iso["value"].notna()].iloc[0]
-    assert fpn["n_seeds"] == 3 and fpn["ci95"] == pytest.approx(stats.mean_ci([0.30, 0.31, 0.32])[1])
-
-
 def test_failed_runs_listed_apart(table):
     failed = failed_runs(sweep())
     assert list(failed.columns) == ["task", "neck", "phi", "seed", "reason"]
@@ -281,8 +227,10 @@ CI = 12.706 * STD / math.sqrt(2)
 
 def test_render_json(parts):
     doc = json.loads(render(parts, "json"))
-    assert set(doc) == {"reference", "leaderboard", "groups", "iso_flops", "transfer", "published", "failed"}
-    assert len(doc["leaderboard"]) == 9 and len(doc["failed"]) == 1 and len(doc["iso_flops"]) == 9
+    parts_ = {"equal_cost", "pareto_fronts", "equal_cost_fit", "schedules", "transfer", "published", "failed"}
+    assert set(doc) == {"reference", "leaderboard", "groups", *parts_}
+    assert len(doc["leaderboard"]) == 9 and len(doc["failed"]) == 1 and len(doc["pareto_fronts"]) == 27
+    assert {"letters", "ci95", "budget"} <= set(doc["equal_cost"][0])
     assert len(doc["groups"]) == 3 and doc["reference"] == "fpn"
     top = doc["leaderboard"][0]
     assert top["neck"] == "bifpn" and top["rank"] == 1 and top["AP_mean"] == pytest.approx(0.42)
@@ -296,8 +244,8 @@ def test_render_csv(parts, tmp_path):
     assert len(df) == 9 and {"AP_mean", "AP_std", "AP_ci95", "n_seeds", "rank", "pareto"} <= set(df.columns)
     assert {"phi_rank", "diff_mean", "diff_ci95", "letters"} <= set(df.columns)
     assert len(pd.read_csv(tmp_path / "board.failed.csv")) == 1
-    iso = pd.read_csv(tmp_path / "board.iso_flops.csv")
-    assert len(iso) == 9 and "ci95" in iso.columns
+    costs = pd.read_csv(tmp_path / "board.equal_cost.csv")
+    assert {"axis", "budget", "neck", "value", "ci95", "letters"} <= set(costs.columns)
     assert len(pd.read_csv(tmp_path / "board.groups.csv")) == 3
     assert not (tmp_path / "board.setup.csv").exists()
 
@@ -308,9 +256,9 @@ def test_render_markdown(parts):
     assert "## task det · dataset synthetic · preset proxy" in text
     assert text.count("synthetic") == 1  # the group's shared settings once, as its heading
     header = lines.index("### phi 2") + 4
-    assert lines[header].startswith("| rank | neck | tied | seeds | AP ± 95 % CI | Δ AP vs fpn ± 95 % CI |")
+    assert lines[header].startswith("| rank | neck | tied | pooled | seeds | AP ± 95 % CI | Δ AP vs fpn ± 95 % CI |")
     assert set(lines[header + 1]) <= set("|- ")
-    assert lines[header + 2].startswith(f"| 1 | bifpn | a | 2 | 0.420 ± {CI:.3f} | +0.020 ± 0.000 |")
+    assert lines[header + 2].startswith(f"| 1 | bifpn | a | a | 2 | 0.420 ± {CI:.3f} | +0.020 ± 0.000 |")
     # the neck x phi view: equal seed offsets make every paired difference exact, so every pair is resolved
     assert "| fpn | 0.300 ± 0.127 b | 0.350 ± 0.127 c | 0.400 ± 0.127 b |" in text
     assert "## Failed runs" in text and "loss became nan" in text
@@ -336,8 +284,9 @@ def test_render_html_embeds_figures(parts, tmp_path):
     assert path.read_text() == text
     assert '<img src="data:image/png;base64,' in text
     assert f"0.420 ± {CI:.3f}" in text and "white-space:nowrap" in text
-    # neck x phi, 3 rankings, iso-FLOPs, transfer, published comparisons, failed runs: all sortable
-    assert text.count('<table class="sortable">') == 8 and "<script>" in text and "http" not in text
+    # neck x phi, 3 rankings, equal GFLOPs / parameters / latency, Pareto fronts, transfer, published
+    # comparisons, failed runs: all sortable
+    assert text.count('<table class="sortable">') == 11 and "<script>" in text and "http" not in text
 
 
 def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
@@ -474,7 +423,7 @@ def test_checked_in_board_is_derived_from_its_records():
     """results/board/LEADERBOARD.md is exactly what `archbench leaderboard` makes of results/board/runs/:
     nobody edited a number by hand, and no record was added without regenerating the board."""
     board = Path(__file__).resolve().parent.parent / "results" / "board"
-    composed = compose(require_records(board, task="det"), "det")
+    composed = compose(require_records(board, task="det"), "det", sittings=read_sittings(board))
     names = plots.figure_names(composed.table)
     figures = [board / "figures" / name for name in names]
     assert all(f.is_file() for f in figures), "a figure is missing: run scripts/make_leaderboard.py --from-records"
@@ -482,26 +431,17 @@ def test_checked_in_board_is_derived_from_its_records():
     assert (board / "LEADERBOARD.md").read_text() == expected
 
 
-def test_checked_in_board_ran_one_version_of_the_code():
-    """The board's records were committed one by one as they finished, so they name many commits; those
-    commits may differ from the first only in results/ (the records themselves)."""
+def test_checked_in_board_ran_one_version_of_the_code_per_group():
+    """Each comparison group's records were committed one by one as they finished, so they name many commits;
+    within a group those commits may differ from the first only in results/ (the records themselves). Groups
+    (e.g. the quick 8-epoch tier and a longer schedule trained later) may come from different versions."""
     root = Path(__file__).resolve().parent.parent
-    commits = clean_commits(require_records(root / "results" / "board", task="det"))
-    changed = changes_outside(commits, root)
-    if changed is None:
-        pytest.skip("git history of the board's commits is not available (shallow clone?)")
-    assert {c[:12]: paths for c, paths in changed.items() if paths} == {}
-
-
-def test_iso_flops_default_budgets_closer_than_the_gap_are_one():
-    # fpn at 1, 2.95, 3 and bifpn at 1, 2, 2.01, 3 GFLOPs: 2.01 is within 2 % of 2 and 2.95 within 2 % of 3;
-    # the largest budget (3) is kept so that the budgets still span the shared range.
-    recs = [make_record("fpn", p, 0, ap=0.3, gflops=g) for p, g in enumerate([1.0, 2.95, 3.0])]
-    recs += [make_record("bifpn", p, 0, ap=0.4, gflops=g) for p, g in enumerate([1.0, 2.0, 2.01, 3.0])]
-    assert sorted(iso_flops(build_table(recs))["gflops"].unique()) == [1.0, 2.0, 3.0]
-
-
-def test_iso_flops_has_no_budgets_when_no_neck_has_a_curve():
-    # A group of one phi: every neck is one point, so nothing is compared at equal GFLOPs.
-    recs = [make_record(neck, 0, 0, ap=0.3, gflops=g) for neck, g in [("fpn", 1.0), ("bifpn", 1.5)]]
-    assert iso_flops(build_table(recs)).empty
+    records = require_records(root / "results" / "board", task="det")
+    groups: dict[tuple, list] = {}
+    for record in records:
+        groups.setdefault(tuple(group_of(record).values()), []).append(record)
+    for key, members in groups.items():
+        changed = changes_outside(clean_commits(members), root)
+        if changed is None:
+            pytest.skip("git history of the board's commits is not available (shallow clone?)")
+        assert {c[:12]: paths for c, paths in changed.items() if paths} == {}, key

@@ -85,19 +85,25 @@ def schedule_of(record: Mapping[str, Any]) -> int | None:
     return int(epochs) if epochs is not None else None
 
 
+def group_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record's comparison group: its value of every ``GROUP_KEYS`` column."""
+    return {
+        "task": record.get("task", "det"),
+        "dataset": (record.get("dataset") or {}).get("name", "?"),
+        "preset": record.get("preset", "?"),
+        "terms": terms_of(record.get("config")),
+        "epochs": schedule_of(record),
+    }
+
+
 def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     """One ok record as a flat row: keys, metrics of its task and costs."""
     task = record.get("task", "det")
     metrics = record.get("metrics") or {}
     costs = record.get("costs") or {}
     timing = record.get("timing") or {}
-    dataset = record.get("dataset") or {}
     row: dict[str, Any] = {
-        "task": task,
-        "dataset": dataset.get("name", "?"),
-        "preset": record.get("preset", "?"),
-        "terms": terms_of(record.get("config")),
-        "epochs": schedule_of(record),
+        **group_of(record),
         "neck": record.get("neck", "?"),
         "spec_hash": record.get("spec_hash"),
         "phi": record.get("phi"),

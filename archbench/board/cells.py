@@ -3,54 +3,29 @@ Markdown and HTML formats.
 
 Layout: per comparison group (one value of ``aggregate.GROUP_KEYS``) a heading naming its shared settings
 once, then a neck x phi view of the main metric, then one ranking per phi with its statistics, the
-iso-FLOPs comparison and the transfer to the published comparisons; then the published comparisons, the
-failed runs and how the runs were made. Numbers: metrics with 3 decimals, ``mean ± h`` where h is the
-half-width of the 95 % Student-t interval over seeds (metric units), parameters in millions, latency and
-throughput with one decimal; a missing number is ``-``.
+comparisons at equal cost (:mod:`archbench.board.cost_cells`) and the transfer to the published comparisons;
+then the published comparisons, the failed runs and how the runs were made. Numbers: metrics with 3
+decimals, ``mean ± h`` where h is the half-width of the 95 % Student-t interval over seeds (metric units),
+parameters in millions, latency and throughput with one decimal; a missing number is ``-``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from archbench.board.aggregate import FAILED_COLUMNS, GROUP_KEYS, TASK_METRICS
 from archbench.board.compose import Board
+from archbench.board.cost_cells import equal_cost_blocks
+from archbench.board.grids import Block, Grid, Heading, Text, interval
 from archbench.board.provenance import SETUP_COLUMNS
 
 _MILLION = 1e6
 #: Where the board's statistics are explained (a path in the repository).
 HOW_TO_READ = "docs/board.md"
-
-
-@dataclass(frozen=True)
-class Heading:
-    """A heading; ``level`` 2 for a group or an appendix, 3 for a part of a group."""
-
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Text:
-    """One paragraph of plain text."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A table of text cells (each row as long as ``headers``)."""
-
-    headers: list[str]
-    rows: list[list[str]]
-
-
-Block = Heading | Text | Grid
 
 
 def _fmt(x: Any, spec: str = "{:.3f}") -> str:
@@ -63,15 +38,6 @@ def _fmt(x: Any, spec: str = "{:.3f}") -> str:
 def _text(x: Any) -> str:
     """``x`` as text, or empty when it is missing."""
     return "" if x is None or (not isinstance(x, str) and pd.isna(x)) else str(x)
-
-
-def interval(mean: Any, half: Any, spec: str = "{:.3f}") -> str:
-    """``mean ± half``; just the mean when the half-width is missing (one seed); ``-`` when the mean is."""
-    if mean is None or pd.isna(mean):
-        return "-"
-    if half is None or pd.isna(half):
-        return spec.format(mean)
-    return f"{spec.format(mean)} ± {spec.replace('+', '').format(abs(half))}"
 
 
 def _select(df: pd.DataFrame, keys: dict[str, Any]) -> pd.DataFrame:
@@ -100,8 +66,9 @@ def _secondary_metrics(table: pd.DataFrame, main: str) -> list[str]:
 
 
 def group_title(keys: dict[str, Any]) -> str:
-    """A group's shared settings as one heading: ``task det · dataset synthetic · preset proxy``."""
-    return " · ".join(f"{k} {v}" for k, v in keys.items())
+    """A group's shared settings as one heading: ``task det · dataset synthetic · preset proxy``; a key the
+    records do not say (e.g. the schedule of a hand-made record) is left out."""
+    return " · ".join(f"{k} {v}" for k, v in keys.items() if v is not None and not pd.isna(v))
 
 
 def _intro(sub: pd.DataFrame, board: Board) -> Text:
@@ -111,9 +78,12 @@ def _intro(sub: pd.DataFrame, board: Board) -> Text:
     n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
     return Text(
         f"Ranked on {metric}, the mean over {n} seeds per neck and phi. ± is the half-width of the 95 % "
-        f"Student-t interval over seeds; Δ is the paired difference from {board.reference} (same seeds) with its "
-        "95 % interval; necks sharing a letter are statistically tied (t-tests paired by seed, noise pooled over "
-        "the necks, Holm, 5 %). "
+        "Student-t interval over seeds. Necks sharing a letter are not told apart: paired t-tests of each pair on "
+        "its own per-seed differences, Holm over every pair of the phi, 5 % (the pooled column: the same from "
+        f"the block model that pools the noise over all necks, a secondary view). Δ is the paired difference from "
+        f"{board.reference} (same seeds) with that pair's own 95 % interval, not corrected for the other "
+        "comparisons: an interval can exclude 0 while the letters, which are corrected, still tie. Not told "
+        "apart is not equal: only the equivalence test below says equal. "
         f"How to read it: {HOW_TO_READ}."
     )
 
@@ -156,13 +126,15 @@ def _mixed_mark(r: pd.Series) -> str:
 
 
 def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Grid:
-    """One phi's ranking: rank, neck, tie letters, seeds, main metric ± CI, Δ from the reference ± CI, the
-    other metrics' means, costs, and the Pareto flag (accuracy vs GFLOPs over the group's every phi)."""
+    """One phi's ranking: rank, neck, tie letters (per pair, then pooled), seeds, main metric ± CI, Δ from the
+    reference ± CI, the other metrics' means, costs, and the Pareto flag (accuracy vs GFLOPs over the group's
+    every phi)."""
     metric = str(sub["metric"].iloc[0])
     headers = [
         "rank",
         "neck",
         "tied",
+        "pooled",
         "seeds",
         f"{metric} ± 95 % CI",
         f"Δ {metric} vs {reference} ± 95 % CI",
@@ -176,6 +148,7 @@ def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Gri
                 _fmt(r["phi_rank"], "{}"),
                 str(r["neck"]),
                 _text(r.get("letters")),
+                _text(r.get("pooled_letters")),
                 str(r["n_seeds"]),
                 interval(r["score"], r["score_ci95"]),
                 _diff_cell(r),
@@ -191,41 +164,31 @@ def ranking_grid(sub: pd.DataFrame, secondary: list[str], reference: str) -> Gri
 
 
 def _seeds_text(n: Any) -> str:
-    """``about 14 seeds per neck``; infinite for a zero or vanishing difference."""
+    """``15 seeds per neck``; no practical number when infinite."""
     if n is None or pd.isna(n):
         return "an unknown number of seeds"
-    return (
-        "no practical number of seeds (the means are equal or all but)"
-        if math.isinf(n)
-        else f"about {int(n):,} seeds per neck"
-    )
+    return "no practical number of seeds" if math.isinf(n) else f"{int(n):,} seeds per neck"
 
 
-def stability_text(g: pd.Series | None) -> Text:
-    """One phi's rank stability and closest unresolved pair, in words."""
+def verdict_text(g: pd.Series | None) -> Text:
+    """One phi's verdicts in words: pairs resolved, the smallest difference detectable, seeds a stated effect
+    needs, pairs shown equal, and rank stability."""
     if g is None:
         return Text("No statistics: the main metric is missing.")
+    metric = g["metric"]
     tau = "-" if pd.isna(g["rank_tau"]) else f"{g['rank_tau']:.2f}"
     split = "seed against seed" if g["n_seeds"] == 2 else "averaged over the balanced splits of the seeds"
-    text = f"Rank stability: Kendall tau {tau} between the rankings of disjoint halves of the seeds ({split})."
-    if g["pair_a"] is None or pd.isna(g["pair_a"]):
-        return Text(text + " The three best necks are all told apart.")
+    equal = f"{g['equivalent']}: {g['equivalent_pairs']}" if g["equivalent"] else "none"
     return Text(
-        f"{text} Closest unresolved pair among the three best: {g['pair_a']} vs {g['pair_b']}, paired difference "
-        f"{g['pair_diff']:+.4f} (sd of one per-seed difference {_fmt(g['pair_sd'], '{:.4f}')}, "
-        f"{int(g['pair_n'])} seeds); "
-        f"{_seeds_text(g['seeds_needed'])} would resolve it."
+        f"Resolved: {g['resolved']} of {g['tests']} pairs by their own paired tests (Holm), {g['resolved_pooled']} "
+        f"by the pooled block model. The sd of one per-seed difference is {_fmt(g['diff_sd'], '{:.4f}')} "
+        f"(root mean square over the pairs; pooled {_fmt(g['pooled_sd'], '{:.4f}')}), so with "
+        f"{g['n_seeds']} seeds a pair's test detects, with 80 % power, a true difference of "
+        f"{_fmt(g['mdd'])} {metric} (each neck against the reference alone: {_fmt(g['mdd_vs_reference'])}); "
+        f"detecting 0.04 would take {_seeds_text(g['seeds_for_large'])}, 0.02 {_seeds_text(g['seeds_for_small'])}. "
+        f"Shown equal within ±0.02 (two one-sided tests, Holm): {equal}. Rank stability: Kendall tau {tau} "
+        f"between the rankings of disjoint halves of the seeds ({split})."
     )
-
-
-def iso_grid(iso: pd.DataFrame) -> Grid:
-    """One group's iso-FLOPs values: budgets as rows, necks as columns, ``value ± 95 % CI``."""
-    necks = sorted(iso["neck"].unique())
-    rows = []
-    for budget, sub in iso.groupby("gflops", sort=True):
-        by_neck = {r["neck"]: interval(r["value"], r["ci95"]) for _, r in sub.iterrows()}
-        rows.append([_fmt(budget), *[by_neck.get(n, "-") for n in necks]])
-    return Grid(["GFLOPs", *necks], rows)
 
 
 def transfer_grid(rows: pd.DataFrame) -> Grid:
@@ -275,14 +238,11 @@ def group_blocks(keys: dict[str, Any], sub: pd.DataFrame, board: Board) -> list[
     groups = _select(board.groups, keys)
     for phi, at_phi in sub.groupby("phi", sort=True):
         g = groups[groups["phi"] == phi]
-        out += [Heading(3, f"phi {phi}"), stability_text(g.iloc[0] if len(g) else None)]
+        out += [Heading(3, f"phi {phi}"), verdict_text(g.iloc[0] if len(g) else None)]
         out.append(ranking_grid(at_phi, secondary, board.reference))
         if at_phi.get("timing_mixed", pd.Series(dtype=bool)).astype(bool).any():
             out.append(Text(MIXED_NOTE))
-    iso = _select(board.iso, keys)
-    if not iso.empty:
-        out.append(Heading(3, f"Iso-FLOPs: {metric} at equal GFLOPs (along each neck's phi curve, ± 95 % CI)"))
-        out.append(iso_grid(iso))
+    out += equal_cost_blocks(keys, board.costs, board.fronts, board.fits, metric)
     transfer = _select(board.transfer, keys)
     out.append(Heading(3, "Transfer: the board's ranking against the published comparisons"))
     out += [transfer_grid(transfer), *transfer_summary(transfer)] if not transfer.empty else [Text("None.")]
@@ -290,6 +250,39 @@ def group_blocks(keys: dict[str, Any], sub: pd.DataFrame, board: Board) -> list[
 
 
 # ---------------------------------------------------------------------------------------------- appendices
+
+
+def schedule_blocks(schedules: pd.DataFrame) -> list[Block]:
+    """Whether a shorter schedule ranks the necks as a longer one does (``verdicts.schedule_agreement``)."""
+    if schedules.empty:
+        return []
+    rows = [
+        [
+            str(r["terms"]),
+            str(r["phi"]),
+            f"{r['short']} -> {r['long']}",
+            str(r["n_necks"]),
+            f"{_fmt(r['tau'], '{:+.2f}')} [{_fmt(r['tau_low'], '{:+.2f}')}, {_fmt(r['tau_high'], '{:+.2f}')}]",
+            _fmt(r["long_rank_tau"], "{:+.2f}"),
+            str(r["reversed"]),
+            _text(r["flips"]) or "none",
+        ]
+        for _, r in schedules.iterrows()
+    ]
+    headers = ["terms", "phi", "epochs", "necks", "Kendall tau [95 % CI]", "seed-split tau, longer"]
+    headers += ["pairs reversed", "verdicts that change"]
+    return [
+        Heading(2, "Schedules: does a shorter schedule rank the necks as a longer one does?"),
+        Text(
+            "Per group and phi, for every two schedules both trained: Kendall tau-b between the necks' mean "
+            "metric under the shorter and the longer schedule, with a 95 % bootstrap interval over seeds (seed s "
+            "of both schedules shares its initial weights and data order, so it is resampled once), beside the "
+            "longer schedule's own seed-split tau: the agreement two halves of its seeds reach. Pairs reversed: "
+            "ordered oppositely by the two schedules' means; verdicts that change: per-pair tests resolved one way, "
+            "the other or not at all."
+        ),
+        Grid(headers, rows),
+    ]
 
 
 def published_blocks(published: pd.DataFrame) -> list[Block]:
@@ -318,6 +311,7 @@ def blocks(board: Board) -> list[Block]:
         out += group_blocks(keys, sub, board)
     if board.table.empty:
         out += [Heading(2, "Leaderboard"), Text("No ok runs.")]
+    out += schedule_blocks(board.schedules)
     out += published_blocks(board.published)
     out.append(Heading(2, "Failed runs"))
     out.append(Grid(FAILED_COLUMNS, _text_rows(board.failed, FAILED_COLUMNS)) if len(board.failed) else Text("None."))

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from archbench.board.cells import Block, Grid, Heading, Text, interval
 from archbench.board.equal_cost import COST_AXES, CostAxis, cost_axis
+from archbench.board.grids import Block, Grid, Heading, Text, interval
 from archbench.board.latency import FROM_RECORDS
 
 #: How budgets are shown (display units).

@@ -11,8 +11,7 @@ Interpolation is piecewise linear in log cost (``LOG_COST``): the scaling litera
 in the log of compute and of model size, so the chord in log cost is what that law predicts between two measured
 phi. :func:`fit_check` measures either choice against measured points; on the 8-epoch equal-terms board log cost
 has the smaller error on all three axes, though both under-read the middle phi (the curves bend above their
-chords). The board's iso-FLOPs table (``archbench.board.iso``) interpolates linearly in GFLOPs with the same
-helpers.
+chords).
 """
 
 from __future__ import annotations

@@ -23,13 +23,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from archbench.board.cells import Block, Grid, Heading, Text, blocks
+from archbench.board.cells import blocks
 from archbench.board.compose import Board
+from archbench.board.grids import Block, Grid, Heading, Text
 from archbench.errors import UserError
 
 FORMATS = ("table", "md", "csv", "json", "html")
 #: The tables beside a CSV board, written as ``<stem>.<name>.csv`` (the leaderboard itself is ``<stem>.csv``).
-_CSV_PARTS = ("groups", "iso_flops", "transfer", "published", "failed", "setup")
+_CSV_PARTS = (
+    "groups",
+    "equal_cost",
+    "pareto_fronts",
+    "equal_cost_fit",
+    "schedules",
+    "transfer",
+    "published",
+    "failed",
+    "setup",
+)
 
 
 def _records_json(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -42,7 +53,10 @@ def _parts(board: Board) -> dict[str, pd.DataFrame]:
     parts = {
         "leaderboard": board.table,
         "groups": board.groups,
-        "iso_flops": board.iso,
+        "equal_cost": board.costs,
+        "pareto_fronts": board.fronts,
+        "equal_cost_fit": board.fits,
+        "schedules": board.schedules,
         "transfer": board.transfer,
         "published": board.published,
         "failed": board.failed,
@@ -54,7 +68,8 @@ def _parts(board: Board) -> dict[str, pd.DataFrame]:
 
 def render_json(board: Board) -> str:
     """Every table of the board with raw numbers: ``{"reference": ..., "leaderboard": [...], "groups": [...],
-    "iso_flops": [...], "transfer": [...], "published": [...], "failed": [...]}`` (and ``"setup"``)."""
+    "equal_cost": [...], "pareto_fronts": [...], "equal_cost_fit": [...], "schedules": [...], "transfer": [...],
+    "published": [...], "failed": [...]}`` (and ``"setup"``)."""
     doc: dict[str, Any] = {"reference": board.reference}
     doc.update({name: _records_json(df) for name, df in _parts(board).items()})
     return json.dumps(doc, indent=2) + "\n"
@@ -141,13 +156,13 @@ def _html_block(block: Block) -> str:
     )
 
 
-def _figure_tags(table: pd.DataFrame) -> list[str]:
+def _figure_tags(board: Board) -> list[str]:
     """``<img>`` tags with the plots embedded as base64 PNG."""
     from archbench.board import plots  # matplotlib: loaded only where figures are drawn
 
     tags = []
     with tempfile.TemporaryDirectory() as tmp:
-        for path in plots.write_all(table, Path(tmp)):
+        for path in plots.write_all(board.table, Path(tmp), fronts=board.fronts):
             data = base64.b64encode(path.read_bytes()).decode("ascii")
             tags.append(
                 f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
@@ -193,7 +208,7 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 def render_html(board: Board) -> str:
     """One self-contained page: the blocks, sortable tables and the figures (base64 PNG); nothing external."""
     parts = "".join(_html_block(b) for b in blocks(board))
-    figures = "".join(_figure_tags(board.table)) if not board.table.empty else "<p>No ok runs to plot.</p>"
+    figures = "".join(_figure_tags(board)) if not board.table.empty else "<p>No ok runs to plot.</p>"
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{_TITLE}</title>'
         f"<style>{_CSS}</style></head><body><h1>{_TITLE}</h1><p>{html.escape(_PREAMBLE)}</p>"
@@ -203,7 +218,7 @@ def render_html(board: Board) -> str:
 
 
 def _write(text: str, fmt: str, path: Path, board: Board) -> None:
-    """``text`` to ``path``; for csv also the board's other tables beside it (``<stem>.iso_flops.csv`` ...)."""
+    """``text`` to ``path``; for csv also the board's other tables beside it (``<stem>.equal_cost.csv`` ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     if fmt == "csv":
@@ -220,7 +235,8 @@ def render(board: Board, fmt: str, path: Path | None = None, figures: Sequence[P
 
     ``table`` (rich text), ``md`` and ``html`` show the blocks of :mod:`archbench.board.cells`. ``json`` holds
     every table with raw numbers. ``csv`` is the leaderboard (raw numbers); with a ``path`` the other tables
-    are written beside it as ``<stem>.<name>.csv`` (groups, iso_flops, transfer, published, failed, setup).
+    are written beside it as ``<stem>.<name>.csv`` (groups, equal_cost, pareto_fronts, equal_cost_fit,
+    schedules, transfer, published, failed, setup).
     Returns the rendered text (of the leaderboard, for csv).
     """
     if fmt not in FORMATS:

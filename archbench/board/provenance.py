@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from archbench.board.aggregate import GROUP_KEYS, Record, as_dict, schedule_of
-from archbench.spec.terms import terms_of
+from archbench.board.aggregate import GROUP_KEYS, Record, as_dict, group_of
 
 SETUP_COLUMNS = GROUP_KEYS + ["runs", "training", "data", "environment", "settings", "code", "written", "mixed"]
 
@@ -36,11 +35,7 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
     env = record.get("environment") or {}
     side_by_side = f" x {env['jobs']} runs side by side (--jobs)" if env.get("jobs", 1) > 1 else ""
     return {
-        "task": record.get("task", "det"),
-        "dataset": dataset.get("name", "?"),
-        "preset": record.get("preset", "?"),
-        "terms": terms_of(config),
-        "epochs": schedule_of(record),
+        **group_of(record),
         "training": (
             f"{train['epochs']} epochs, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']:g}"
             + (", per-part init (paired seeds)" if config.get("init") == "per_part" else "")

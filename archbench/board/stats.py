@@ -21,8 +21,6 @@ Method choices, each documented where it is made:
   letter display built by Piepho's insert-absorb algorithm (:func:`tie_letters`);
 - rank stability: Kendall tau-b between the neck rankings of two disjoint halves of the seeds, averaged over
   all balanced splits (:func:`rank_stability`);
-- closest unresolved pair: the tied pair of the top necks with the smallest gap, with the seeds a paired
-  t-test would need at that gap (:func:`closest_unresolved_pair`, exact noncentral-t power).
 """
 
 from __future__ import annotations
@@ -36,9 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats as st
-
-from archbench.board import REFERENCE
-from archbench.board.power import seeds_for_effect
 
 #: The significance level of the tie test (family-wise, after Holm's correction).
 ALPHA = 0.05
@@ -227,42 +222,6 @@ def block_fit(rows: pd.DataFrame, metric: str) -> BlockFit:
 def _common_seeds(table: pd.DataFrame, a: Hashable, b: Hashable) -> int:
     """How many seeds both necks have a value for."""
     return int((table[a].notna() & table[b].notna()).sum())
-
-
-def paired_differences(
-    rows: pd.DataFrame, metric: str, reference: str = REFERENCE, level: float = 0.95
-) -> pd.DataFrame:
-    """Each neck's difference from ``reference`` in ``metric``, paired by seed, with its interval.
-
-    One row per neck (index ``neck``): ``n_pairs`` (the seeds the two share), ``diff_mean`` (neck - reference,
-    adjusted for the seeds: the difference of their means when they share every seed), ``diff_sd`` (the sd of
-    one per-seed difference) and ``diff_ci`` (Student-t ``level`` half-width), all from :func:`block_fit`, in the
-    metric's units. ``note`` says why a value is missing; the reference's own row is 0 with ``note``
-    "reference".
-    """
-    table = seed_table(rows, metric)
-    fit = block_fit(rows, metric)
-    out = []
-    for neck in table.columns:
-        row: dict[str, object] = {"neck": neck, "note": ""}
-        if reference not in table.columns:
-            row.update(n_pairs=0, note=f"no '{reference}' runs in this group")
-            out.append(row)
-            continue
-        row["n_pairs"] = _common_seeds(table, neck, reference)
-        if neck == reference:
-            row.update(diff_mean=0.0, diff_sd=0.0, diff_ci=0.0, note="reference")
-        else:
-            diff, _ = fit.difference(str(neck), reference)
-            sd = math.nan if math.isnan(diff) else fit.diff_sd
-            row.update(diff_mean=diff, diff_sd=sd, diff_ci=fit.half_width(str(neck), reference, level))
-            if math.isnan(diff):
-                row["note"] = f"no seeds linking it to '{reference}'"
-            elif math.isnan(float(row["diff_ci"])):  # type: ignore[arg-type]
-                row["note"] = "too few runs in the group for an interval"
-        out.append(row)
-    columns = ["neck", "n_pairs", "diff_mean", "diff_sd", "diff_ci", "note"]
-    return pd.DataFrame(out, columns=columns).set_index("neck")
 
 
 # ---------------------------------------------------------------------------------------------- tied necks
@@ -502,79 +461,3 @@ def rank_stability(rows: pd.DataFrame, metric: str, max_splits: int = MAX_SPLITS
             taus.append(kendall_tau_b(ma[both].to_numpy(), mb[both].to_numpy()))
     taus = [t for t in taus if not math.isnan(t)]
     return float(np.mean(taus)) if taus else math.nan
-
-
-# ---------------------------------------------------------------------------------------------- closest pair
-
-
-@dataclass(frozen=True)
-class UnresolvedPair:
-    """The closest pair of top necks that the seeds do not tell apart.
-
-    ``a`` ranks above ``b`` by mean; ``diff_mean``: the mean of the per-seed differences a - b over ``n_pairs``
-    seeds, ``diff_sd``: the sd of one such difference as the block model estimates it (:class:`BlockFit`;
-    metric units); ``seeds_needed``: paired seeds a per-pair test would need at that gap (see
-    :func:`closest_unresolved_pair`).
-    """
-
-    a: str
-    b: str
-    n_pairs: int
-    diff_mean: float
-    diff_sd: float
-    seeds_needed: float
-
-
-def closest_unresolved_pair(
-    rows: pd.DataFrame, metric: str, top: int = 3, alpha: float = ALPHA, power: float = 0.8
-) -> UnresolvedPair | None:
-    """Among the ``top`` necks (:func:`verdict_order`), the tied pair (not different in :func:`pairwise_tests`)
-    with the smallest |paired mean difference|, and how many seeds a per-pair test would need to resolve it;
-    None when every pair of the top necks is resolved or there are fewer than two necks.
-
-    Only tested pairs are candidates (a pair the fit cannot test has no difference to size). The seed count is
-    :func:`archbench.board.power.seeds_for_effect` at the observed gap and the block model's sd: the exact
-    power of a paired t-test on n - 1 degrees of freedom at the Bonferroni level over the pairs the group
-    tests. It treats an observed gap as the true one (post-hoc power), so it is an order of magnitude at best;
-    a count for a stated effect (:func:`archbench.board.power.seeds_for_effect`) is the one to plan with.
-    """
-    means = neck_means(rows, metric)
-    order = [n for n in verdict_order(rows, metric) if not math.isnan(means[n])][:top]
-    tests = pairwise_tests(rows, metric, alpha)
-    n_tests = max(1, int(tests["p"].notna().sum()))
-    rank = {n: i for i, n in enumerate(order)}
-    best: UnresolvedPair | None = None
-    for rec in tests.itertuples(index=False):
-        if rec.a not in rank or rec.b not in rank or rec.different or math.isnan(rec.p):
-            continue
-        sign = 1.0 if rank[str(rec.a)] < rank[str(rec.b)] else -1.0
-        a, b = (rec.a, rec.b) if sign > 0 else (rec.b, rec.a)
-        mean = sign * float(rec.diff_mean)
-        if best is None or abs(mean) < abs(best.diff_mean):
-            sd = float(rec.diff_sd)
-            needed = seeds_for_effect(mean, sd, alpha, n_tests, power)
-            best = UnresolvedPair(str(a), str(b), int(rec.n_pairs), mean, sd, needed)
-    return best
-
-
-# ---------------------------------------------------------------------------------------------- one group
-
-
-def neck_summary(rows: pd.DataFrame, metric: str, reference: str = REFERENCE, level: float = 0.95) -> pd.DataFrame:
-    """One group's per-neck statistics, best first: ``n_seeds``, ``mean`` and ``ci`` (:func:`mean_ci`), the
-    paired difference from ``reference`` (``diff_mean``, ``diff_ci``, ``n_pairs``, ``note``) and ``letters``
-    (:func:`tie_letters`). Units of ``metric``."""
-    order = neck_means(rows, metric).index
-    stats = {n: mean_ci(rows.loc[rows["neck"] == n, metric], level) for n in order}
-    out = pd.DataFrame(
-        {
-            "n_seeds": [int(rows.loc[rows["neck"] == n, metric].notna().sum()) for n in order],
-            "mean": [stats[n][0] for n in order],
-            "ci": [stats[n][1] for n in order],
-        },
-        index=pd.Index(order, name="neck"),
-    )
-    diffs = paired_differences(rows, metric, reference, level)
-    out = out.join(diffs[["n_pairs", "diff_mean", "diff_ci", "note"]])
-    out["letters"] = pd.Series(tie_letters(rows, metric))
-    return out

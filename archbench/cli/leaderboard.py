@@ -30,20 +30,23 @@ def leaderboard_cmd(
         None, "--reference", help=f"neck the paired differences are taken from (default: {REFERENCE})"
     ),
 ) -> None:
-    """Per group and phi: mean and 95 % CI over seeds, paired difference from a reference neck, tie letters,
-    rank stability, seeds needed; iso-FLOPs with intervals; the ranking against published comparisons."""
+    """Per group and phi: mean and 95 % CI over seeds, paired difference from a reference neck, tie letters
+    (per pair and pooled), pairs resolved, detectable differences, equivalence, rank stability; each neck at
+    equal GFLOPs, parameters and latency with letters, and the Pareto fronts; the ranking against published
+    comparisons."""
     # pandas loads here, matplotlib only where figures are drawn (--plot, --format html)
     from archbench.board.aggregate import require_records
     from archbench.board.compose import compose
     from archbench.board.formats import render
+    from archbench.board.latency import read_sittings
 
     records = require_records(results, task)
-    board = compose(records, task, reference)
+    board = compose(records, task, reference, sittings=read_sittings(results))
     figures: list[Path] = []
     if plot is not None:
         from archbench.board.plots import write_all
 
-        figures = write_all(board.table, plot)
+        figures = write_all(board.table, plot, fronts=board.fronts)
     for path in figures:
         err.print(f"wrote {path}")
     text = render(board, fmt.value, output, figures=figures)

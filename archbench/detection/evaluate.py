@@ -149,8 +149,9 @@ def resampled_ap(
     every resample then only re-accumulates the matches of its images, a repeated image counting as often
     as drawn, which is what evaluating a copy of the data set holding those images would give (COCOeval
     matches per image, so copies of an image do not interact). The order of a row does not matter: COCOeval
-    breaks ties between equal detection scores by image order, so every resample is taken in id order. pycocotools has no resampling of its own;
-    this reuses its per-image results (``evalImgs``, laid out category-major, then area range, then image).
+    breaks ties between equal detection scores by image order, so every resample is taken in id order.
+    pycocotools has no resampling of its own; this reuses its per-image results (``evalImgs``, laid out
+    category-major, then area range, then image).
     """
     with contextlib.redirect_stdout(io.StringIO()):
         ev = _matched(coco_gt, detections, area_ranges, image_ids)
