@@ -100,7 +100,7 @@ def test_board_is_what_the_leaderboard_command_reports():
     assert cli.returncode == 0, cli.stderr
     reported = pd.read_csv(io.StringIO(cli.stdout))
     table = board(BOARD)
-    cells = {(terms_of(r["config"]), r["neck"], r["phi"]) for r in board_records()}
+    cells = {(terms_of(r["config"]), r["epochs"], r["neck"], r["phi"]) for r in board_records()}
     assert list(table.columns) == list(reported.columns) and len(table) == len(reported) == len(cells)
     pd.testing.assert_frame_equal(table, reported, check_dtype=False)
 
