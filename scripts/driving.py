@@ -8,6 +8,7 @@ pinned worktree's copy of a script trains with that worktree's code.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import subprocess
@@ -101,3 +102,27 @@ class RecordCommitter(threading.Thread):
         self.done.set()
         self.join()
         self.commit_new()
+
+
+def add_driver_options(parser: argparse.ArgumentParser) -> None:
+    """The options every training script shares: ``--lock``, ``--code`` and ``--commit``."""
+    parser.add_argument("--lock", type=Path, help="hold an exclusive flock on this file during each archbench run")
+    parser.add_argument(
+        "--code", type=Path, default=ROOT, help="the checkout whose archbench trains (a worktree pinned at a commit)"
+    )
+    parser.add_argument("--commit", action="store_true", help="commit each new record to git as it is written")
+
+
+@contextlib.contextmanager
+def committing(runs: Path, enabled: bool) -> Iterator[None]:
+    """Creates ``runs`` and, when ``enabled``, commits every record written there during the block (and the last
+    ones at its end, also on Ctrl-C)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    committer = RecordCommitter(runs) if enabled else None
+    if committer:
+        committer.start()
+    try:
+        yield
+    finally:
+        if committer:
+            committer.stop()

@@ -28,9 +28,8 @@ flight. The Markdown table and the figures are then derived from the records alo
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from driving import ROOT, RecordCommitter, archbench, batches
+from driving import ROOT, add_driver_options, archbench, batches, committing
 
 from archbench.spec import builtin_names
 
@@ -49,22 +48,14 @@ def main() -> None:
     parser.add_argument("--epochs", help="comma list of schedules in epochs, each its own run (default: the task's)")
     parser.add_argument("--terms", default="efficientdet", help="equal terms of every run (native: own ops)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (archbench run --jobs)")
-    parser.add_argument("--lock", type=Path, help="hold an exclusive flock on this file during each archbench run")
-    parser.add_argument(
-        "--code", type=Path, default=ROOT, help="the checkout whose archbench trains (a worktree pinned at a commit)"
-    )
-    parser.add_argument("--commit", action="store_true", help="commit each new record to git as it is written")
+    add_driver_options(parser)
     parser.add_argument("--from-records", action="store_true", help="only re-derive the table and figures")
     args = parser.parse_args()
     results = ROOT / args.results  # an absolute --results stays as it is
     necks = builtin_names() if args.necks == "all" else args.necks.split(",")
     schedules = [["--epochs", e] for e in args.epochs.split(",")] if args.epochs else [[]]
     if not args.from_records:
-        (results / "runs").mkdir(parents=True, exist_ok=True)
-        committer = RecordCommitter(results / "runs") if args.commit else None
-        if committer:
-            committer.start()
-        try:
+        with committing(results / "runs", args.commit):
             for schedule in schedules:
                 for phi in args.phi.split(","):
                     for seed in args.seeds.split(","):
@@ -74,9 +65,6 @@ def main() -> None:
                                 "--terms", args.terms, "--jobs", str(args.jobs), "--results", str(results),
                                 lock=args.lock, code=args.code.resolve(),
                             )  # fmt: skip
-        finally:
-            if committer:
-                committer.stop()
     archbench(
         "leaderboard", "--results", str(results), "--task", "det", "--format", "md",
         "-o", str(results / "LEADERBOARD.md"), "--plot", str(results / "figures"),

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from driving import ROOT, RecordCommitter, archbench
+from driving import ROOT, add_driver_options, archbench, committing
 
 SOURCES = ("seed", "init", "order", "val")
 #: The run sources trained by ``archbench run`` (``val`` is computed from the ``seed`` source's runs).
@@ -212,24 +212,13 @@ def main() -> None:
     parser.add_argument("--terms", default="efficientdet", help="equal terms, as the board's")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap draws of the validation images")
     parser.add_argument("--no-ema", dest="ema", action="store_false", help="skip the EMA lever's runs")
-    parser.add_argument("--lock", type=Path, help="hold an exclusive flock on this file during each archbench run")
-    parser.add_argument(
-        "--code", type=Path, default=ROOT, help="the checkout whose archbench trains (a worktree pinned at a commit)"
-    )
-    parser.add_argument("--commit", action="store_true", help="commit each new record to git as it is written")
+    add_driver_options(parser)
     parser.add_argument("--analyse-only", action="store_true", help="train nothing; analyse the records there are")
     args = parser.parse_args()
     results = ROOT / args.results
     if not args.analyse_only:
-        (results / "runs").mkdir(parents=True, exist_ok=True)
-        committer = RecordCommitter(results / "runs") if args.commit else None
-        if committer:
-            committer.start()
-        try:
+        with committing(results / "runs", args.commit):
             train(args, results)
-        finally:
-            if committer:
-                committer.stop()
     analyse(args, results)
 
 
