@@ -63,3 +63,31 @@ def load(results: Path, study: str, storage: str | None = None) -> optuna.Study:
     return optuna.load_study(
         study_name=study, storage=open_storage(storage or default_storage_url(results), create=False)
     )
+
+
+#: three pyramids, top-down / skip / none paths: 27 points, several sharing a graph. References ``a`` and ``b``
+#: differ only in F2, which reaches no output in either: one graph, F3 = top_down(F1)
+TINY_TOPOLOGY = """\
+name: tinypaths
+graph: pyramid_paths
+base: bifpn_sum
+phis: [0]
+pyramids: 3
+paths: [top_down, skip, none]
+references:
+  a: {F1-F2: top_down, F1-F3: top_down, F2-F3: none}
+  b: {F1-F2: skip, F1-F3: top_down, F2-F3: none}
+"""
+
+
+def write_topology_space(folder: Path) -> Path:
+    path = folder / "tinypaths.yaml"
+    path.write_text(TINY_TOPOLOGY)
+    return path
+
+
+def topology_args(data: str, results: Path, space: Path, study: str, trials: int, *extra: str) -> list[str]:
+    """``archbench search`` arguments for a tiny topology study: the proxy preset at phi 0 on 8 images, one epoch
+    of batch 8 (one step), one thread unless ``extra`` says."""
+    base = search_args(data, results, space, study, trials, "--subset", "8", *extra)
+    return [a for i, a in enumerate(base) if a != "--neck" and base[i - 1] != "--neck"]

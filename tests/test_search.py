@@ -14,7 +14,7 @@ from archbench.models.scaling import rule_from_dict
 from archbench.runs import sweep
 from archbench.runs.records import load_records
 from archbench.search import worker
-from archbench.search.space import load_space
+from archbench.search.spaces import load_space
 
 from helpers import run_cli
 from searchkit import load, make_tiny_data, search_args, write_space

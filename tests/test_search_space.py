@@ -1,4 +1,4 @@
-"""Search spaces: the shipped files, sampling under the alpha-beta-gamma constraint, and every validation rule."""
+"""Scaling spaces: the shipped files, sampling under the alpha-beta-gamma constraint, and every validation rule."""
 
 from __future__ import annotations
 
@@ -12,24 +12,16 @@ import optuna
 import pytest
 import yaml
 
-import archbench.search
 from archbench.errors import UserError
 from archbench.models.scaling import PROXY, CompoundRule, EfficientNetRule, rule_from_dict, rule_to_dict
-from archbench.search.space import (
-    DEFAULT_SPACE,
-    Infeasible,
-    Range,
-    SearchSpace,
-    SpaceError,
-    load_space,
-    parse_space,
-    resolve_space,
-)
+from archbench.search.space import Range, ScalingSpace, parse_space
+from archbench.search.space_rules import Infeasible, SpaceError
+from archbench.search.spaces import DEFAULT_SPACE, load_space, resolve_space
 
 from helpers import run_cli
 
-#: the shipped spaces live inside the package, so an installed wheel has them
-SPACES = Path(archbench.search.__file__).parent / "spaces"
+#: the shipped spaces: the checkout's search_spaces/, mapped into the package (tests/test_wheel.py checks a wheel)
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -68,14 +60,14 @@ def grid(r: Range, n: int = 41) -> list[float]:
     return [r.low + (r.high - r.low) * k / (n - 1) for k in range(n)]
 
 
-def anchors(space: SearchSpace, moving: str) -> list[dict[str, float]]:
+def anchors(space: ScalingSpace, moving: str) -> list[dict[str, float]]:
     """Every combination of the other coefficients: each step of a stepped one, both ends and the middle of the rest."""
     others = [r for r in space.ranges if r.name != moving]
     values = [grid(r) if r.step is not None or r.integer else grid(r, 3) for r in others]
     return [dict(zip([r.name for r in others], combo)) for combo in itertools.product(*values)]
 
 
-def collapses(space: SearchSpace) -> list[str]:
+def collapses(space: ScalingSpace) -> list[str]:
     """Where rounding hides a searched coefficient at the space's phis, with the others anywhere in their ranges.
 
     A stepped coefficient collapses where two adjacent steps build the same models; a continuous one where
@@ -100,7 +92,15 @@ def collapses(space: SearchSpace) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.stem)
+#: the shipped scaling spaces (the topology spaces, files with a ``graph`` field, are tests/test_topology_space.py's)
+SCALING = sorted(p for p in SPACES.glob("*.yaml") if "graph" not in yaml.safe_load(p.read_text()))
+
+
+def test_the_shipped_scaling_spaces_are_the_two_rules():
+    assert [p.stem for p in SCALING] == ["efficientdet_family", "efficientnet_abg"]
+
+
+@pytest.mark.parametrize("path", SCALING, ids=lambda p: p.stem)
 def test_every_step_of_every_searched_coefficient_changes_the_model(path):
     assert collapses(load_space(path)) == []
 

@@ -1,5 +1,5 @@
 """Search workers sharing a study (SQLite, and PostgreSQL on loopback): exactly N trials between them, and a
-killed worker's trial is retried and resumes from its checkpoint."""
+killed worker's trial is retried and resumes from its checkpoint; for scaling and topology spaces alike."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from archbench.search.study import SURPLUS_ATTR, counts, is_retry
 
 from helpers import run_cli
 from pgserver import postgres_url  # noqa: F401 (a fixture)
-from searchkit import load, make_tiny_data, search_args, write_space
+from searchkit import load, make_tiny_data, search_args, topology_args, write_space, write_topology_space
 
 #: ``archbench`` whose search worker dies (SIGKILL, as from the OOM killer) right after a run's first epoch checkpoint
 KILLED_AFTER_FIRST_EPOCH = """\
@@ -107,6 +107,42 @@ def test_a_killed_workers_trial_is_retried_and_resumes_from_its_checkpoint(data,
     (record,) = [r for r in load_records(results / "search" / "resume") if r.extra["search"]["trial"] == retry.number]
     assert record.resumed_from_epoch == 1 and record.preset == "study:resume#0"
     assert f"failed  #0: its worker stopped (no heartbeat); retried as #{retry.number}" in survivor.stdout
+
+
+def test_two_workers_share_a_topology_study_on_postgresql(data, tmp_path, request):
+    storage = request.getfixturevalue("postgres_url")
+    results = tmp_path / "r"
+    args = topology_args(data, results, write_topology_space(tmp_path), "graphs", 3, "--epochs", "10")
+    args += ["--storage", storage]
+    other = worker([*args, "--sampler-seed", "1"])
+    while not other.stderr.readline().startswith("study graphs"):  # that worker has joined: start this one
+        assert other.poll() is None, other.communicate()[1]
+    here = run_cli(*args, "--sampler-seed", "2")
+    _, other_err = other.communicate(timeout=600)
+    assert here.returncode == 0 and other.returncode == 0, here.stderr + other_err
+    trials = load(results, "graphs", storage).trials
+    assert [t.number for t in trials] == [0, 1, 2] and [t.user_attrs.get("reference") for t in trials[:2]] == ["a", "b"]
+    assert all(t.state.is_finished() and not t.user_attrs.get(SURPLUS_ATTR) for t in trials)
+    ran = [trials_run_by(here.stderr), trials_run_by(other_err)]
+    assert ran[0] and ran[1] and not ran[0] & ran[1] and ran[0] | ran[1] == {0, 1, 2}  # both worked, none twice
+    graphs = {t.user_attrs["spec_hash"] for t in trials if t.state == TrialState.COMPLETE}
+    assert sorted(r.spec_hash for r in load_records(results / "search" / "graphs")) == sorted(graphs)
+
+
+def test_a_killed_topology_workers_trial_is_retried_and_resumes_from_its_checkpoint(data, tmp_path):
+    results = tmp_path / "r"
+    space = write_topology_space(tmp_path)
+    args = topology_args(data, results, space, "gresume", 1, "--epochs", "2", "--heartbeat", "1")
+    killed = worker(args, KILLED_AFTER_FIRST_EPOCH)
+    killed.communicate(timeout=600)
+    assert killed.returncode == -signal.SIGKILL
+    survivor = run_cli(*args)
+    assert survivor.returncode == 0, survivor.stderr
+    stale, retry = load(results, "gresume").trials
+    assert stale.state == TrialState.FAIL and is_retry(retry) and retry.state == TrialState.COMPLETE
+    assert retry.params == stale.params and retry.user_attrs["graph"] == stale.user_attrs["graph"]
+    (record,) = load_records(results / "search" / "gresume")
+    assert record.resumed_from_epoch == 1 and record.neck == retry.user_attrs["graph"]
 
 
 def test_workers_creating_a_new_database_at_once_all_join_one_study(tmp_path):

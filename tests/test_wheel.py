@@ -5,7 +5,7 @@ environment, and lends that environment this one's site-packages for the depende
 through a ``.pth`` line. Python appends such a line's folder to ``sys.path`` without processing the ``.pth`` files
 inside it, so the checkout's editable install stays inactive there: ``import archbench`` finds the wheel or
 nothing. The commands then run from a folder outside the checkout: ``archbench --version``, ``archbench specs
-list`` and a one-trial search with a shipped space on tiny data.
+list`` and a one-trial search with a shipped scaling space and one with a shipped topology space on tiny data.
 """
 
 from __future__ import annotations
@@ -31,9 +31,17 @@ from helpers import run_cli
 from searchkit import make_tiny_data
 
 REPO = Path(__file__).resolve().parents[1]
-#: what building a wheel does not read: version control, environments, results, and build leftovers
-#: (setuptools copies modules into build/ and never removes them, so an old build/ could slip stale files in)
-NOT_BUILT = shutil.ignore_patterns(".git", ".venv", "build", "dist", "results", "*.egg-info", "__pycache__", ".*cache")
+#: what building a wheel does not read: version control, environments, build leftovers (setuptools copies modules
+#: into build/ and never removes them, so an old build/ could slip stale files in), and the checkout's results/
+#: (only the top-level one: archbench/results/ is a package)
+_NOT_BUILT_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*cache")
+
+
+def not_built(folder: str, names: list[str]) -> set[str]:
+    ignored = set(_NOT_BUILT_ANYWHERE(folder, names))
+    return ignored | ({"results"} if Path(folder) == REPO else set())
+
+
 #: environment variables that would let the fresh environment see the checkout or this environment
 LEAKY = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 
@@ -53,6 +61,16 @@ def _can_build_wheels() -> bool:
     )
 
 
+def test_the_package_list_names_every_package_folder_and_maps_the_search_spaces():
+    """pyproject.toml lists the packages by hand (the mapped search_spaces/ rules out discovery): a new package
+    folder missing from the list would be left out of every wheel."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools_table = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "archbench").rglob("__init__.py")}
+    assert set(setuptools_table["packages"]) == on_disk | {"archbench.search_spaces"}
+    assert setuptools_table["package-dir"] == {"archbench.search_spaces": "search_spaces"}
+
+
 def test_version_prints_the_package_version():
     res = run_cli("--version")
     assert res.returncode == 0 and res.stdout == f"archbench {archbench.__version__}\n"
@@ -62,12 +80,12 @@ def test_version_prints_the_package_version():
 def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_search_from_outside_the_checkout(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in LEAKY}
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1", PIP_NO_INPUT="1")
-    shutil.copytree(REPO, tmp_path / "source", ignore=NOT_BUILT)
+    shutil.copytree(REPO, tmp_path / "source", ignore=not_built)
     build = ("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", tmp_path / "source")
     _run(sys.executable, "-m", "pip", *build, cwd=tmp_path, env=env)
     (wheel,) = (tmp_path / "dist").glob("archbench-*.whl")
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".yaml")}
-    assert shipped == {f"archbench/search/spaces/{p.name}" for p in (REPO / "archbench/search/spaces").glob("*.yaml")}
+    assert shipped == {f"archbench/search_spaces/{p.name}" for p in (REPO / "search_spaces").glob("*.yaml")}
 
     # a user's project: its own git repository with a commit, which is not archbench's checkout
     project = tmp_path / "project"
@@ -89,14 +107,14 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_search_from_outside_the
     where = _run(
         python,
         "-c",
-        "import json, importlib.metadata as m, archbench, archbench.search.space as s; "
+        "import json, importlib.metadata as m, archbench, archbench.search.spaces as s; "
         "print(json.dumps([archbench.__file__, str(s.SHIPPED_SPACES), archbench.__version__, m.version('archbench')]))",
         cwd=project,
         env=env,
     )
     module, spaces, version, metadata_version = json.loads(where.stdout)
     assert Path(module).parent == purelib / "archbench", f"archbench imported from {module}, not the wheel"
-    assert Path(spaces) == purelib / "archbench/search/spaces"
+    assert Path(spaces) == purelib / "archbench/search_spaces"
     assert version == metadata_version == archbench.__version__
 
     assert _run("archbench", "--version", cwd=project, env=env).stdout == f"archbench {archbench.__version__}\n"
@@ -127,3 +145,9 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_search_from_outside_the
     (record,) = load_records(results / "search" / "bifpn-efficientdet_family")
     assert record.ok and record.environment["archbench"] == archbench.__version__
     assert record.environment["git_commit"] is None  # the project's commit is not archbench's
+
+    # a shipped topology space: its first trial trains the space's first reference graph, and the front exports it
+    graphs = _run("archbench", "search", "--space", "opanas_paths", *tiny, "--data", data, cwd=project, env=env)
+    assert "1/1 finished in the study" in graphs.stderr and "reference fpn" in graphs.stderr, graphs.stderr
+    (exported,) = (results / "search" / "opanas_paths" / "front").glob("*.yaml")
+    assert _run("archbench", "specs", "validate", exported, cwd=project, env=env).returncode == 0

@@ -197,17 +197,21 @@ class SearchDisplay(SearchObserver):
         from archbench.search.study import counts
 
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        sampled = trial.user_attrs.get("coefficients", trial.params)  # a rejected trial has only what it sampled
-        coefficients = ", ".join(f"{k}={v:.4g}" for k, v in sampled.items())
+        graph, reference = trial.user_attrs.get("graph"), trial.user_attrs.get("reference")
+        if graph is not None:  # a topology trial: its graph (a spec name) says what it trained
+            point = graph + (f", reference {reference}" if reference else "")
+        else:  # a scaling trial, or a trial rejected before its graph was built: what it sampled
+            sampled = trial.user_attrs.get("coefficients", trial.params)
+            point = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampled.items())
         if trial.state == TrialState.COMPLETE:
-            outcome = f"ok      {self.metric} {trial.values[0]:.4f} at {trial.user_attrs['gflops']:.4f} GFLOPs"
+            outcome = f"ok      {self.metric} {trial.values[0]:.4f} at {trial.user_attrs['gflops']:.4g} GFLOPs"
         elif trial.state == TrialState.PRUNED:
             outcome = f"pruned  {trial.user_attrs.get('pruned_reason', '')}"
         else:
             outcome = f"FAILED  {trial.user_attrs.get('fail_reason', '')}"
         finished = sum(counts(t) and t.state.is_finished() for t in study.get_trials(deepcopy=False))
         self._print(
-            f"trial #{trial.number} {outcome} [{coefficients}] ({seconds:.0f} s; "
+            f"trial #{trial.number} {outcome} [{point}] ({seconds:.0f} s; "
             f"{finished}/{self.target} finished in the study)",
             failure=trial.state == TrialState.FAIL,
         )

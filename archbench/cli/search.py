@@ -23,7 +23,7 @@ from archbench.cli.options import (
 )
 from archbench.cli.progress import SearchDisplay
 from archbench.errors import UserError
-from archbench.search.space import DEFAULT_SPACE, resolve_space, shipped_space_names
+from archbench.search.spaces import DEFAULT_SPACE, resolve_space, shipped_space_names
 from archbench.spec.terms import resolve_terms
 
 
@@ -32,8 +32,16 @@ class Objective(str, Enum):
     multi = "multi"
 
 
+class Cost(str, Enum):
+    gflops = "gflops"
+    params = "params"
+    latency = "latency"
+
+
 def search_cmd(
-    neck: str | None = typer.Option(None, "--neck", help="built-in name or spec file"),
+    neck: str | None = typer.Option(
+        None, "--neck", help="built-in name or spec file a scaling space scales (a topology space searches the neck)"
+    ),
     space: str | None = typer.Option(
         None,
         "--space",
@@ -51,6 +59,11 @@ def search_cmd(
         Objective.single,
         "--objective",
         help="single: max accuracy within --gflops-budget | multi: accuracy vs GFLOPs, NSGA-II",
+    ),
+    cost: Cost = typer.Option(
+        Cost.gflops,
+        "--cost",
+        help="multi's cost axis: gflops | params (M) | latency (ms, from the runs' records)",
     ),
     gflops_budget: float | None = typer.Option(None, "--gflops-budget", help="refuse costlier configs untrained"),
     pruner: str | None = typer.Option(None, "--pruner", help="median (default) | hyperband | none (single only)"),
@@ -81,24 +94,32 @@ def search_cmd(
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
-    """Optuna search over a scaling rule's coefficients; each trial trains through the runner and writes records.
+    """Optuna search over a scaling rule's coefficients (a scaling space, with --neck) or over neck graphs (a
+    topology space); each trial trains through the runner and writes records.
 
-    Start one worker per machine with the same --study and --storage: together they run --trials trials.
+    Start one worker per machine with the same --study and --storage: together they run --trials trials. A
+    topology study's report also exports its front: RESULTS/search/STUDY/front/ (table, plot, spec files).
     """
     # Optuna and the training stack load here, so that --help and the other commands start at once
-    from archbench.search.report import report
+    from archbench.runs.layout import study_results
+    from archbench.search.front import export_front
+    from archbench.search.report import is_topology, report
+    from archbench.search.study import settings_of
     from archbench.search.worker import SearchOptions, default_study_name, run_search
     from archbench.train.tasks import get_task
     from archbench.train.trainer import TrainConfig
 
     shown = verbosity(quiet, verbose)
     metric = get_task(task).metric
-    space_file = resolve_space(space or DEFAULT_SPACE) if neck else None
+    space_file = resolve_space(space or DEFAULT_SPACE) if neck or space else None
     equal_terms = resolve_terms(terms, op=op, fuse=fuse, act=act, norm=norm)
-    name = study or (default_study_name(neck, space_file, task, equal_terms) if neck and space_file else None)
+    name = study or (default_study_name(neck, space_file, task, equal_terms) if space_file else None)
     if not report_only:
-        if neck is None or space_file is None:
-            raise UserError("archbench search needs --neck (or --report to print a study)")
+        if space_file is None:
+            raise UserError(
+                "archbench search needs --neck (with a scaling space) or --space (a topology space), "
+                "or --report to print a study"
+            )
         changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
         train = replace(TrainConfig.for_task(task), **{k: v for k, v in changes.items() if v is not None})
         opts = SearchOptions(
@@ -111,6 +132,7 @@ def search_cmd(
             storage=storage,
             phis=tuple(parse_int_range(phi, "--phi")) if phi else None,
             objective=objective.value,
+            cost=cost.value,
             gflops_budget=gflops_budget,
             data=data,
             subset=subset,
@@ -126,5 +148,12 @@ def search_cmd(
         )
         run_search(opts, SearchDisplay(err, trials, metric, shown))
     if name is None:  # --report without --study or --neck
-        raise UserError("archbench search --report needs --study (or --neck, and --space unless it is the default)")
-    report(name, storage, results, out)
+        raise UserError("archbench search --report needs --study (or --space, and --neck for a scaling space)")
+    found = report(name, storage, results, out)
+    if is_topology(settings_of(found)):
+        files = export_front(found, study_results(results, name))
+        out.print(f"front: {files.plot}, {files.table}", highlight=False, markup=False)
+        for spec, drawing in zip(files.specs, files.drawings):
+            out.print(f"  {spec} (drawn: {drawing.name})", highlight=False, markup=False)
+        if files.specs:
+            out.print("each spec file's first lines give the archbench run command that re-trains it", highlight=False)

@@ -175,7 +175,7 @@ class EfficientNetRule:
     ``alpha`` crosses ``k / repeats_base`` (``k / head_base``), the width every ``8 / width_base`` of
     ``beta`` and the resolution every ``8 / resolution_base`` of ``gamma``. Values between two steps
     train the same model, so a search space steps the coefficients it searches
-    (archbench/search/spaces/efficientnet_abg.yaml).
+    (search_spaces/efficientnet_abg.yaml).
     """
 
     name: str

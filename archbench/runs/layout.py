@@ -111,3 +111,8 @@ def study_results(results: Path, study: str) -> Path:
 def cache_root() -> Path:
     """Where generated data sets are cached: ``$ARCHBENCH_CACHE`` or ``~/.cache/archbench``."""
     return Path(os.environ.get("ARCHBENCH_CACHE", Path.home() / ".cache" / "archbench"))
+
+
+def study_graphs(study_folder: Path) -> Path:
+    """Where a topology search writes its trials' graphs as spec files: ``RESULTS/search/<study>/graphs``."""
+    return Path(study_folder) / "graphs"

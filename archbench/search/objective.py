@@ -1,19 +1,23 @@
-"""One search trial: sample coefficients, refuse what breaks the constraint or the budget, train through the runner.
+"""One search trial: sample a point of the space, refuse what breaks a rule or the budget, train through the runner.
 
-A trial trains the neck under its rule at each of the space's phis, in order, as ordinary runs
+A scaling space's point is a scaling rule's coefficients, trained with the study's neck; a topology space's point
+is a neck graph, written as a spec file under ``RESULTS/search/STUDY/graphs/`` and trained at the space's preset.
+Either way a trial trains at each of the space's phis, in order, as ordinary runs
 (:func:`archbench.runs.sweep.run_one`): each writes its normal record, tagged with the study and the
 trial. Its accuracy is the mean of the task's metric (AP for det, mIoU for seg) over those phis;
-its cost the largest GFLOPs among them (of the task's model: detector or segmenter).
+its cost (multi-objective) the largest among them of the study's cost: GFLOPs or parameters (of the task's whole
+model, costed on meta tensors before training) or latency (the runs' records: median of 10 forwards of one image).
 
-- Before training: the constraint (``Infeasible``) and the GFLOPs budget (costed on meta tensors,
-  no training) end the trial as PRUNED with ``pruned_reason``.
+- Before training: an infeasible point (a broken constraint or graph rule: ``Infeasible``) and the GFLOPs budget
+  end the trial as PRUNED with ``pruned_reason``.
 - Single objective: after every epoch the accuracy so far is reported at step ``i * epochs + epoch - 1``
   (phi index i), so pruners compare trials at the same point; a pruned run stops at once and
   leaves no record. Multi-objective: Optuna has no pruning (``Trial.report`` and
   ``should_prune`` raise), so no intermediate accuracy is computed at all.
 - A diverged or crashed run fails the trial (``fail_reason``), and the study goes on.
-- A run whose configuration already has an ``ok`` record (a retried trial's finished phis) is
-  reused, and a retried trial resumes its interrupted run from the last epoch checkpoint.
+- A run whose configuration already has an ``ok`` record is reused: a retried trial's finished phis, and every
+  run of a graph an earlier trial trained (graphs that compile to the same spec hash have the same configuration),
+  and a retried trial resumes its interrupted run from the last epoch checkpoint.
 """
 
 from __future__ import annotations
@@ -27,11 +31,16 @@ from typing import Any, NoReturn
 import optuna
 
 from archbench.costs.profile import profile_model
+from archbench.files import atomic_write_text
 from archbench.models.scaling import ParametricRule, rule_to_dict
+from archbench.runs.layout import study_graphs
 from archbench.runs.records import RunRecord, completed_records
 from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, RunStopped, SweepObserver, run_one
-from archbench.search.space import Infeasible, SearchSpace
+from archbench.search.space import ScalingSpace
+from archbench.search.space_rules import Infeasible
+from archbench.search.spaces import Space
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
+from archbench.spec import NeckSpec, dump_yaml
 from archbench.spec.terms import Terms
 from archbench.train.trainer import StepInfo, TrainConfig
 
@@ -85,15 +94,35 @@ def reject(trial: optuna.Trial, reason: str) -> NoReturn:
     raise optuna.TrialPruned(reason)
 
 
+@dataclass(frozen=True)
+class TrialPlan:
+    """What a trial trains: ``neck`` (the study's neck, or the trial's graph as a spec file) under ``rule`` (the
+    trial's coefficients) or the named ``preset``, and what the trial records about it (``attrs``)."""
+
+    neck: str
+    preset: str
+    rule: ParametricRule | None
+    attrs: dict[str, Any]
+
+
+def write_graph(folder: Path, spec: NeckSpec) -> Path:
+    """The spec file of a trial's graph, ``folder/<spec name>.yaml`` (written once: the name holds its hash)."""
+    path = folder / f"{spec.name}.yaml"
+    if not path.is_file():
+        atomic_write_text(path, dump_yaml(spec))
+    return path
+
+
 @dataclass
 class SearchObjective:
     """The Optuna objective of one worker: ``study`` is the study's name, ``neck`` this worker's reference to the
-    study's neck (a name or a local spec file with the study's spec hash), ``target`` the study's trial total."""
+    study's neck (a name or a local spec file with the study's spec hash; None for a topology space, whose trials
+    are graphs), ``target`` the study's trial total."""
 
     study: str
-    neck: str
+    neck: str | None
     settings: StudySettings
-    space: SearchSpace
+    space: Space
     results: Path
     target: int
     observer: SweepObserver
@@ -116,58 +145,81 @@ class SearchObjective:
             reject(trial, f"surplus: the study already had {self.target} trials when this one was created")
         me = next(t for t in trials if t.number == trial.number)
         try:
-            coefficients = self.space.sample(trial)
+            plan = self.plan(trial, original(me))
         except Infeasible as exc:
             reject(trial, str(exc))
-        rule = self.space.rule(coefficients, rule_name(self.study, original(me)))
-        trial.set_user_attr("coefficients", coefficients)
-        trial.set_user_attr("rule", rule_to_dict(rule))
-        preps = [Prepared(self._request(rule, phi), self.data_cache, self.observer) for phi in self.settings.phis]
-        gflops = {p.req.phi: _gflops(p) for p in preps}
-        cost = max(gflops.values())
-        trial.set_user_attr("gflops_by_phi", {str(k): v for k, v in gflops.items()})
-        trial.set_user_attr("gflops", cost)
+        for key, value in plan.attrs.items():
+            trial.set_user_attr(key, value)
+        preps = [Prepared(self._request(plan, phi), self.data_cache, self.observer) for phi in self.settings.phis]
+        profiles = {p.req.phi: _profile(p) for p in preps}
+        gflops = max(row["gflops"] for row in profiles.values())
+        trial.set_user_attr("gflops_by_phi", {str(k): row["gflops"] for k, row in profiles.items()})
+        trial.set_user_attr("gflops", gflops)
+        trial.set_user_attr("params", max(row["params_total"] for row in profiles.values()))
         budget = self.settings.gflops_budget
-        if budget is not None and cost > budget:
-            reject(trial, f"over the GFLOPs budget: {cost:.4f} > {budget:g} (not trained)")
-        accuracy = statistics.fmean(self._train(trial, preps, resume=is_retry(me)))
-        return accuracy if self.settings.objective == "single" else (accuracy, cost)
+        if budget is not None and gflops > budget:
+            reject(trial, f"over the GFLOPs budget: {gflops:.4f} > {budget:g} (not trained)")
+        records = self._train(trial, preps, resume=is_retry(me))
+        accuracy = statistics.fmean((r.metrics or {})[self.settings.metric] for r in records)
+        if self.settings.objective == "single":
+            return accuracy
+        return accuracy, self._cost(trial, records)
+
+    def plan(self, trial: optuna.Trial, slot: int) -> TrialPlan:
+        """The trial's point of the space and what it trains; ``Infeasible`` when the point breaks a rule."""
+        if isinstance(self.space, ScalingSpace):
+            assert self.neck is not None  # a scaling study has a neck (worker.run_search checks)
+            coefficients = self.space.sample(trial)
+            rule = self.space.rule(coefficients, rule_name(self.study, slot))
+            return TrialPlan(self.neck, rule.name, rule, {"coefficients": coefficients, "rule": rule_to_dict(rule)})
+        spec = self.space.spec(self.space.sample(trial))
+        path = write_graph(study_graphs(self.results), spec)
+        attrs = {"graph": spec.name, "spec_hash": spec.spec_hash(), "spec": spec.to_dict()}
+        return TrialPlan(str(path), self.space.preset, None, attrs)
 
     def preflight(self) -> None:
-        """Resolve the neck and open the data for the space's first corner at every phi, so that bad input
-        stops the worker before it touches the study (the opened data is kept for the trials)."""
-        rule = self.space.rule(self.space.corner("low"), rule_name(self.study, 0))
+        """Resolve the neck and open the data for a first point at every phi (the space's first corner, or its
+        first reference graph), so that bad input stops the worker before it touches the study (the opened data is
+        kept for the trials)."""
+        space = self.space
+        if isinstance(space, ScalingSpace):
+            assert self.neck is not None
+            rule = space.rule(space.corner("low"), rule_name(self.study, 0))
+            plan = TrialPlan(self.neck, rule.name, rule, {})
+        else:
+            graph = space.spec(next(iter(space.references.values()))) if space.references else space.base
+            plan = TrialPlan(str(write_graph(study_graphs(self.results), graph)), space.preset, None, {})
         for phi in self.settings.phis:
-            Prepared(self._request(rule, phi), self.data_cache, self.observer)
+            Prepared(self._request(plan, phi), self.data_cache, self.observer)
 
-    def _request(self, rule: ParametricRule, phi: int) -> RunRequest:
+    def _request(self, plan: TrialPlan, phi: int) -> RunRequest:
         s = self.settings
         return RunRequest(
-            neck=self.neck,
+            neck=plan.neck,
             phi=phi,
             seed=s.seed,
             task=s.task,
-            preset=rule.name,
-            rule=rule,
+            preset=plan.preset,
+            rule=plan.rule,
             data=s.data,
             subset=s.subset,
             train=TrainConfig(**s.train),
             device=self.device,
             threads=self.threads,
-            keep_weights=False,  # trials keep no weights; `archbench run --scaling study:NAME` trains one that does
+            keep_weights=False,  # trials keep no weights; `archbench run` trains a chosen point that does
             terms=Terms(**s.terms) if s.terms else Terms(),
             init=s.init,
         )
 
-    def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[float]:
-        """Each phi's run, in order; returns their accuracies.
+    def _train(self, trial: optuna.Trial, preps: list[Prepared], *, resume: bool) -> list[RunRecord]:
+        """Each phi's run, in order (an ok record of the same configuration is reused); returns their records.
 
         Prunes (TrialPruned) or fails (TrialFailed) on the way.
         """
         prune = self.settings.objective == "single"
         epochs = self.settings.train["epochs"]
         done = completed_records(self.results)
-        accuracies, records = [], []
+        records: list[RunRecord] = []
         try:
             for i, prep in enumerate(preps):
                 record = done.get(prep.hash)
@@ -175,19 +227,30 @@ class SearchObjective:
                     observer = TrialObserver(self.observer, trial, i * epochs, prune, self.settings.metric)
                     tags = {"search": {**self.tags, "study": self.study, "trial": trial.number}}
                     _, record = run_one(prep, self.results, resume=resume, observer=observer, extra=tags)
-                records.append(record.path(self.results).name)
-                trial.set_user_attr("records", records)
+                records.append(record)
+                trial.set_user_attr("records", [r.path(self.results).name for r in records])
                 if not record.ok:
                     trial.set_user_attr("fail_reason", record.reason)
                     raise TrialFailed(record.reason)
-                accuracies.append((record.metrics or {})[self.settings.metric])
                 if prune:
-                    report(trial, (i + 1) * epochs - 1, accuracies[-1], self.settings.metric, check=i + 1 < len(preps))
+                    accuracy = (record.metrics or {})[self.settings.metric]
+                    report(trial, (i + 1) * epochs - 1, accuracy, self.settings.metric, check=i + 1 < len(preps))
         except RunStopped as exc:
             reject(trial, str(exc))
-        return accuracies
+        return records
+
+    def _cost(self, trial: optuna.Trial, records: list[RunRecord]) -> float:
+        """The study's cost of the trial: the largest over its phis, in the unit :data:`COSTS` names."""
+        cost = self.settings.cost
+        if cost == "gflops":
+            return float(trial.user_attrs["gflops"])
+        if cost == "params":
+            return float(trial.user_attrs["params"]) / 1e6
+        latency = max(float((r.costs or {})["latency_ms"]) for r in records)
+        trial.set_user_attr("latency_ms", latency)
+        return latency
 
 
-def _gflops(prep: Prepared) -> float:
-    """GFLOPs of the whole prepared model (the task's) at the run's phi, on meta tensors (no training)."""
-    return profile_model(prep.spec, prep.model_cfg, prep.data_info["num_classes"], prep.task)["gflops"]
+def _profile(prep: Prepared) -> dict[str, Any]:
+    """The costs of the whole prepared model (the task's) at the run's phi, on meta tensors (no training)."""
+    return profile_model(prep.spec, prep.model_cfg, prep.data_info["num_classes"], prep.task)

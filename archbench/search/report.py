@@ -1,5 +1,5 @@
-"""What a study found: the best coefficients (single objective) or the Pareto set (multi), and every
-trial that did not complete with its reason; plus the rule of a chosen trial for ``run --scaling``.
+"""What a study found: the best points (single objective) or the Pareto set (multi), coefficients or graphs, and
+every trial that did not complete with its reason; plus the rule of a chosen trial for ``run --scaling``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from rich.table import Table
 from archbench.errors import UserError
 from archbench.models.scaling import ParametricRule, rule_from_dict
 from archbench.search.storage import default_storage_url, open_storage, redact
-from archbench.search.study import StudySettings, continues, counts, is_retry, load_study, settings_of
+from archbench.search.study import (
+    COSTS,
+    REFERENCE_ATTR,
+    StudySettings,
+    continues,
+    counts,
+    is_retry,
+    load_study,
+    settings_of,
+)
 
 _REF = re.compile(r"^study:(?P<name>[A-Za-z0-9_.-]+)(?:#(?P<trial>\d+))?$")
 TOP_ROWS = 10
@@ -42,8 +51,10 @@ def chosen_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     if not best:
         raise UserError(f"study {study.study_name!r} has no completed trial yet")
     if len(study.directions) > 1 and len(best) > 1:
-        metric = settings_of(study).metric
-        choices = ", ".join(f"#{t.number} ({metric} {t.values[0]:.4f}, {t.values[1]:.3f} GFLOPs)" for t in best)
+        s = settings_of(study)
+        choices = ", ".join(
+            f"#{t.number} ({s.metric} {t.values[0]:.4f}, {t.values[1]:.4g} {COSTS[s.cost]})" for t in best
+        )
         raise UserError(
             f"study {study.study_name!r} is multi-objective and its Pareto set has {len(best)} trials: "
             f"{choices}; choose one with study:{study.study_name}#N"
@@ -77,41 +88,68 @@ def _reason(t: FrozenTrial, retry_of: dict[int, int]) -> str:
 
 
 def _header(study: optuna.Study, s: StudySettings, storage: str) -> list[str]:
-    goal = f"maximize {s.metric}" if s.objective == "single" else f"{s.metric} vs GFLOPs (NSGA-II Pareto set)"
+    cost = COSTS[s.cost]
+    goal = f"maximize {s.metric}" if s.objective == "single" else f"{s.metric} vs {cost} (NSGA-II Pareto set)"
     budget = f", GFLOPs <= {s.gflops_budget:g}" if s.gflops_budget is not None else ""
     trials = study.get_trials(deepcopy=False)
     states = {st: sum(counts(t) and t.state == st for t in trials) for st in TrialState}
     retries = sum(is_retry(t) for t in trials)
+    space, phis = s.space, ",".join(map(str, s.phis))
+    if is_topology(s):
+        what = (
+            f"task {s.task}, topology space {space['name']} ({space['graph']} graphs over {space['base']}'s settings, "
+            f"preset {space['preset']}, phis {phis})"
+        )
+    else:
+        what = f"task {s.task}, neck {s.neck}, space {space['name']} ({space['rule']}, phis {phis})"
     return [
         f"study {study.study_name} ({storage})",
-        f"task {s.task}, neck {s.neck}, space {s.space['name']} "
-        f"({s.space['rule']}, phis {','.join(map(str, s.phis))}), "
-        f"objective {s.objective}: {goal}{budget}; {s.train['epochs']} epoch(s) on {s.data}, seed {s.seed}",
+        f"{what}, objective {s.objective}: {goal}{budget}; {s.train['epochs']} epoch(s) on {s.data}, seed {s.seed}",
         f"{sum(counts(t) for t in trials)} trial(s): {states[TrialState.COMPLETE]} complete, "
         f"{states[TrialState.PRUNED]} pruned, {states[TrialState.FAIL]} failed, {states[TrialState.RUNNING]} running"
         + (f"; {retries} retry copy(ies) of trials whose worker died" if retries else ""),
     ]
 
 
+def is_topology(s: StudySettings) -> bool:
+    """Whether the study searches neck graphs (a topology space) rather than a neck's scaling coefficients."""
+    return "graph" in s.space
+
+
+def _table(study: optuna.Study, s: StudySettings, best: list[FrozenTrial]) -> Table:
+    multi = s.objective == "multi"
+    title = f"Pareto set ({s.metric} vs {COSTS[s.cost]})" if multi else f"best trials by {s.metric}"
+    cost = [COSTS[s.cost]] if multi else ["GFLOPs"]
+    if is_topology(s):
+        table = Table("trial", s.metric, *cost, "graph", "reference", title=title)
+        for t in best[: None if multi else TOP_ROWS]:
+            value = t.values[1] if multi else t.user_attrs["gflops"]
+            reference = t.user_attrs.get(REFERENCE_ATTR, "")
+            table.add_row(f"#{t.number}", f"{t.values[0]:.4f}", f"{value:.4g}", t.user_attrs["graph"], reference)
+        return table
+    names = list(s.space["search"])
+    table = Table("trial", s.metric, *cost, *names, title=title)
+    for t in best[: None if multi else TOP_ROWS]:
+        c = t.user_attrs["coefficients"]
+        value = t.values[1] if multi else t.user_attrs["gflops"]
+        table.add_row(f"#{t.number}", f"{t.values[0]:.4f}", f"{value:.4g}", *(_fmt(c[n]) for n in names))
+    return table
+
+
 def print_report(study: optuna.Study, storage: str, console: Console) -> None:
-    """The study's settings, its best coefficients or Pareto set, and its unfinished trials with reasons."""
+    """The study's settings, its best points or Pareto set, and its unfinished trials with reasons."""
     s = settings_of(study)
     for line in _header(study, s, storage):
         console.print(line, highlight=False, markup=False)
     best = best_trials(study)
-    names = list(s.space["search"])
-    multi = s.objective == "multi"
-    title = "Pareto set (accuracy vs GFLOPs)" if multi else f"best trials by {s.metric}"
-    table = Table("trial", s.metric, "GFLOPs", *names, title=title if best else None)
-    for t in best[: None if multi else TOP_ROWS]:
-        c = t.user_attrs["coefficients"]
-        table.add_row(
-            f"#{t.number}", f"{t.values[0]:.4f}", f"{t.user_attrs['gflops']:.4f}", *(_fmt(c[n]) for n in names)
-        )
     if best:
-        console.print(table)
-        ref = f"study:{study.study_name}" + (f"#{best[0].number}" if multi and len(best) > 1 else "")
-        console.print(f"apply: archbench run --neck {s.neck} --scaling {ref} --phi 0..3", highlight=False, markup=False)
+        console.print(_table(study, s, best))
+        if not is_topology(s):
+            multi = s.objective == "multi"
+            ref = f"study:{study.study_name}" + (f"#{best[0].number}" if multi and len(best) > 1 else "")
+            console.print(
+                f"apply: archbench run --neck {s.neck} --scaling {ref} --phi 0..3", highlight=False, markup=False
+            )
     else:
         console.print("no completed trial yet", highlight=False)
     trials = study.get_trials(deepcopy=False)
@@ -128,13 +166,20 @@ def stored_study(name: str, storage: str | None, results: Path) -> tuple[optuna.
     return load_study(open_storage(url, create=False), name), redact(url)
 
 
-def report(study_name: str, storage: str | None, results: Path, console: Console) -> None:
-    """Print what a study found (``archbench search --report``)."""
+def report(study_name: str, storage: str | None, results: Path, console: Console) -> optuna.Study:
+    """Print what a study found (``archbench search --report``); returns the study."""
     study, url = stored_study(study_name, storage, results)
     print_report(study, url, console)
+    return study
 
 
 def study_rule(ref: str, storage: str | None, results: Path) -> ParametricRule:
     """The rule ``study:NAME[#TRIAL]`` stands for: the chosen trial's coefficients, named ``study:NAME#K``."""
     name, number = parse_study_ref(ref)
-    return trial_rule(stored_study(name, storage, results)[0], number)
+    study = stored_study(name, storage, results)[0]
+    if is_topology(settings_of(study)):
+        raise UserError(
+            f"--scaling {ref}: study {name!r} searched neck graphs, not scaling coefficients; train one of its "
+            f"graphs with --neck {results}/search/{name}/front/GRAPH.yaml (archbench search --report --study {name})"
+        )
+    return trial_rule(study, number)

@@ -1,4 +1,4 @@
-"""Search spaces: YAML files naming the scaling-rule coefficients a search varies, and their ranges.
+"""Scaling spaces: YAML files naming the scaling-rule coefficients a search varies, and their ranges.
 
 A space builds one parametric rule per trial (:mod:`archbench.models.scaling`): ``rule: compound`` is
 EfficientDet's family of growth laws (``CompoundRule``), ``rule: efficientnet`` is EfficientNet's
@@ -32,16 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import typing
 from dataclasses import dataclass, field, replace
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archbench.errors import Problem, UserError
-from archbench.files import read_yaml_file
 from archbench.models.scaling import RULE_KINDS, CompoundRule, ParametricRule, get_rule
+from archbench.search.space_rules import Checker, Infeasible, SpaceError
 
 if TYPE_CHECKING:  # the sampling methods take a trial; naming the shipped spaces (search --help) needs no Optuna
     import optuna
@@ -50,20 +47,6 @@ TOP_FIELDS = {"name", "description", "rule", "base", "phis", "fixed", "search", 
 RANGE_FIELDS = {"low", "high", "step", "log"}
 #: exponent of each coefficient in EfficientNet's FLOPs constraint alpha * beta**2 * gamma**2
 EXPONENTS = {"alpha": 1, "beta": 2, "gamma": 2}
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class Infeasible(Exception):
-    """The sampled coefficients break the space's constraint; the trial is rejected before training."""
-
-
-class SpaceError(UserError):
-    """A search space file broke one or more rules; ``problems`` lists them all."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: the search space has {len(problems)} problem(s):\n{lines}")
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -99,7 +82,7 @@ class Constraint:
 
 
 @dataclass(frozen=True)
-class SearchSpace:
+class ScalingSpace:
     """A validated search space; :meth:`sample` draws a trial's coefficients, :meth:`rule` builds its rule."""
 
     name: str
@@ -157,42 +140,14 @@ class SearchSpace:
         """Every searched coefficient at the ``low`` or ``high`` end of its range (the constraint ignored)."""
         return {r.name: getattr(r, end) for r in self.ranges}
 
-    def at_phis(self, phis: tuple[int, ...]) -> SearchSpace:
+    def at_phis(self, phis: tuple[int, ...]) -> ScalingSpace:
         """The space trained at other phis (``--phi``); ``SpaceError`` if its rules do not define them."""
         space = replace(self, phis=phis)
-        c = _Checker(self.source)
+        c = Checker(self.source)
         _check_buildable(c, space)
         if c.problems:
             raise SpaceError(self.source, c.problems)
         return space
-
-
-class _Checker:
-    """Collects every problem of one file."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def add(self, rule: str, message: str, where: str | None = None) -> None:
-        self.problems.append(Problem(self.source, rule, message, field=where))
-
-    def mapping(self, value: Any, where: str) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.add("wrong-type", f"expected a mapping, got {type(value).__name__}", where)
-            return {}
-        return value
-
-    def unknown(self, data: dict, allowed: set[str], where: str | None) -> None:
-        for key in data:
-            if key not in allowed:
-                self.add(
-                    "unknown-field",
-                    f"unknown field {key!r}; allowed: {', '.join(sorted(allowed))}",
-                    f"{where}.{key}" if where else str(key),
-                )
 
 
 def _is_number(v: Any) -> bool:
@@ -203,7 +158,7 @@ def _field_types(kind: str) -> dict[str, Any]:
     return {k: v for k, v in typing.get_type_hints(RULE_KINDS[kind]).items() if k != "name"}
 
 
-def _check_value(c: _Checker, name: str, value: Any, typ: Any, where: str) -> Any:
+def _check_value(c: Checker, name: str, value: Any, typ: Any, where: str) -> Any:
     """A fixed coefficient, converted to its field's type, or None when it is wrong."""
     if typ is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -220,7 +175,7 @@ def _check_value(c: _Checker, name: str, value: Any, typ: Any, where: str) -> An
     return None
 
 
-def _check_range(c: _Checker, name: str, spec: Any, typ: Any) -> Range | None:
+def _check_range(c: Checker, name: str, spec: Any, typ: Any) -> Range | None:
     where = f"search.{name}"
     if typ not in (int, float):
         c.add("not-searchable", f"{name} can be fixed but not searched", where)
@@ -269,7 +224,7 @@ def _check_range(c: _Checker, name: str, spec: Any, typ: Any) -> Range | None:
     return None
 
 
-def _check_constraint(c: _Checker, raw: Any, kind: str, searched: set[str]) -> Constraint | None:
+def _check_constraint(c: Checker, raw: Any, kind: str, searched: set[str]) -> Constraint | None:
     if raw is None:
         return None
     if kind != "efficientnet":
@@ -295,9 +250,9 @@ def _check_constraint(c: _Checker, raw: Any, kind: str, searched: set[str]) -> C
     return Constraint(float(product), solve)
 
 
-def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem]]:
+def parse_space(raw: Any, source: str) -> tuple[ScalingSpace | None, list[Problem]]:
     """Check parsed YAML; returns the space (None if any problem) and every problem found."""
-    c = _Checker(source)
+    c = Checker(source)
     data = c.mapping(raw, "(top level)")
     if raw is not None and not data:
         return None, c.problems
@@ -305,12 +260,8 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     for key in ("name", "rule", "phis", "search"):
         if key not in data:
             c.add("missing-field", f"a search space needs {key!r}", key)
-    name: Any = data.get("name")
-    if "name" in data and not (isinstance(name, str) and _NAME.match(name)):
-        c.add("bad-name", f"name is letters, digits, '_', '.' or '-', got {name!r}", "name")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        c.add("wrong-type", "description is text", "description")
+    name: Any = c.name(data)
+    description = c.description(data)
     kind = data.get("rule")
     if "rule" in data and kind not in RULE_KINDS:
         c.add("unknown-rule", f"rule is one of {', '.join(RULE_KINDS)}, got {kind!r}", "rule")
@@ -331,14 +282,7 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
             "base",
         )
         base = None
-    phis: Any = data.get("phis")
-    if "phis" in data and not (
-        isinstance(phis, list)
-        and phis
-        and len(set(map(str, phis))) == len(phis)
-        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in phis)
-    ):
-        c.add("bad-phis", f"phis is a list of distinct phi values >= 0, like [0, 1]; got {phis!r}", "phis")
+    phis: Any = c.phis(data)
     if kind is None:
         return None, c.problems
     types = _field_types(kind)
@@ -368,7 +312,7 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
     constraint = _check_constraint(c, data.get("constraint"), kind, set(search))
     if c.problems or base is None:
         return None, c.problems
-    space = SearchSpace(
+    space = ScalingSpace(
         name,
         source,
         kind,
@@ -377,14 +321,14 @@ def parse_space(raw: Any, source: str) -> tuple[SearchSpace | None, list[Problem
         fixed,
         tuple(ranges),
         constraint,
-        description.strip(),
+        description,
         RULE_KINDS[kind].preset_coefficients(base),
     )
     _check_buildable(c, space)
     return (None if c.problems else space), c.problems
 
 
-def _check_buildable(c: _Checker, space: SearchSpace) -> None:
+def _check_buildable(c: Checker, space: ScalingSpace) -> None:
     """Build the rule at both ends of every range and at every phi: catches phi > max_phi and the like."""
     if space.rule_kind == "efficientnet" and not any(space.phis):
         c.add("bad-phis", "an efficientnet rule at phi 0 is its base model whatever alpha, beta and gamma", "phis")
@@ -400,40 +344,3 @@ def _check_buildable(c: _Checker, space: SearchSpace) -> None:
         except (TypeError, ValueError, ZeroDivisionError) as exc:
             c.add("unbuildable", f"the rule cannot be built from the {corner} ends of the ranges: {exc}", "search")
             return
-
-
-#: the spaces shipped inside the package (``archbench/search/spaces/``), usable by name; archbench.search is a
-#: regular package installed as files, so its resource folder is a file-system path
-SHIPPED_SPACES = Path(str(resources.files("archbench.search") / "spaces"))
-DEFAULT_SPACE = "efficientdet_family"
-
-
-def resolve_space(ref: str | Path) -> Path:
-    """A search space file: ``ref`` itself when it exists, else the shipped space of that name
-    (``efficientdet_family`` -> ``archbench/search/spaces/efficientdet_family.yaml``); UserError otherwise."""
-    path = Path(ref)
-    if path.exists():
-        return path
-    shipped = SHIPPED_SPACES / f"{ref}.yaml"
-    if path.suffix == "" and path.name == str(ref) and shipped.is_file():
-        return shipped
-    raise UserError(
-        f"--space {ref}: no such file, and not the name of a shipped space "
-        f"({', '.join(shipped_space_names()) or f'none found in {SHIPPED_SPACES}'})"
-    )
-
-
-def shipped_space_names() -> list[str]:
-    """The names ``--space`` accepts besides a file, sorted."""
-    return sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
-
-
-def load_space(path: str | Path) -> SearchSpace:
-    """Load and validate a search space file; raises ``SpaceError`` listing every problem."""
-    source = str(path)
-    raw, problems = read_yaml_file(path)
-    if not problems:
-        space, problems = parse_space(raw, source)
-        if space is not None:
-            return space
-    raise SpaceError(source, problems)

@@ -35,21 +35,25 @@ from archbench.train.tasks import get_task
 
 SETTINGS_ATTR = "archbench"
 SURPLUS_ATTR = "surplus"
+#: the user attribute naming the reference graph (a built-in's point of a topology space) a queued trial trains
+REFERENCE_ATTR = "reference"
 OBJECTIVES = ("single", "multi")
-#: the name of a multi-objective study's second value, the cost (tools such as optuna-dashboard show it)
-COST_METRIC = "GFLOPs"
+#: a multi-objective study's cost axes (``--cost``) and the name of the study's second value in each (tools such
+#: as optuna-dashboard show it): GFLOPs and parameters (millions) of the task's whole model, costed before training;
+#: latency (ms) from the trial's run records
+COSTS = {"gflops": "GFLOPs", "params": "params (M)", "latency": "latency (ms)"}
 
 
 @dataclass(frozen=True)
 class StudySettings:
     """What a study's trials mean; every worker on the study must agree on all of it."""
 
-    neck: str
-    spec_hash: str
+    neck: str | None  # None: a topology space, whose trials are the graphs
+    spec_hash: str | None
     space: dict[str, Any]
     space_digest: str
     phis: tuple[int, ...]
-    objective: str  # single: maximize accuracy (within the budget); multi: accuracy vs GFLOPs (NSGA-II)
+    objective: str  # single: maximize accuracy (within the budget); multi: accuracy vs cost (NSGA-II)
     gflops_budget: float | None
     data: str
     subset: int | None
@@ -61,6 +65,8 @@ class StudySettings:
     terms: dict[str, Any] | None = None
     #: how trials draw their initial weights (``RunRequest.init``); studies made before issue 18 drew one stream
     init: str = "one_stream"
+    #: the second objective of a multi-objective study (a key of :data:`COSTS`); studies before it had GFLOPs
+    cost: str = "gflops"
 
     @property
     def metric(self) -> str:
@@ -80,8 +86,9 @@ class StudySettings:
         return ["maximize"] if self.objective == "single" else ["maximize", "minimize"]
 
     def metric_names(self) -> list[str]:
-        """What each of a trial's values is, in the order of :meth:`directions`: ``[AP]`` or ``[AP, GFLOPs]``."""
-        return [self.metric] if self.objective == "single" else [self.metric, COST_METRIC]
+        """What each of a trial's values is, in the order of :meth:`directions`: ``[AP]`` or ``[AP, GFLOPs]`` (or
+        the study's other cost)."""
+        return [self.metric] if self.objective == "single" else [self.metric, COSTS[self.cost]]
 
 
 def settings_of(study: optuna.Study) -> StudySettings:

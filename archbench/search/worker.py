@@ -17,11 +17,13 @@ from optuna.exceptions import ExperimentalWarning
 
 from archbench.errors import UserError
 from archbench.runs.layout import study_results
+from archbench.search.graphs.space import TopologySpace
 from archbench.search.objective import SearchObjective, TrialFailed
 from archbench.search.observers import SearchObserver
-from archbench.search.space import load_space
+from archbench.search.space import ScalingSpace
+from archbench.search.spaces import Space, load_space
 from archbench.search.storage import DEFAULT_HEARTBEAT_S, default_storage_url, open_storage, redact
-from archbench.search.study import OBJECTIVES, StudySettings, create_or_join, work
+from archbench.search.study import COSTS, OBJECTIVES, REFERENCE_ATTR, StudySettings, create_or_join, work
 from archbench.spec import resolve_spec
 from archbench.spec.terms import Terms
 from archbench.train.trainer import TrainConfig
@@ -36,7 +38,7 @@ _STUDY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 class SearchOptions:
     """What one ``archbench search`` worker was asked for."""
 
-    neck: str
+    neck: str | None  # None for a topology space (its trials are the graphs)
     space: Path
     trials: int
     train: TrainConfig
@@ -45,6 +47,7 @@ class SearchOptions:
     storage: str | None = None
     phis: tuple[int, ...] | None = None
     objective: str = "single"
+    cost: str = "gflops"  # the second objective of a multi-objective study (a key of study.COSTS)
     gflops_budget: float | None = None
     data: str = "synthetic"
     subset: int | None = None
@@ -98,13 +101,36 @@ def _check(opts: SearchOptions) -> None:
         raise UserError(f"--gflops-budget {opts.gflops_budget}: must be positive")
     if opts.objective == "multi" and opts.population < 2:
         raise UserError(f"--population {opts.population}: NSGA-II needs at least 2")
+    if opts.cost not in COSTS:
+        raise UserError(f"--cost {opts.cost!r}: choose one of {', '.join(COSTS)}")
+    if opts.cost != "gflops" and opts.objective == "single":
+        raise UserError(f"--cost {opts.cost}: a single-objective study has no cost axis; add --objective multi")
 
 
-def default_study_name(neck: str, space: Path, task: str = "det", terms: Terms = Terms()) -> str:
-    """``NECK-SPACE`` (det, native terms), with ``-TASK`` for another task and ``-TERMS`` under equal terms:
-    the study a search uses unless ``--study`` names one."""
-    name = f"{resolve_spec(neck).name}-{load_space(space).name}" + ("" if task == "det" else f"-{task}")
+def _check_neck(neck: str | None, space: Space, source: Path) -> None:
+    """A scaling space scales a neck (--neck needed); a topology space searches the neck itself (--neck refused)."""
+    if isinstance(space, TopologySpace) and neck is not None:
+        raise UserError(
+            f"--neck {neck}: {source} is a topology space, whose trials are neck graphs ({space.family.kind}); "
+            "drop --neck"
+        )
+    if isinstance(space, ScalingSpace) and neck is None:
+        raise UserError(f"{source} is a scaling space: say which neck it scales with --neck")
+
+
+def default_study_name(neck: str | None, space: Path, task: str = "det", terms: Terms = Terms()) -> str:
+    """``NECK-SPACE`` for a scaling space, ``SPACE`` for a topology space (det, native terms), with ``-TASK`` for
+    another task and ``-TERMS`` under equal terms: the study a search uses unless ``--study`` names one."""
+    name = load_space(space).name if neck is None else f"{resolve_spec(neck).name}-{load_space(space).name}"
+    name += "" if task == "det" else f"-{task}"
     return name + ("" if terms.native else f"-{terms.label}")
+
+
+def enqueue_references(study: optuna.Study, space: TopologySpace, target: int) -> None:
+    """Queue the space's reference graphs (as many as the study's ``target`` allows) as its first trials, once: a
+    point the study already holds, queued or tried, is not queued again."""
+    for name, point in list(space.references.items())[:target]:
+        study.enqueue_trial(point, user_attrs={REFERENCE_ATTR: name}, skip_if_exists=True)
 
 
 def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> optuna.Study:
@@ -112,15 +138,16 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
     _check(opts)
     observer = observer or SearchObserver()
     space = load_space(opts.space)
+    _check_neck(opts.neck, space, opts.space)
     if opts.phis is not None:
         space = space.at_phis(opts.phis)
-    spec = resolve_spec(opts.neck)
-    if opts.terms.overrides:
+    spec = resolve_spec(opts.neck) if opts.neck is not None else None
+    if spec is not None and opts.terms.overrides:
         spec = spec.with_overrides(**opts.terms.overrides)  # the topology the trials train
     name = opts.study or default_study_name(opts.neck, opts.space, opts.task, opts.terms)
     settings = StudySettings(
-        neck=spec.name,
-        spec_hash=spec.spec_hash(),
+        neck=spec.name if spec is not None else None,
+        spec_hash=spec.spec_hash() if spec is not None else None,
         space=space.to_dict(),
         space_digest=space.digest(),
         phis=space.phis,
@@ -134,6 +161,7 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
         task=opts.task,
         terms=None if opts.terms.native else {"protocol": opts.terms.protocol, "overrides": dict(opts.terms.overrides)},
         init="per_part",
+        cost=opts.cost,
     )
     pruner = make_pruner(opts.pruner, opts.objective, opts.train.epochs * len(space.phis))
     url = opts.storage or default_storage_url(opts.results)
@@ -155,6 +183,8 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
     study = create_or_join(
         storage, name, settings, make_sampler(opts.objective, opts.sampler_seed, opts.population), pruner
     )
+    if isinstance(space, TopologySpace):
+        enqueue_references(study, space, opts.trials)
     observer.opened(name, redact(url), len(study.trials))
     with observer, warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)

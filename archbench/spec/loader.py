@@ -342,4 +342,5 @@ def dump_yaml(spec: NeckSpec) -> str:
         "  - " + yaml.safe_dump(n, default_flow_style=True, sort_keys=False, width=1000).strip() + "\n" for n in nodes
     )
     out_line = yaml.safe_dump({"outputs": outputs}, default_flow_style=None, sort_keys=False, width=1000)
-    return f"{head}nodes:\n{node_lines}{out_line}"
+    node_block = "nodes:\n" + node_lines if nodes else "nodes: []\n"  # a node-less neck (the identity) as well
+    return f"{head}{node_block}{out_line}"

@@ -63,6 +63,16 @@ class Terms:
         singles = ",".join(f"{k}={v}" for k, v in sorted(extra.items()))
         return singles if self.protocol == NATIVE else f"{self.protocol}+{singles}"
 
+    def cli_flags(self) -> list[str]:
+        """The command-line flags that give these terms: ``--terms`` (unless native) and each single setting that
+        differs from the protocol's, e.g. ``["--terms", "efficientdet", "--act", "relu"]``."""
+        protocol = PROTOCOLS.get(self.protocol, {})
+        flags = [] if self.protocol == NATIVE else ["--terms", self.protocol]
+        for flag, key, _ in _FLAGS:
+            if key in self.overrides and protocol.get(key) != self.overrides[key]:
+                flags += [flag, str(self.overrides[key])]
+        return flags
+
     def to_config(self) -> dict[str, Any]:
         """The configuration's part (``terms`` and ``terms_overrides``); empty for native terms, so runs without
         overrides keep the config hash they always had."""

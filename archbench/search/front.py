@@ -1,0 +1,131 @@
+"""What a topology search hands its user: the front as a table and a plot (the reference graphs on the same axes),
+and the Pareto-optimal graphs as spec files with drawings, under ``RESULTS/search/<study>/front/``.
+
+Every trial keeps its graph as a spec in its user attributes, so any machine that reaches the study's storage can
+export, not only the worker that trained it. An exported spec is the file the trial trained (same name, same spec
+hash): ``archbench run`` with the command written beside it trains the trial's configuration again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot is imported: figures are files, never windows
+import matplotlib.pyplot as plt
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from archbench.files import atomic_write, atomic_write_text
+from archbench.search.report import best_trials, is_topology
+from archbench.search.study import COSTS, REFERENCE_ATTR, StudySettings, settings_of
+from archbench.spec import dump_yaml
+from archbench.spec.draw import draw_spec
+from archbench.spec.loader import parse_spec, require_valid
+from archbench.spec.terms import Terms
+from archbench.train.trainer import TrainConfig
+
+FRONT_DIR = "front"
+
+
+@dataclass(frozen=True)
+class FrontFiles:
+    """What :func:`export_front` wrote: the table, the plot, and per Pareto-optimal graph its spec and drawing."""
+
+    table: Path
+    plot: Path
+    specs: list[Path]
+    drawings: list[Path]
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per complete trial: its number, metric, cost, GFLOPs, parameters, graph, spec hash, reference name
+    and whether it is on the front (the Pareto set; single objective: the best trial)."""
+    s = settings_of(study)
+    front = {t.number for t in best_trials(study)[: None if s.objective == "multi" else 1]}
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        rows.append(
+            {
+                "trial": t.number,
+                s.metric: t.values[0],
+                COSTS[s.cost]: t.values[1] if s.objective == "multi" else t.user_attrs["gflops"],
+                "gflops": t.user_attrs["gflops"],
+                "params": t.user_attrs["params"],
+                "graph": t.user_attrs["graph"],
+                "spec_hash": t.user_attrs["spec_hash"],
+                "reference": t.user_attrs.get(REFERENCE_ATTR, ""),
+                "on_front": t.number in front,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def rerun_command(s: StudySettings, spec_file: Path) -> str:
+    """The ``archbench run`` command that trains ``spec_file`` as the study's trials trained it (same seed, data,
+    schedule, terms and preset), so its records have the trial's configuration hash."""
+    defaults = TrainConfig.for_task(s.task).to_dict()
+    flags = [
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in s.train.items()
+        if k in ("epochs", "batch_size", "lr") and v != defaults.get(k)
+    ]
+    if s.subset is not None:
+        flags.append(f"--subset {s.subset}")
+    if s.terms:
+        flags += Terms(**s.terms).cli_flags()
+    phis = ",".join(map(str, s.phis))
+    return (
+        f"archbench run --task {s.task} --neck {spec_file} --preset {s.space['preset']} --phi {phis} "
+        f"--seeds {s.seed} --data {s.data} " + " ".join(flags)
+    ).strip()
+
+
+def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
+    cost = COSTS[s.cost]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(table[cost], table[s.metric], s=14, color="#bbbbbb", label="trials")
+    front = table[table.on_front].sort_values(cost)
+    ax.step(front[cost], front[s.metric], where="post", color="black", lw=1.2, marker="o", ms=5, label="front")
+    references = table[table.reference != ""]
+    ax.scatter(
+        references[cost], references[s.metric], marker="*", s=120, color="#d62728", zorder=3, label="reference graphs"
+    )
+    for _, row in references.iterrows():
+        ax.annotate(row.reference, (row[cost], row[s.metric]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel(cost + ("" if s.cost == "latency" else " (log)"))
+    if s.cost != "latency":
+        ax.set_xscale("log")
+    ax.set_ylabel(s.metric)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return out
+
+
+def export_front(study: optuna.Study, study_folder: Path) -> FrontFiles:
+    """Write the front of a topology study under ``study_folder/front/``: ``trials.csv`` (every complete trial),
+    ``front.png``, and per graph on the front ``<graph>.yaml`` (with its re-run command as a comment) and
+    ``<graph>.png``. Files of graphs no longer on the front are left in place."""
+    s = settings_of(study)
+    if not is_topology(s):
+        raise ValueError(f"study {study.study_name!r} searches scaling coefficients, not graphs")
+    folder = Path(study_folder) / FRONT_DIR
+    table = trials_table(study)
+    table_path = atomic_write_text(folder / "trials.csv", table.to_csv(index=False, float_format="%.6g"))
+    title = f"{study.study_name}: {s.metric} vs {COSTS[s.cost]}, {len(table)} complete trials, seed {s.seed}"
+    plot = _plot(table, s, title, folder / "front.png")
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    specs, drawings = [], []
+    for number in table[table.on_front].trial:
+        spec = require_valid(*parse_spec(by_number[number].user_attrs["spec"], f"trial #{number}"), f"#{number}")
+        path = folder / f"{spec.name}.yaml"
+        header = f"# re-train as trial #{number} of study {study.study_name} trained it:\n# {rerun_command(s, path)}\n"
+        specs.append(atomic_write_text(path, header + dump_yaml(spec)))
+        drawings.append(draw_spec(spec, folder / f"{spec.name}.png"))
+    return FrontFiles(table_path, plot, specs, drawings)
