@@ -32,7 +32,7 @@ import pytest
 from archbench.board import power
 from archbench.board.compose import compose
 from archbench.board.formats import render
-from archbench.board.verdicts import schedule_agreement
+from archbench.board.verdicts import schedule_agreement, settled_schedule
 from archbench.errors import UserError
 from archbench.runs.records import RunRecord
 
@@ -245,3 +245,25 @@ def test_schedule_agreement_compares_two_schedules_of_the_same_necks():
     assert (row["short"], row["long"], row["n_necks"], row["reversed"]) == (8, 16, 3, 1)
     assert row["tau"] == pytest.approx(1 / 3) and row["long_rank_tau"] == pytest.approx(1.0)  # seeds agree
     assert row["tau_low"] <= row["tau"] <= row["tau_high"]
+
+
+def test_a_schedule_settles_when_it_agrees_with_every_longer_one_within_that_ones_seed_noise():
+    # seeds agree at every schedule (seed-split tau +1). 8 epochs: a > b > c; 16 and 32: a > c > b. 8 -> 16 and
+    # 8 -> 32 reverse (b, c): tau 1/3 < 1, not within noise; 16 -> 32 keep every pair: 16 settles, 8 does not
+    order = {8: ("a", "b", "c"), 16: ("a", "c", "b"), 32: ("a", "c", "b")}
+    keys = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "phi": 0}
+    rows = pd.DataFrame(
+        [
+            {**keys, "epochs": e, "neck": n, "seed": s, "AP": 0.01 * e * (3 - rank) + 0.001 * s}
+            for e, necks in order.items()
+            for rank, n in enumerate(necks)
+            for s in range(2)
+        ]
+    )
+    schedules = schedule_agreement(rows, n_boot=50)
+    within = {(r.short, r.long): r.within_noise for r in schedules.itertuples()}
+    assert within == {(8, 16): False, (8, 32): False, (16, 32): True}
+    (settled,) = settled_schedule(schedules).to_dict("records")
+    assert (settled["settled"], settled["longest"]) == (16, 32)
+    unsettled = settled_schedule(schedules[schedules["short"] == 8]).iloc[0]
+    assert unsettled["settled"] is None or pd.isna(unsettled["settled"])

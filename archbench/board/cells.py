@@ -22,6 +22,7 @@ from archbench.board.compose import Board
 from archbench.board.cost_cells import equal_cost_blocks
 from archbench.board.grids import Block, Grid, Heading, Text, interval
 from archbench.board.provenance import SETUP_COLUMNS
+from archbench.board.verdicts import settled_schedule
 
 _MILLION = 1e6
 #: Where the board's statistics are explained (a path in the repository).
@@ -264,13 +265,27 @@ def schedule_blocks(schedules: pd.DataFrame) -> list[Block]:
             str(r["n_necks"]),
             f"{_fmt(r['tau'], '{:+.2f}')} [{_fmt(r['tau_low'], '{:+.2f}')}, {_fmt(r['tau_high'], '{:+.2f}')}]",
             _fmt(r["long_rank_tau"], "{:+.2f}"),
+            {True: "yes", False: "no"}.get(r["within_noise"], "-"),
             str(r["reversed"]),
             _text(r["flips"]) or "none",
         ]
         for _, r in schedules.iterrows()
     ]
     headers = ["terms", "phi", "epochs", "necks", "Kendall tau [95 % CI]", "seed-split tau, longer"]
-    headers += ["pairs reversed", "verdicts that change"]
+    headers += ["within seed noise", "pairs reversed", "verdicts that change"]
+    settled = [
+        Text(
+            f"terms {r['terms']}, phi {r['phi']}: "
+            + (
+                f"the ranking settles at {r['settled']} epochs: its agreement with every longer schedule trained "
+                f"(up to {r['longest']}) is at least that schedule's seed-split tau."
+                if r["settled"] is not None and not pd.isna(r["settled"])
+                else f"no schedule shorter than {r['longest']} epochs agrees with every longer one within its seed "
+                "noise yet."
+            )
+        )
+        for _, r in settled_schedule(schedules).iterrows()
+    ]
     return [
         Heading(2, "Schedules: does a shorter schedule rank the necks as a longer one does?"),
         Text(
@@ -279,9 +294,12 @@ def schedule_blocks(schedules: pd.DataFrame) -> list[Block]:
             "of both schedules shares its initial weights and data order, so it is resampled once), beside the "
             "longer schedule's own seed-split tau: the agreement two halves of its seeds reach. Pairs reversed: "
             "ordered oppositely by the two schedules' means; verdicts that change: per-pair tests resolved one way, "
-            "the other or not at all."
+            "the other or not at all. Within seed noise: the tau is at least the seed-split tau, i.e. changing the "
+            "schedule reorders the necks no more than changing the seeds does; a schedule has settled when that "
+            "holds against every longer schedule trained."
         ),
         Grid(headers, rows),
+        *settled,
     ]
 
 

@@ -224,6 +224,7 @@ SCHEDULE_COLUMNS = [
     "tau_low",
     "tau_high",
     "long_rank_tau",
+    "within_noise",
     "reversed",
     "flips",
 ]
@@ -238,8 +239,9 @@ def schedule_agreement(rows: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     :func:`pairs.tier_agreement`), beside the longer schedule's own seed-split tau (``long_rank_tau``, the
     noise a ranking agreement should be read against). ``reversed``: pairs ordered oppositely by the two
     schedules' means; ``flips``: pairs whose per-pair verdict (resolved either way, or not) differs, as
-    ``a ? b: short -> long`` text. The schedule the headline tier uses is the shortest whose agreement with a
-    schedule twice as long is within the seed noise (docs/board.md).
+    ``a ? b: short -> long`` text. ``within_noise``: the agreement is at least the longer schedule's seed-split
+    tau, i.e. changing the schedule reorders the necks no more than changing the seeds does (see
+    :func:`settled_schedule`).
     """
     if rows.empty:
         return pd.DataFrame(columns=SCHEDULE_COLUMNS)
@@ -258,6 +260,8 @@ def schedule_agreement(rows: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
             reversed_ = int((np.sign(p["first_diff"]) * np.sign(p["second_diff"]) < 0).sum())
             flips = "; ".join(f"{r.a} ? {r.b}: {r.first} -> {r.second}" for r in agreement.flips.itertuples())
             common = b[b["neck"].isin(agreement.necks)]
+            long_tau = stats.rank_stability(common, metric)
+            measured = bool(np.isfinite([agreement.tau, long_tau]).all())
             out.append(
                 {
                     **keys,
@@ -268,9 +272,26 @@ def schedule_agreement(rows: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
                     "tau": agreement.tau,
                     "tau_low": agreement.low,
                     "tau_high": agreement.high,
-                    "long_rank_tau": stats.rank_stability(common, metric),
+                    "long_rank_tau": long_tau,
+                    "within_noise": bool(agreement.tau >= long_tau) if measured else None,
                     "reversed": reversed_,
                     "flips": flips,
                 }
             )
     return pd.DataFrame(out, columns=SCHEDULE_COLUMNS)
+
+
+def settled_schedule(schedules: pd.DataFrame) -> pd.DataFrame:
+    """Per group (without its schedule) and phi, the shortest schedule at which the ranking has settled: its
+    agreement with every longer schedule trained is within that schedule's seed noise (``within_noise`` of every
+    row of :func:`schedule_agreement` from it). ``settled`` is None where no schedule but the longest qualifies
+    (the longest has nothing to be checked against); ``longest`` is the longest schedule trained."""
+    keys = [k for k in GROUP_KEYS if k != "epochs"] + ["phi"]
+    out = []
+    for key, sub in schedules.groupby(keys, sort=True, dropna=False):
+        settled = next(
+            (int(short) for short, rows in sub.groupby("short", sort=True) if rows["within_noise"].eq(True).all()),
+            None,
+        )
+        out.append({**dict(zip(keys, key)), "settled": settled, "longest": int(sub["long"].max())})
+    return pd.DataFrame(out, columns=[*keys, "settled", "longest"])
