@@ -1,12 +1,14 @@
 """The noise budget: where the seed-to-seed variance of AP (and of paired differences) comes from.
 
-    python scripts/noise_budget.py --epochs 16 --commit --lock /tmp/cpu.lock   # train (resumable), then analyse
-    python scripts/noise_budget.py --epochs 16 --analyse-only                 # only the analysis
+    python scripts/noise_budget.py --epochs 32 --commit --lock /tmp/cpu.lock   # train (resumable), then analyse
+    python scripts/noise_budget.py --epochs 32 --analyse-only                 # only the analysis
 
 For each of ``--necks`` at phi 0, under the board's terms, ``--seeds K`` runs per source, one source varied at
-a time (runs into RESULTS, default results/noise, kept apart from the board):
+a time (runs into RESULTS, default results/noise, kept apart from the board, except the ``seed`` source's):
 
-- ``seed``: the board's protocol, seeds 0..K-1; a seed sets the initial weights and the data order together;
+- ``seed``: the board's protocol, seeds 0..K-1; a seed sets the initial weights and the data order together.
+  These runs are board runs (the same configuration), so they train into and are read from ``--board`` (default
+  results/board), where the headline tier uses them too;
 - ``init``: seeds 0..K-1 with ``--data-seed 0``: only the initial weights (and torch's global generator) vary;
 - ``order``: seed 0 with ``--data-seed 0..K-1``: only the order of the training images varies (augmentation
   draws are seeded by (epoch, image), the same for every seed, so they are not a source here);
@@ -116,9 +118,10 @@ def shares(table: pd.DataFrame, whole: str = "seed") -> pd.DataFrame:
     return table.assign(share=[sd**2 / base.get(item, math.nan) ** 2 for item, sd in zip(table["item"], table["sd"])])
 
 
-def bootstrap_values(results: Path, records: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> pd.DataFrame:
-    """The ``val`` source: AP of each neck's seed-0 run (the ``seed`` source's) on ``resamples`` bootstrap samples
-    of the validation images, the same draws for every neck; rows as :func:`per_source` (index = draw)."""
+def bootstrap_values(board: Path, records: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> pd.DataFrame:
+    """The ``val`` source: AP of each neck's seed-0 run (the ``seed`` source's, kept in ``board``) on ``resamples``
+    bootstrap samples of the validation images, the same draws for every neck; rows as :func:`per_source`
+    (index = draw)."""
     import torch  # the analysis of records alone needs no torch; the bootstrap predicts with the kept weights
 
     from archbench.detection.evaluate import resampled_ap
@@ -130,7 +133,7 @@ def bootstrap_values(results: Path, records: Sequence[Mapping[str, Any]], resamp
     firsts = [r for r in records if source_of(r) == ("seed", 0)]
     rows, draws = [], None
     for record in sorted(firsts, key=lambda r: r["neck"]):
-        trained = load_trained(layout.record_path(results, "det", record["neck"], 0, 0, record["config_hash"]))
+        trained = load_trained(layout.record_path(board, "det", record["neck"], 0, 0, record["config_hash"]))
         val, info = trained.task.open_val(
             (record["config"]["data"])["ref"],
             resolution=trained.model_config.resolution,
@@ -188,13 +191,13 @@ def ema_effect(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def train(args: argparse.Namespace, results: Path) -> None:
-    """Every run of the design (``archbench run`` skips those already recorded)."""
+def train(args: argparse.Namespace, results: Path, board: Path) -> None:
+    """Every run of the design (``archbench run`` skips those already recorded); the seed source's in ``board``."""
     seeds = ",".join(str(s) for s in range(args.seeds))
-    common = ["--phi", "0", "--epochs", str(args.epochs), "--terms", args.terms, "--jobs", "2"]
-    common += ["--results", str(results)]
+    protocol = ["--phi", "0", "--epochs", str(args.epochs), "--terms", args.terms, "--jobs", "2"]
+    common = [*protocol, "--results", str(results)]
     necks, code = args.necks, args.code.resolve()
-    archbench("run", "--neck", necks, "--seeds", seeds, *common, lock=args.lock, code=code)  # seed
+    archbench("run", "--neck", necks, "--seeds", seeds, *protocol, "--results", str(board), lock=args.lock, code=code)
     later = ",".join(str(s) for s in range(1, args.seeds))  # init and order take index 0 from the seed source
     archbench("run", "--neck", necks, "--seeds", later, "--data-seed", "0", *common, lock=args.lock, code=code)  # init
     for d in range(1, args.seeds):  # order (data seed 0 is the seed source's seed 0)
@@ -206,6 +209,7 @@ def train(args: argparse.Namespace, results: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results/noise", help="folder of the noise-budget runs")
+    parser.add_argument("--board", default="results/board", help="the board's folder: the seed source's runs")
     parser.add_argument("--necks", default="fpn,bifpn,hda_residual", help="comma list of necks")
     parser.add_argument("--epochs", type=int, required=True, help="the schedule (the board's headline tier's)")
     parser.add_argument("--seeds", type=int, default=4, help="runs per source and neck")
@@ -215,24 +219,26 @@ def main() -> None:
     add_driver_options(parser)
     parser.add_argument("--analyse-only", action="store_true", help="train nothing; analyse the records there are")
     args = parser.parse_args()
-    results = ROOT / args.results
+    results, board = ROOT / args.results, ROOT / args.board
     if not args.analyse_only:
-        with committing(results / "runs", args.commit):
-            train(args, results)
-    analyse(args, results)
+        with committing(results / "runs", args.commit), committing(board / "runs", args.commit):
+            train(args, results, board)
+    analyse(args, results, board)
 
 
-def analyse(args: argparse.Namespace, results: Path) -> None:
+def analyse(args: argparse.Namespace, results: Path, board: Path) -> None:
     from driving import holding
 
     from archbench.board.aggregate import as_dict
     from archbench.runs.records import load_records
 
     necks = set(args.necks.split(","))
-    records = [r for r in map(as_dict, load_records(results)) if r.get("neck") in necks]
+    mine = [r for r in map(as_dict, load_records(results)) if r.get("neck") in necks]
+    on_board = [r for r in map(as_dict, load_records(board)) if r.get("neck") in necks]
+    records = mine + [r for r in on_board if (source_of(r) or ("",))[0] == "seed"]  # the seed source's runs
     runs = per_source(records, args.epochs)
     with holding(args.lock):
-        val = bootstrap_values(results, records, args.resamples, seed=0)
+        val = bootstrap_values(board, records, args.resamples, seed=0)
     table = shares(spreads(pd.concat([runs[runs["source"] != "ema"], val], ignore_index=True)))
     ema = ema_effect(runs)
     header = (
