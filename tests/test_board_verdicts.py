@@ -267,3 +267,23 @@ def test_a_schedule_settles_when_it_agrees_with_every_longer_one_within_that_one
     assert (settled["settled"], settled["longest"]) == (16, 32)
     unsettled = settled_schedule(schedules[schedules["short"] == 8]).iloc[0]
     assert unsettled["settled"] is None or pd.isna(unsettled["settled"])
+
+
+def test_the_board_pools_several_results_folders_and_counts_a_configuration_once(tmp_path):
+    everything = records()
+    for i, rec in enumerate(everything):  # split the records over two folders, one of them also in both
+        RunRecord.from_dict(rec).save(tmp_path / ("a" if i % 2 else "b"))
+    RunRecord.from_dict(everything[0]).save(tmp_path / "a")
+    pooled = run_cli(
+        "leaderboard", "--results", str(tmp_path / "a"), "--results", str(tmp_path / "b"), "--format", "json"
+    )
+    alone = run_cli("leaderboard", "--results", str(tmp_path / "b"), "--format", "json")
+    every = tmp_path / "all"
+    for rec in everything:
+        RunRecord.from_dict(rec).save(every)
+    whole = run_cli("leaderboard", "--results", str(every), "--format", "json")
+    assert pooled.returncode == alone.returncode == whole.returncode == 0, pooled.stderr
+    assert json.loads(pooled.stdout)["groups"] == json.loads(whole.stdout)["groups"]  # the duplicate counted once
+    assert json.loads(alone.stdout)["groups"] != json.loads(whole.stdout)["groups"]
+    empty = run_cli("leaderboard", "--results", str(every), "--results", str(tmp_path / "none"))
+    assert empty.returncode == 2 and "none" in empty.stderr

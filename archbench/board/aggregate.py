@@ -68,6 +68,23 @@ def require_records(results: Path, task: str | None = None) -> list[Mapping[str,
     return records
 
 
+def pooled_records(folders: Sequence[Path], task: str | None = None) -> list[Mapping[str, Any]]:
+    """The records of several results folders as one board's (:func:`require_records` of each, so an empty folder is
+    a ``UserError`` naming it). A configuration recorded in more than one folder counts once, the first folder's:
+    a run copied or trained again elsewhere must not pool with itself as two seeds."""
+    seen: set[str] = set()
+    pooled = []
+    for folder in folders:
+        for record in require_records(folder, task):
+            key = record.get("config_hash")
+            if key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            pooled.append(record)
+    return pooled
+
+
 def as_number(value: Any) -> float:
     """A float, or NaN for missing / non-numeric / negative-sentinel values (the one home of the -1 rule)."""
     if isinstance(value, bool) or value is None:

@@ -21,7 +21,11 @@ class BoardFormat(str, Enum):
 
 
 def leaderboard_cmd(
-    results: Path = typer.Option(Path("results"), "--results", help="folder holding runs/"),
+    results: list[Path] = typer.Option(
+        [Path("results")],
+        "--results",
+        help="folder holding runs/; repeat it to pool several folders into one board (latency sittings of all)",
+    ),
     task: str | None = typer.Option(None, "--task", help="det | seg (default: all tasks)"),
     fmt: BoardFormat = typer.Option(BoardFormat.table, "--format"),
     output: Path | None = typer.Option(None, "-o", "--output", help="write here instead of stdout"),
@@ -35,13 +39,14 @@ def leaderboard_cmd(
     equal GFLOPs, parameters and latency with letters, and the Pareto fronts; the ranking against published
     comparisons."""
     # pandas loads here, matplotlib only where figures are drawn (--plot, --format html)
-    from archbench.board.aggregate import require_records
+    from archbench.board.aggregate import pooled_records
     from archbench.board.compose import compose
     from archbench.board.formats import render
     from archbench.board.latency import read_sittings
 
-    records = require_records(results, task)
-    board = compose(records, task, reference, sittings=read_sittings(results))
+    records = pooled_records(results, task)
+    sittings = sorted((s for folder in results for s in read_sittings(folder)), key=lambda s: s.measured_at)
+    board = compose(records, task, reference, sittings=sittings[::-1])  # newest first, as read_sittings gives
     figures: list[Path] = []
     if plot is not None:
         from archbench.board.plots import write_all
