@@ -48,7 +48,7 @@ from archbench.runs.records import (
     python_command,
 )
 from archbench.runs.trained import save_weights
-from archbench.spec import resolve_spec
+from archbench.spec import is_spec_path, resolve_spec
 from archbench.spec.terms import Terms
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged
@@ -113,9 +113,10 @@ def planned_environment(req: RunRequest) -> dict[str, Any]:
 
 
 def run_label(req: RunRequest) -> str:
-    """How progress displays name a run: task, neck, phi and seed."""
+    """How progress displays name a run: task, neck (a spec file by its file name), phi and seed."""
     order = "" if req.data_seed is None else f" data_seed={req.data_seed}"
-    return f"{req.task} {req.neck} phi={req.phi} seed={req.seed}{order}"
+    neck = Path(req.neck).name if is_spec_path(req.neck) else req.neck
+    return f"{req.task} {neck} phi={req.phi} seed={req.seed}{order}"
 
 
 def _peak_memory_mb(device: torch.device) -> dict[str, float]:
