@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -15,20 +13,14 @@ from timm.layers import DropPath
 
 pytest.importorskip("effdet")
 
+from scriptkit import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_peer", ROOT / "scripts" / "bench_peer.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(("channels_last", "drop_path"), [(False, None), (True, None), (True, 0.0)])
 def test_effdet_phases_give_det_bench_train_loss(channels_last: bool, drop_path: float | None) -> None:
-    bench = _script()
+    bench = load_script("bench_peer")
     torch.manual_seed(0)
     peer = bench.Peer(64, bench.TrainConfig(batch_size=2), bench.fixed_batch(64, 2), channels_last, drop_path)
     assert peer.split_loss_error() == 0.0

@@ -7,20 +7,16 @@ tightest row is FPN+PANet: 1.047 / 1.018 against the paper's 1.0 / 1.0, a +0.047
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import replace
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "efficientdet_table5.py"
+from scriptkit import load_script
+
 LAST_LINE = re.compile(r"table5 panet=(\S+)/(\S+) nasfpn=(\S+)/(\S+) fc_fpn=(\S+)/(\S+) bifpn=(\S+)/(\S+)")
 
 
 def test_table5_last_line_and_ratios():
-    spec = importlib.util.spec_from_file_location("efficientdet_table5", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("efficientdet_table5")
     rows = script.profile_rows()
     last = script.table(rows)[-1]
     match = LAST_LINE.fullmatch(last)

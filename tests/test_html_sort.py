@@ -6,21 +6,13 @@ the checker's own rules are tested without a browser.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from scriptkit import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "check_html_sort.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("check_html_sort", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def clicked(before: list[str], first: list[str], second: list[str]) -> dict:
@@ -30,7 +22,7 @@ def clicked(before: list[str], first: list[str], second: list[str]) -> dict:
 
 
 def test_the_checker_wants_numbers_by_value_then_text_then_empty_in_both_directions():
-    script = load_script()
+    script = load_script("check_html_sort")
     cells = ["10", "", "-", "9", "+0.5 ± 0.1", "reference"]
     ascending = ["+0.5 ± 0.1", "9", "10", "-", "reference", ""]
     descending = ["10", "9", "+0.5 ± 0.1", "reference", "-", ""]
@@ -46,7 +38,7 @@ def test_the_checker_wants_numbers_by_value_then_text_then_empty_in_both_directi
 
 
 def test_the_checked_in_boards_tables_sort_in_chromium(tmp_path):
-    script = load_script()
+    script = load_script("check_html_sort")
     browser = script.find_browser()
     if browser is None:
         pytest.skip(f"no Chromium on PATH (tried {', '.join(script.BROWSERS)}); Debian: apt-get install chromium")

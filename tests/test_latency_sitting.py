@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +14,9 @@ from archbench.runs.layout import latency_dir
 from archbench.runs.sweep import RunRequest, sweep
 from archbench.train.trainer import TrainConfig
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "measure_latency.py"
+from scriptkit import load_script
+
 TINY = TrainConfig(epochs=1, batch_size=8, warmup_steps=1)
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("measure_latency", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def regrouped(record: dict, epochs: int) -> dict:
@@ -43,7 +34,7 @@ def test_a_sitting_times_every_configuration_once_and_the_board_takes_each_group
     records = [r.to_dict() for r in sweep(requests, tmp_path)]
     capsys.readouterr()
 
-    path = load_script().measure(tmp_path, "det", threads=1, rounds=2, warmup=1)
+    path = load_script("measure_latency").measure(tmp_path, "det", threads=1, rounds=2, warmup=1)
     err = capsys.readouterr().err
     assert "building 1/2: det fpn phi=0" in err and "round 1/3 (warm-up)" in err and "round 3/3" in err
     assert path.parent == latency_dir(tmp_path) and not list(path.parent.glob(".tmp-*"))

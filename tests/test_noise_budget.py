@@ -9,26 +9,11 @@ Necks a and b at phi 0, 16 epochs, AP:
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script():
-    sys.path.insert(0, str(SCRIPTS))  # the script imports its sibling driving.py, as when run from scripts/
-    try:
-        spec = importlib.util.spec_from_file_location("noise_budget", SCRIPTS / "noise_budget.py")
-        assert spec is not None and spec.loader is not None
-        script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(script)
-        return script
-    finally:
-        sys.path.remove(str(SCRIPTS))
+from scriptkit import load_script
 
 
 def record(neck, seed, ap, data_seed=None, ema=False, epochs=16, status="ok"):
@@ -51,7 +36,7 @@ def records():
 
 
 def test_sources_spreads_and_shares():
-    script = load_script()
+    script = load_script("noise_budget")
     runs = script.per_source(records(), epochs=16)
     assert sorted(runs["source"].unique()) == ["ema", "init", "order", "seed"]
     assert 0.9 not in set(runs["AP"])
@@ -70,7 +55,7 @@ def test_sources_spreads_and_shares():
 
 
 def test_ema_effect_compares_the_same_seeds():
-    script = load_script()
+    script = load_script("noise_budget")
     effect = script.ema_effect(script.per_source(records(), epochs=16)).set_index("item")
     assert effect.loc["a", "sd_ema"] == pytest.approx(0.01) and effect.loc["a", "ratio"] == pytest.approx(0.25)
     assert effect.loc["a-b", "sd_ema"] == pytest.approx(0.0, abs=1e-12) and effect.loc["a-b", "ratio"] < 1e-20

@@ -8,22 +8,12 @@ Three necks over seeds 0-2 (AP):  fpn .30 .34 .32   a .33 .36 .36   b .35 .33 .3
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pairing_gain.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("pairing_gain", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+from scriptkit import load_script
 
 
 def rows() -> pd.DataFrame:
@@ -33,7 +23,7 @@ def rows() -> pd.DataFrame:
 
 
 def test_pair_gains_hand_values():
-    script = load_script()
+    script = load_script("pairing_gain")
     gains = script.pair_gains(rows(), [("a", "fpn"), ("b", "fpn"), ("a", "nope")], min_seeds=3).set_index("pair")
     assert list(gains.index) == ["a:fpn", "b:fpn"]  # a pair with a neck the group lacks is skipped
     a, b = gains.loc["a:fpn"], gains.loc["b:fpn"]
@@ -50,7 +40,7 @@ def test_pair_gains_hand_values():
 
 
 def test_pairs_are_neck_colon_neck():
-    script = load_script()
+    script = load_script("pairing_gain")
     assert script.parse_pairs("panet:fpn, my-neck:fpn") == [("panet", "fpn"), ("my-neck", "fpn")]
     assert script.parse_pairs("") is None
     with pytest.raises(SystemExit, match="NECK:NECK"):

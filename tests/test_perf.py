@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from archbench.spec import builtin_names, builtin_spec
 from archbench.spec.loader import parse_yaml
 
 from helpers import pyramid, run_cli
+from scriptkit import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,16 +177,8 @@ def test_op_breakdown_splits_depthwise_dense_and_the_rest():
     assert b.wall_ms > 0 and dw.ms > 0
 
 
-def _bench_script():
-    spec = importlib.util.spec_from_file_location("bench_necks", ROOT / "scripts" / "bench_necks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bench_ratios_line_reports_eager_ours_unless_a_rewrite_was_asked_for():
-    bench = _bench_script()
+    bench = load_script("bench_necks")
     plain = bench.Result("neck_fwd", {"effdet": [2.0], bench.EAGER: [1.0], bench.FLAT: [1.5]})
     assert plain.ours() == bench.EAGER and plain.ratio(plain.ours()).median == 0.5  # not the FX graph's 0.75
     fused = bench.Result("neck_fwd", {"effdet": [2.0], bench.EAGER: [1.0], bench.FLAT: [1.5], "ours (fuse)": [0.5]})
@@ -202,7 +194,7 @@ def test_bench_script_refuses_bad_input_without_a_traceback():
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr and "0..7" in proc.stderr
-    bench = _bench_script()
+    bench = load_script("bench_necks")
     for args, message in (
         (["--runs", "0"], "at least 1"),
         (["--resolution", "128"], "256 px"),

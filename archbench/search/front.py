@@ -64,24 +64,24 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rerun_command(s: StudySettings, spec_file: Path) -> str:
-    """The ``archbench run`` command that trains ``spec_file`` as the study's trials trained it (same seed, data,
-    schedule, terms and preset), so its records have the trial's configuration hash."""
+def protocol_flags(s: StudySettings) -> list[str]:
+    """The ``archbench run`` flags that train as the study's trials trained (task, preset, phis, seed, data,
+    schedule and training settings that differ from the task's defaults, terms), so that a run of the same neck has
+    a trial's configuration hash."""
     defaults = TrainConfig.for_task(s.task).to_dict()
-    flags = [
-        f"--{k.replace('_', '-')} {v}"
-        for k, v in s.train.items()
-        if k in ("epochs", "batch_size", "lr") and v != defaults.get(k)
-    ]
+    flags = ["--task", s.task, "--preset", s.space["preset"], "--phi", ",".join(map(str, s.phis))]
+    flags += ["--seeds", str(s.seed), "--data", s.data]
+    for key in ("epochs", "batch_size", "lr"):
+        if s.train[key] != defaults.get(key):
+            flags += [f"--{key.replace('_', '-')}", str(s.train[key])]
     if s.subset is not None:
-        flags.append(f"--subset {s.subset}")
-    if s.terms:
-        flags += Terms(**s.terms).cli_flags()
-    phis = ",".join(map(str, s.phis))
-    return (
-        f"archbench run --task {s.task} --neck {spec_file} --preset {s.space['preset']} --phi {phis} "
-        f"--seeds {s.seed} --data {s.data} " + " ".join(flags)
-    ).strip()
+        flags += ["--subset", str(s.subset)]
+    return flags + (Terms(**s.terms).cli_flags() if s.terms else [])
+
+
+def rerun_command(s: StudySettings, spec_file: Path) -> str:
+    """The ``archbench run`` command that trains ``spec_file`` as the study's trials trained it."""
+    return " ".join(["archbench", "run", "--neck", str(spec_file), *protocol_flags(s)])
 
 
 def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
