@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from driving import ROOT, add_driver_options, archbench, committing
+from driving import ROOT, add_driver_options, archbench, batches, committing
 
 SOURCES = ("seed", "init", "order", "val")
 #: The run sources trained by ``archbench run`` (``val`` is computed from the ``seed`` source's runs).
@@ -192,18 +192,26 @@ def ema_effect(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def train(args: argparse.Namespace, results: Path, board: Path) -> None:
-    """Every run of the design (``archbench run`` skips those already recorded); the seed source's in ``board``."""
-    seeds = ",".join(str(s) for s in range(args.seeds))
+    """Every run of the design (``archbench run`` skips those already recorded); the seed source's in ``board``.
+
+    One ``archbench run`` call per source and two indices (the necks x two runs, two at a time), so that with
+    ``--lock`` the lock is held for a few runs at a time, never for a whole source."""
     protocol = ["--phi", "0", "--epochs", str(args.epochs), "--terms", args.terms, "--jobs", "2"]
     common = [*protocol, "--results", str(results)]
     necks, code = args.necks, args.code.resolve()
-    archbench("run", "--neck", necks, "--seeds", seeds, *protocol, "--results", str(board), lock=args.lock, code=code)
-    later = ",".join(str(s) for s in range(1, args.seeds))  # init and order take index 0 from the seed source
-    archbench("run", "--neck", necks, "--seeds", later, "--data-seed", "0", *common, lock=args.lock, code=code)  # init
-    for d in range(1, args.seeds):  # order (data seed 0 is the seed source's seed 0)
-        archbench("run", "--neck", necks, "--seeds", "0", "--data-seed", str(d), *common, lock=args.lock, code=code)
+    seeds = [str(s) for s in range(args.seeds)]
+    for pair in batches(seeds, 2):  # seed: board runs
+        archbench("run", "--neck", necks, "--seeds", ",".join(pair), *protocol, "--results", str(board),
+                  lock=args.lock, code=code)  # fmt: skip
+    for pair in batches(seeds[1:], 2):  # init (index 0 is the seed source's seed 0)
+        archbench("run", "--neck", necks, "--seeds", ",".join(pair), "--data-seed", "0", *common,
+                  lock=args.lock, code=code)  # fmt: skip
+    for d in seeds[1:]:  # order: one data seed per call (data seed 0 is the seed source's seed 0)
+        archbench("run", "--neck", necks, "--seeds", "0", "--data-seed", d, *common, lock=args.lock, code=code)
     if args.ema:
-        archbench("run", "--neck", necks, "--seeds", seeds, "--ema", *common, lock=args.lock, code=code)
+        for pair in batches(seeds, 2):
+            archbench("run", "--neck", necks, "--seeds", ",".join(pair), "--ema", *common, lock=args.lock,
+                      code=code)  # fmt: skip
 
 
 def main() -> None:

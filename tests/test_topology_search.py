@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import shlex
 
+import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 from archbench.runs.records import load_records
-from archbench.search.study import REFERENCE_ATTR
+from archbench.search.study import REFERENCE_ATTR, SETTINGS_ATTR
 
 from helpers import run_cli
 from searchkit import load, make_tiny_data, topology_args, write_space, write_topology_space
@@ -74,6 +75,14 @@ def test_an_infeasible_point_is_a_pruned_trial_with_the_rule_it_broke(data, tmp_
     assert "[empty-output] no path reaches F3" in infeasible.user_attrs["pruned_reason"]
     assert len(load_records(results / "search" / "inf")) == 1  # nothing trained for it (b is a's graph)
     assert f"pruned  #{infeasible.number}: [empty-output]" in res.stdout
+
+    # a study with no complete trial yet still reports, and exports an empty front
+    stored = load(results, "inf")
+    empty = optuna.create_study(study_name="none-yet", storage=stored._storage, directions=["maximize"])
+    empty.set_user_attr(SETTINGS_ATTR, stored.user_attrs[SETTINGS_ATTR])
+    report = run_cli("search", "--report", "--study", "none-yet", "--results", str(results))
+    assert report.returncode == 0 and "no completed trial yet" in report.stdout, report.stderr
+    assert pd.read_csv(results / "search" / "none-yet" / "front" / "trials.csv").empty
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,8 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "on_front": t.number in front,
             }
         )
-    return pd.DataFrame(rows)
+    columns = ["trial", s.metric, COSTS[s.cost], "gflops", "params", "graph", "spec_hash", "reference", "on_front"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def protocol_flags(s: StudySettings) -> list[str]:
