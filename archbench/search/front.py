@@ -62,7 +62,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             }
         )
     columns = ["trial", s.metric, COSTS[s.cost], "gflops", "params", "graph", "spec_hash", "reference", "on_front"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).astype({"on_front": bool})  # a mask even when empty
 
 
 def protocol_flags(s: StudySettings) -> list[str]:
