@@ -97,8 +97,9 @@ def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
     )
     for _, row in references.iterrows():
         ax.annotate(row.reference, (row[cost], row[s.metric]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel(cost + ("" if s.cost == "latency" else " (log)"))
-    if s.cost != "latency":
+    log = s.cost != "latency" and not table.empty  # a log axis needs data (a study may have no complete trial)
+    ax.set_xlabel(cost + (" (log)" if log else ""))
+    if log:
         ax.set_xscale("log")
     ax.set_ylabel(s.metric)
     ax.set_title(title, fontsize=10)
