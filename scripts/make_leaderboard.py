@@ -19,7 +19,9 @@ holds an exclusive flock on FILE, so other work on the machine (tests, timings) 
 the board by taking the same lock (`flock FILE pytest ...` waits for the batch in flight, and the
 board waits for it): nothing runs beside a timed run. Each finished run writes its record under
 RESULTS/runs/, and a re-run skips configurations that already have an ok record, so an interrupted
-regeneration continues where it stopped. `--commit` commits each new record, in the git repository
+regeneration continues where it stopped. With `--executor ray [--address HOST:PORT]` each schedule and phi
+is one `archbench run --executor ray` call with every neck and seed, and the cluster runs as many at once as
+its nodes hold (docs/cluster.md). `--commit` commits each new record, in the git repository
 that holds RESULTS, within a minute of its writing, so a stopped session loses at most the runs in
 flight. The Markdown table and the figures are then derived from the records alone. With
 --from-records it only re-derives them.
@@ -48,23 +50,34 @@ def main() -> None:
     parser.add_argument("--epochs", help="comma list of schedules in epochs, each its own run (default: the task's)")
     parser.add_argument("--terms", default="efficientdet", help="equal terms of every run (native: own ops)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (archbench run --jobs)")
+    parser.add_argument(
+        "--executor", choices=["local", "ray"], default="local", help="ray: every run of a phi as a Ray cluster's task"
+    )
+    parser.add_argument("--address", help="--executor ray: the cluster's HOST:PORT (default: a Ray instance here)")
+    parser.add_argument("--threads", type=int, help="--executor ray: CPUs (torch threads) per run (default 1)")
     add_driver_options(parser)
     parser.add_argument("--from-records", action="store_true", help="only re-derive the table and figures")
     args = parser.parse_args()
     results = ROOT / args.results  # an absolute --results stays as it is
     necks = builtin_names() if args.necks == "all" else args.necks.split(",")
     schedules = [["--epochs", e] for e in args.epochs.split(",")] if args.epochs else [[]]
+    if args.executor == "ray":  # one call per schedule and phi: the cluster runs as many at once as it holds
+        runner = ["--executor", "ray", *(["--address", args.address] if args.address else [])]
+        runner += ["--threads", str(args.threads)] if args.threads else []
+        blocks = [(args.seeds, necks)]
+    else:
+        runner = ["--jobs", str(args.jobs)]
+        blocks = [(seed, batch) for seed in args.seeds.split(",") for batch in batches(necks, args.jobs)]
     if not args.from_records:
         with committing(results / "runs", args.commit):
             for schedule in schedules:
                 for phi in args.phi.split(","):
-                    for seed in args.seeds.split(","):
-                        for batch in batches(necks, args.jobs):
-                            archbench(
-                                "run", "--neck", ",".join(batch), "--phi", phi, "--seeds", seed, *schedule,
-                                "--terms", args.terms, "--jobs", str(args.jobs), "--results", str(results),
-                                lock=args.lock, code=args.code.resolve(),
-                            )  # fmt: skip
+                    for seeds, batch in blocks:
+                        archbench(
+                            "run", "--neck", ",".join(batch), "--phi", phi, "--seeds", seeds, *schedule,
+                            "--terms", args.terms, *runner, "--results", str(results),
+                            lock=args.lock, code=args.code.resolve(),
+                        )  # fmt: skip
     archbench(
         "leaderboard", "--results", str(results), "--task", "det", "--format", "md",
         "-o", str(results / "LEADERBOARD.md"), "--plot", str(results / "figures"),

@@ -10,7 +10,9 @@ import pytest
 
 from archbench.data import synthetic
 from archbench.errors import UserError
+from archbench.neck.compiler import compile_neck
 from archbench.runs.records import load_records
+from archbench.spec import load_spec_file
 from archbench.train.distributed import DistContext
 
 from helpers import make_segfolder, run_cli
@@ -139,3 +141,28 @@ def test_ddp_loss_normalisation_gives_the_single_process_gradient(tmp_path):
     total = F.cross_entropy(model(x), labels, ignore_index=255, reduction="sum")
     (total / DistContext().normaliser((labels != 255).sum())).backward()
     torch.testing.assert_close(torch.load(out), model.weight.grad)  # per-rank means would be 2.5x off here
+
+
+DEAD_NODE_SPEC = """\
+neck: fpn_with_a_dead_node
+levels: [3, 4, 5]
+fuse: sum
+op: {type: conv, kernel: 3, norm: bn, act: relu}
+nodes:
+  - {id: td4, level: 4, inputs: [in4, in5]}
+  - {id: td3, level: 3, inputs: [in3, td4]}
+  - {id: unused, level: 5, inputs: [in5, td4]}
+outputs: {3: td3, 4: td4, 5: in5}
+"""
+
+
+def test_ddp_trains_a_spec_with_a_dead_node(tmp_path, tiny_data):
+    spec = tmp_path / "dead.yaml"
+    spec.write_text(DEAD_NODE_SPEC)
+    neck = compile_neck(load_spec_file(spec), [40, 112, 320], width=16)
+    assert neck.dead_nodes == ["unused"]
+    args = ["--neck", str(spec), "--data", tiny_data, "--epochs", "1", "--batch-size", "8"]
+    ddp = torchrun(*args, "--results", str(tmp_path / "ddp"))
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    (record,) = load_records(tmp_path / "ddp")
+    assert record.ok and record.distributed is not None and record.distributed["world_size"] == 2

@@ -445,3 +445,24 @@ def test_checked_in_board_ran_one_version_of_the_code_per_group():
         if changed is None:
             pytest.skip("git history of the board's commits is not available (shallow clone?)")
         assert {c[:12]: paths for c, paths in changed.items() if paths} == {}, key
+
+
+def test_cpu_and_gpu_runs_and_autocast_runs_are_separate_groups():
+    def record(seed: int, device: str = "cpu", amp: Any = False, ap: float = 0.3) -> dict[str, Any]:
+        rec = make_record("fpn", 0, seed, ap=ap)
+        rec["config"] = {"device": device, "train": {"amp": amp}}
+        return rec
+
+    records = [record(0), record(1), record(0, "cuda", ap=0.5), record(0, "cuda", "fp16", ap=0.6)]
+    assert [(group_of(r)["device"], group_of(r)["amp"]) for r in records[1:]] == [
+        ("cpu", "off"),
+        ("cuda", "off"),
+        ("cuda", "fp16"),
+    ]
+    assert group_of({"config": {"train": {"amp": True}}})["amp"] == "bf16"  # a record from before the modes
+    table = build_table(records)
+    assert sorted(zip(table["device"], table["amp"], table["n_seeds"])) == [
+        ("cpu", "off", 2),
+        ("cuda", "fp16", 1),
+        ("cuda", "off", 1),
+    ]

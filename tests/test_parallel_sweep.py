@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from archbench.errors import UserError
 from archbench.runs.layout import checkpoint_path
 from archbench.runs.parallel import run_child, sweep_parallel
 from archbench.runs.records import load_records
@@ -161,3 +162,54 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path: Path, monkeypatch, 
     res = run_cli("run", *args, "--results", str(tmp_path))
     assert res.returncode == 2 and message in " ".join(res.stderr.split()), res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "runs").exists()
+
+
+def notes_its_device(index: int, req: RunRequest, config_hash: str, results: Path, *args) -> None:
+    """A child that notes the device it was given and when it held it, and ends without a record."""
+    start = time.time()
+    time.sleep(1.5)
+    (Path(results) / f"device-{index}.txt").write_text(f"{req.device} {start} {time.time()}")
+
+
+def devices_given(results: Path) -> list[tuple[str, float, float]]:
+    notes = [p.read_text().split() for p in sorted(results.glob("device-*.txt"))]
+    return [(device, float(start), float(end)) for device, start, end in notes]
+
+
+def held_together(notes: list[tuple[str, float, float]]) -> list[list[str]]:
+    """The devices of runs whose times overlap, per pair of overlapping runs."""
+    return [sorted([a[0], b[0]]) for i, a in enumerate(notes) for b in notes[i + 1 :] if a[1] < b[2] and b[1] < a[2]]
+
+
+def gpu_sweep(data: str, results: Path, device: str, runs: int, jobs: int, **kw) -> None:
+    requests = [RunRequest(neck="fpn", phi=0, seed=s, data=data, train=TINY, device=device) for s in range(runs)]
+    sweep_parallel(requests, results, jobs=jobs, threads=1, child=notes_its_device, device_count=2, **kw)
+
+
+@pytest.fixture
+def no_environment(monkeypatch):
+    """The parent records the children's missing records as failed, with the environment they were planned under:
+    on a machine without CUDA that cannot be asked of a cuda device, and is not what these tests check."""
+    monkeypatch.setattr("archbench.runs.parallel.planned_environment", lambda req: {})
+
+
+def test_on_cuda_each_child_gets_a_gpu_of_its_own(tiny_data, tmp_path, no_environment):
+    gpu_sweep(tiny_data, tmp_path, "cuda", runs=4, jobs=2)
+    notes = devices_given(tmp_path)
+    assert sorted(d for d, _, _ in notes) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    together = held_together(notes)
+    assert together and all(pair == ["cuda:0", "cuda:1"] for pair in together)
+
+
+def test_a_plan_that_oversubscribes_the_gpus_is_refused_unless_asked(tiny_data, tmp_path, no_environment):
+    with pytest.raises(UserError, match=r"--jobs 3 on 2 GPU\(s\) \(cuda:0, cuda:1\) at 1 GPU per run holds 2 runs"):
+        gpu_sweep(tiny_data, tmp_path / "refused", "cuda", runs=3, jobs=3)
+    with pytest.raises(UserError, match=r"--jobs 2 on 1 GPU\(s\) \(cuda:1\)"):
+        gpu_sweep(tiny_data, tmp_path / "refused", "cuda:1", runs=2, jobs=2)
+    assert not (tmp_path / "refused").exists()
+    gpu_sweep(tiny_data, tmp_path / "shared", "cuda:1", runs=2, jobs=2, gpus_per_run=0.5)
+    assert held_together(devices_given(tmp_path / "shared")) == [["cuda:1", "cuda:1"]]
+    gpu_sweep(tiny_data, tmp_path / "over", "cuda", runs=3, jobs=3, oversubscribe=True)
+    assert sorted(d for d, _, _ in devices_given(tmp_path / "over")) == ["cuda:0", "cuda:0", "cuda:1"]
+    with pytest.raises(UserError, match="to train one run on several GPUs use torchrun"):
+        gpu_sweep(tiny_data, tmp_path / "refused", "cuda", runs=2, jobs=2, gpus_per_run=2)

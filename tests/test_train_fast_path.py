@@ -25,8 +25,9 @@ from archbench.models.scaling import get_rule
 from archbench.models.segmenter import Segmenter
 from archbench.spec import resolve_spec
 from archbench.train.det_trainer import DetectionTrainer
+from archbench.train.schedule import TrainingDiverged
 from archbench.train.seg_trainer import SegmentationTrainer
-from archbench.train.trainer import SPEED_FIELDS, TrainConfig, Trainer
+from archbench.train.trainer import SPEED_FIELDS, StepInfo, TrainConfig, Trainer
 
 from helpers import make_segfolder
 
@@ -179,3 +180,39 @@ def test_amp_flags_keep_amp_working_and_refuse_bad_dtypes() -> None:
     assert "--amp-dtype 'float16'" in err.value.message
     with pytest.raises(UserError, match="give one of the two"):
         parse_amp(True, "off")
+
+
+class _NanAtStep:
+    """``DetectionTrainer._loss`` whose loss turns NaN from the ``bad``-th call (0-based) on."""
+
+    def __init__(self, bad: int) -> None:
+        self.bad, self.calls, self.real = bad, 0, DetectionTrainer._loss
+
+    def __call__(self, trainer: Any, images: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
+        out = self.real(trainer, images, targets)
+        self.calls += 1
+        if self.calls > self.bad:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_losses_read_in_batches_are_the_losses_read_every_step(det_data, monkeypatch):
+    cfg = TrainConfig(epochs=2, batch_size=4, warmup_steps=1)
+    runs = []
+    for every in (1, 3):
+        trainer = _det_trainer(det_data, cfg)
+        trainer.loss_read_every = every  # what a CUDA trainer does; on the CPU it reads every step
+        steps: list[StepInfo] = []
+        losses = [trainer.train_epoch(steps.append) for _ in range(2)]
+        runs.append((losses, [(info.step, info.loss) for info in steps]))
+    (every_step, reported), (batched, reported_batched) = runs
+    assert batched == every_step  # bit-identical epoch means
+    assert reported_batched == reported and [s for s, _ in reported] == list(range(1, len(reported) + 1))
+    for every in (1, 3):
+        trainer = _det_trainer(det_data, dataclasses.replace(cfg, epochs=1))
+        trainer.loss_read_every = every
+        monkeypatch.setattr(DetectionTrainer, "_loss", _NanAtStep(bad=1))
+        with pytest.raises(TrainingDiverged) as err:
+            trainer.train_epoch()
+        assert err.value.step == 1  # the first bad step, however many steps were read together
+        monkeypatch.undo()

@@ -5,7 +5,8 @@ environment, and lends that environment this one's site-packages for the depende
 through a ``.pth`` line. Python appends such a line's folder to ``sys.path`` without processing the ``.pth`` files
 inside it, so the checkout's editable install stays inactive there: ``import archbench`` finds the wheel or
 nothing. The commands then run from a folder outside the checkout: ``archbench --version``, ``archbench specs
-list`` and a one-trial search with a shipped scaling space and one with a shipped topology space on tiny data.
+list``, a one-trial search with a shipped scaling space and one with a shipped topology space on tiny data, and
+a two-run sweep on a Ray instance started on this machine.
 """
 
 from __future__ import annotations
@@ -151,3 +152,11 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_search_from_outside_the
     assert "1/1 finished in the study" in graphs.stderr and "reference fpn" in graphs.stderr, graphs.stderr
     (exported,) = (results / "search" / "opanas_paths" / "front").glob("*.yaml")
     assert _run("archbench", "specs", "validate", exported, cwd=project, env=env).returncode == 0
+
+    # a tiny sweep as tasks of a Ray instance started on this machine: the workers import archbench from the wheel
+    tiny_sweep = "--neck fpn,bifpn --epochs 1 --batch-size 8 --subset 8 --threads 1 --executor ray".split()
+    ray_sweep = _run("archbench", "run", *tiny_sweep, "--data", data, "--results", "ray", cwd=project, env=env)
+    assert "2 run(s) recorded" in ray_sweep.stdout, ray_sweep.stderr
+    ray_records = load_records(project / "ray")
+    assert sorted(r.neck for r in ray_records) == ["bifpn", "fpn"]
+    assert all(r.ok and r.extra["executor"]["name"] == "ray" for r in ray_records)

@@ -38,8 +38,10 @@ TASK_METRICS: dict[str, list[str]] = {
 COST_COLUMNS = ["params_total", "gflops", "latency_ms", "images_per_s"]
 #: The columns that identify a comparison group (ranks and Pareto flags are within a group); ``terms`` is the
 #: equal-terms protocol (:func:`archbench.spec.terms.terms_of`), ``native`` for each neck with its own ops;
-#: ``epochs`` the training schedule (a board's quick and headline tiers are groups of different schedules).
-GROUP_KEYS = ["task", "dataset", "preset", "terms", "epochs"]
+#: ``epochs`` the training schedule (a board's quick and headline tiers are groups of different schedules);
+#: ``device`` (cpu / cuda) and ``amp`` (off / bf16 / fp16): CPU and GPU runs of one seed, or float32 and autocast
+#: runs, are different experiments and never pool.
+GROUP_KEYS = ["task", "dataset", "preset", "terms", "epochs", "device", "amp"]
 ROW_KEYS = GROUP_KEYS + ["neck", "phi"]
 FAILED_COLUMNS = ["task", "neck", "phi", "seed", "reason"]
 
@@ -102,6 +104,13 @@ def schedule_of(record: Mapping[str, Any]) -> int | None:
     return int(epochs) if epochs is not None else None
 
 
+def amp_of(record: Mapping[str, Any]) -> str:
+    """The run's autocast mode (off / bf16 / fp16) from its config; configs from before modes store True for bf16
+    and False (or nothing) for off."""
+    amp = ((record.get("config") or {}).get("train") or {}).get("amp", False)
+    return {False: "off", True: "bf16"}.get(amp, amp) if isinstance(amp, bool) else str(amp)
+
+
 def group_of(record: Mapping[str, Any]) -> dict[str, Any]:
     """The record's comparison group: its value of every ``GROUP_KEYS`` column."""
     return {
@@ -110,6 +119,8 @@ def group_of(record: Mapping[str, Any]) -> dict[str, Any]:
         "preset": record.get("preset", "?"),
         "terms": terms_of(record.get("config")),
         "epochs": schedule_of(record),
+        "device": str((record.get("config") or {}).get("device", "cpu")),
+        "amp": amp_of(record),
     }
 
 

@@ -59,12 +59,24 @@ def neck_list(text: str) -> list[str]:
     return builtin_names() if text.strip() == "all" else split_list(text)
 
 
-def check_device(device: str) -> None:
-    """``--device``: UserError when it names CUDA on a machine without a CUDA device."""
+def check_device(device: str, device_count: int | None = None) -> None:
+    """``--device``: a UserError unless it is ``cpu``, ``cuda`` or ``cuda:N`` with a CUDA device N on this machine
+    (``device_count``: how many it has, default torch's count), before any run starts rather than in every run."""
     import torch  # here, not at the top: commands that never touch a device do not pay for importing torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    kind, colon, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and not (kind == "cuda" and index.isdigit())):
+        raise UserError(f"--device {device!r}: give cpu, cuda (the current CUDA device) or cuda:N (CUDA device N)")
+    if kind == "cpu":
+        return
+    count = torch.cuda.device_count() if device_count is None else device_count
+    if count == 0:
         raise UserError(f"--device {device}: no CUDA device is available on this machine")
+    if index and int(index) >= count:
+        raise UserError(
+            f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1} "
+            "(CUDA_VISIBLE_DEVICES renumbers the ones it shows from 0)"
+        )
 
 
 def quiet_option() -> Any:

@@ -95,9 +95,25 @@ def run_cmd(
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="torch CPU threads (per run; default with --jobs N: cores // N)"
+        None,
+        "--threads",
+        min=1,
+        help="torch CPU threads per run (default: the cores; with --jobs N: cores // N; "
+        "with --executor ray: 1, the CPUs each run asks for)",
     ),
     jobs: int = typer.Option(1, "--jobs", help="runs of the sweep trained side by side, one process each"),
+    executor: str = typer.Option(
+        "local", "--executor", help="local (this machine: one process, or --jobs N) | ray (tasks of a Ray cluster)"
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="--executor ray: the cluster's HOST:PORT or ray://HOST:PORT (default: start one here)"
+    ),
+    gpus_per_run: float | None = typer.Option(
+        None, "--gpus-per-run", min=0, help="GPUs per run with --jobs or --executor ray (default 1; 0.5: two per GPU)"
+    ),
+    oversubscribe: bool = typer.Option(
+        False, "--oversubscribe", help="--jobs on CUDA: allow more runs at once than the GPUs hold at --gpus-per-run"
+    ),
     workers: str = typer.Option(
         "0", "--workers", help="DataLoader worker processes per run (0: the run's own process loads; same batches)"
     ),
@@ -146,6 +162,7 @@ def run_cmd(
     """
     # the training stack (torch, timm) loads here, so that --help and the other commands start at once
     from archbench.runs.parallel import check_jobs, sweep_parallel
+    from archbench.runs.ray_sweep import check_executor, sweep_ray
     from archbench.runs.sweep import RunRequest, sweep
     from archbench.search.report import study_rule
     from archbench.train.distributed import DistContext, launched_world_size
@@ -153,6 +170,15 @@ def run_cmd(
 
     shown = verbosity(quiet, verbose)
     check_jobs(jobs, launched_world_size())
+    ray_resources = check_executor(
+        executor,
+        jobs=jobs,
+        device=device,
+        address=address,
+        threads=threads,
+        gpus_per_run=gpus_per_run,
+        world_size=launched_world_size(),
+    )
     check_device(device)
     train_cfg = TrainConfig.for_task(task)
     changes: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer}
@@ -201,9 +227,27 @@ def run_cmd(
     dist = DistContext.from_env(device)
     try:
         with RichObserver(err, shown) if dist.is_main else nullcontext(SweepObserver()) as observer:
-            if jobs > 1:
+            if ray_resources is not None:
+                records = sweep_ray(
+                    requests,
+                    results,
+                    address=address,
+                    resources=ray_resources,
+                    force=force,
+                    resume=resume,
+                    observer=observer,
+                )
+            elif jobs > 1:
                 records = sweep_parallel(
-                    requests, results, jobs=jobs, threads=threads, force=force, resume=resume, observer=observer
+                    requests,
+                    results,
+                    jobs=jobs,
+                    threads=threads,
+                    force=force,
+                    resume=resume,
+                    observer=observer,
+                    gpus_per_run=gpus_per_run if gpus_per_run is not None else 1.0,
+                    oversubscribe=oversubscribe,
                 )
             else:
                 records = sweep(requests, results, force=force, resume=resume, observer=observer, dist=dist)

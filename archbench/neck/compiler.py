@@ -27,7 +27,7 @@ from torch import nn
 
 from archbench.neck.fusion import make_fusion
 from archbench.neck.layers import ConvDown, ConvNorm, DeconvUp, ExtraLevels, NodeOp, PoolDown, upsample_to
-from archbench.spec.graph import execution_order
+from archbench.spec.graph import execution_order, live_nodes
 from archbench.spec.schema import NeckSpec, NodeSpec, input_level
 
 
@@ -206,6 +206,13 @@ class GraphNeck(nn.Module):
         for _ in range(self.repeats):
             self.cells.append(Cell(spec, channels, width))
             channels = [width] * len(spec.levels)
+
+    @property
+    def dead_nodes(self) -> list[str]:
+        """Ids of the spec's nodes that feed no output (the spec rules warn about them): computed, but their
+        parameters never get a gradient."""
+        live = live_nodes(self.spec)
+        return [n.id for n in self.spec.nodes if n.id not in live]
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         xs = list(features)

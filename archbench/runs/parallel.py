@@ -13,6 +13,10 @@ or on the order they finish in: the children share nothing but read-only data fi
 without a record (killed, out of memory) is recorded as failed and the others go on. Children ignore
 Ctrl-C; the parent, on Ctrl-C or any error of its own, stops every child (SIGTERM, which a child turns into
 an interrupt: no record, its last epoch checkpoint kept for ``--resume``), waits for them, and re-raises.
+
+On CUDA the parent gives each child a GPU of its own (``--device cuda``: the least-loaded visible GPU when the
+child starts), or a share of one (``--gpus-per-run 0.5``), and refuses more runs at once than the GPUs hold unless
+told to oversubscribe them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from queue import Empty
 from typing import Any
+
+import torch
 
 from archbench.errors import UserError
 from archbench.quiet import call_spawned, hiding
@@ -85,11 +91,66 @@ def check_jobs(jobs: int, world_size: int = 1) -> None:
         )
 
 
-class _Forward(SweepObserver):
-    """A child's observer: puts ``(index, kind, payload)`` messages on the parent's queue."""
+def gpu_pool(device: str, device_count: int) -> list[int]:
+    """The GPU indices a sweep's runs may use under ``--device``: every visible one for ``cuda``, the one named for
+    ``cuda:N``, none on the CPU."""
+    if not device.startswith("cuda"):
+        return []
+    index = torch_device_index(device)
+    return list(range(device_count)) if index is None else [index]
 
-    def __init__(self, events: Any, index: int) -> None:
-        self.events, self.index = events, index
+
+def torch_device_index(device: str) -> int | None:
+    """N of ``cuda:N``; None for ``cuda`` (and ``cpu``)."""
+    _, _, index = device.partition(":")
+    return int(index) if index.isdigit() else None
+
+
+def runs_per_gpu(jobs: int, pool: Sequence[int], gpus_per_run: float, oversubscribe: bool) -> int:
+    """How many runs one GPU of ``pool`` holds at once: 1 / ``gpus_per_run`` (a fraction shares a GPU), or what
+    ``jobs`` needs under ``oversubscribe``; a ``UserError`` for a plan that puts more runs on the GPUs than that
+    without ``oversubscribe``, or a run on more than one GPU (a run of its own process trains on one; several
+    GPUs for one run: torchrun)."""
+    if gpus_per_run <= 0 or gpus_per_run > 1:
+        raise UserError(
+            f"--gpus-per-run {gpus_per_run:g} with --jobs: each run of --jobs trains in one process on one GPU, or on "
+            "a share of one (0.5: two runs per GPU); to train one run on several GPUs use torchrun"
+        )
+    per_gpu = max(1, int(1 / gpus_per_run + 1e-9))
+    if jobs <= len(pool) * per_gpu:
+        return per_gpu
+    if not oversubscribe:
+        raise UserError(
+            f"--jobs {jobs} on {len(pool)} GPU(s) (cuda:{', cuda:'.join(map(str, pool))}) at {gpus_per_run:g} GPU "
+            f"per run holds {len(pool) * per_gpu} runs at once: give --jobs {len(pool) * per_gpu} or fewer, share "
+            "each GPU between runs (--gpus-per-run 0.5), or add --oversubscribe to put several runs on a GPU anyway"
+        )
+    return -(-jobs // len(pool))
+
+
+class GpuSlots:
+    """Which GPU each run of a sweep trains on: a starting run takes the least-loaded GPU of the pool (the lowest
+    index among equals) and gives it back when it ends."""
+
+    def __init__(self, pool: Sequence[int]) -> None:
+        self.load = {index: 0 for index in pool}
+
+    def take(self) -> int:
+        index = min(self.load, key=lambda i: (self.load[i], i))
+        self.load[index] += 1
+        return index
+
+    def give(self, index: int) -> None:
+        self.load[index] -= 1
+
+
+class ForwardingObserver(SweepObserver):
+    """A run's observer in another process: puts ``(index, kind, payload)`` messages on the sweep's queue
+    (anything with ``put``); ``steps=False`` leaves out the per-step messages (a queue that costs a remote call
+    per message)."""
+
+    def __init__(self, events: Any, index: int, *, steps: bool = True) -> None:
+        self.events, self.index, self.steps = events, index, steps
 
     def _send(self, kind: str, payload: Any) -> None:
         self.events.put((self.index, kind, payload))
@@ -98,7 +159,8 @@ class _Forward(SweepObserver):
         self._send("started", (epochs, steps))
 
     def step(self, info: StepInfo) -> None:
-        self._send("step", info)
+        if self.steps:
+            self._send("step", info)
 
     def epoch_summary(self, info: EpochInfo) -> None:
         self._send("epoch", info)
@@ -124,7 +186,7 @@ def run_child(index: int, req: RunRequest, config_hash: str, results: Path, resu
         prep = Prepared(req)
         if prep.hash != config_hash:
             raise RuntimeError(f"config hash {prep.hash} in the run's process, {config_hash} in the sweep's")
-        run_one(prep, results, resume=resume, observer=_Forward(events, index))
+        run_one(prep, results, resume=resume, observer=ForwardingObserver(events, index))
     except KeyboardInterrupt:  # stopped by the parent: nothing recorded, the checkpoint kept for --resume
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         events.cancel_join_thread()  # do not wait at exit for a parent that no longer reads
@@ -143,6 +205,7 @@ class _Job:
     prep: Prepared
     req: RunRequest
     process: BaseProcess
+    gpu: int | None = None
     record: RunRecord | None = None
 
     @property
@@ -164,10 +227,10 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _failed(job: _Job, results: Path, reason: str, trace: str | None = None) -> RunRecord:
-    """Record ``job`` as failed where its process could not (it ended without a record, or crashed outside
-    the run); the environment is the one the child was planned to run under (:func:`planned_environment`)."""
-    record = job.prep.record(status=FAILED, reason=reason, traceback=trace, environment=planned_environment(job.req))
+def record_failed(prep: Prepared, req: RunRequest, results: Path, reason: str, trace: str | None = None) -> RunRecord:
+    """Record ``prep`` as failed where the run's own process could not (it ended without a record, or crashed
+    outside the run); the environment is the one ``req`` was planned to run under (:func:`planned_environment`)."""
+    record = prep.record(status=FAILED, reason=reason, traceback=trace, environment=planned_environment(req))
     record.save(results)
     return record
 
@@ -185,8 +248,9 @@ class _Sweep:
         observer: SweepObserver,
         on_record: Callable[[Path, RunRecord], None] | None,
         child: Callable[..., None],
+        gpus: GpuSlots | None = None,
     ) -> None:
-        self.results, self.jobs, self.resume = results, jobs, resume
+        self.results, self.jobs, self.resume, self.gpus = results, jobs, resume, gpus
         self.observer, self.on_record, self.child = observer, on_record, child
         self.context = multiprocessing.get_context("spawn")
         self.events = self.context.Queue()
@@ -211,14 +275,15 @@ class _Sweep:
     def _start_free(self) -> None:
         while self.waiting and len(self.live) < self.jobs:
             index, prep = self.waiting.popleft()
-            req = prep.req
+            gpu = self.gpus.take() if self.gpus else None
+            req = prep.req if gpu is None else replace(prep.req, device=f"cuda:{gpu}")
             payload = pickle.dumps((index, req, prep.hash, self.results, self.resume))
             target = f"{self.child.__module__}:{self.child.__qualname__}"
             args = (hiding(), target, payload, self.events)  # the child imports torch after hiding what the CLI hides
             process = self.context.Process(target=call_spawned, args=args, name=f"archbench-run-{index}")
             with _sigint_ignored():
                 process.start()
-            self.live[index] = _Job(prep, req, process)
+            self.live[index] = _Job(prep, req, process, gpu)
 
     def _handle_events(self, *, wait: bool) -> None:
         """Handle every message on the queue, waiting up to :data:`POLL_S` for the first if ``wait``."""
@@ -243,7 +308,7 @@ class _Sweep:
         elif kind == "error":
             raise UserError(payload)
         else:  # a crash outside the run: (reason, traceback)
-            job.record = _failed(job, self.results, *payload)
+            job.record = record_failed(job.prep, job.req, self.results, *payload)
             self.observer.run_finished(job.label, job.record)
 
     def _collect_ended(self) -> None:
@@ -254,9 +319,11 @@ class _Sweep:
         for index in ended:
             job = self.live.pop(index)
             job.process.join()
+            if self.gpus and job.gpu is not None:
+                self.gpus.give(job.gpu)
             if job.record is None:
                 reason = f"the run's process ended with exit status {job.process.exitcode} before writing its record"
-                job.record = _failed(job, self.results, reason)
+                job.record = record_failed(job.prep, job.req, self.results, reason)
                 self.observer.run_finished(job.label, job.record)
             self.written[index] = job.record
             if self.on_record:
@@ -277,7 +344,7 @@ class _Sweep:
                 process.join()
 
 
-def _unique(todo: Sequence[Prepared], observer: SweepObserver) -> list[Prepared]:
+def unique_configs(todo: Sequence[Prepared], observer: SweepObserver) -> list[Prepared]:
     """``todo`` without repeats of a config hash (two processes would write the same checkpoint and record)."""
     seen: set[str] = set()
     out = []
@@ -301,19 +368,31 @@ def sweep_parallel(
     observer: SweepObserver | None = None,
     on_record: Callable[[Path, RunRecord], None] | None = None,
     child: Callable[..., None] = run_child,
+    gpus_per_run: float = 1.0,
+    oversubscribe: bool = False,
+    device_count: int | None = None,
 ) -> list[RunRecord]:
     """Run the requests ``jobs`` at a time, each in its own process with ``threads`` torch threads (default
     :func:`default_threads`); returns the records written, in request order (skipped configurations are not).
 
+    On CUDA each run trains on a GPU of its own (:class:`GpuSlots`: ``cuda`` spreads the runs over the
+    ``device_count`` GPUs, default all visible; ``cuda:N`` keeps them on N), or on a ``gpus_per_run`` share of one;
+    a plan with more runs at once than that is refused unless ``oversubscribe`` (:func:`runs_per_gpu`).
     Skip-if-done, ``force`` and ``resume`` mean what they mean for :func:`~archbench.runs.sweep.sweep`.
     ``child`` is the function a child process runs (:func:`run_child`; importable, for ``spawn``).
     """
     check_jobs(jobs)
     observer = observer or SweepObserver()
+    devices = {r.device for r in requests}
+    if len(devices) > 1:
+        raise ValueError(f"one sweep runs on one --device, not {sorted(devices)}")
+    pool = gpu_pool(next(iter(devices), "cpu"), torch.cuda.device_count() if device_count is None else device_count)
+    if pool:
+        runs_per_gpu(jobs, pool, gpus_per_run, oversubscribe)
     threads = threads or default_threads(jobs)
     # planned as the children will run, so that a skip compares a record with the conditions it would be made under
     requests = [replace(r, threads=threads, jobs=jobs) for r in requests]
-    todo = _unique(plan(requests, results, force=force, observer=observer), observer)
+    todo = unique_configs(plan(requests, results, force=force, observer=observer), observer)
     return _Sweep(
         todo,
         results,
@@ -322,4 +401,5 @@ def sweep_parallel(
         observer=observer,
         on_record=on_record,
         child=child,
+        gpus=GpuSlots(pool) if pool else None,
     ).run()

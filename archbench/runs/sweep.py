@@ -119,6 +119,17 @@ def run_label(req: RunRequest) -> str:
     return f"{req.task} {neck} phi={req.phi} seed={req.seed}{order}"
 
 
+def claim_device(device: torch.device) -> None:
+    """Make a CUDA ``device`` this process's current one (with ``cuda:N``, bare ``cuda`` tensors, cuDNN and NCCL
+    then go to GPU N, not GPU 0) and start its peak-memory count afresh, so that each run of a sweep or a search
+    reports its own peak, not the largest so far; nothing on the CPU."""
+    if device.type != "cuda":
+        return
+    if device.index is not None:
+        torch.cuda.set_device(device)
+    torch.cuda.reset_peak_memory_stats(device)
+
+
 def _peak_memory_mb(device: torch.device) -> dict[str, float]:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     out = {"process_peak_rss_mb": rss_mb}
@@ -295,6 +306,7 @@ def execute(
     """
     req = prep.req
     device = torch.device(dist.device(req.device))
+    claim_device(device)
     if req.threads:
         torch.set_num_threads(req.threads)
     ckpt = checkpoint_path(results, prep.hash)
@@ -419,13 +431,21 @@ def run_one(
     record.extra.update(extra or {})
     if not dist.is_main:
         return record.path(results), record
+    path = store(record, prep, results)
+    observer.run_finished(label, record)
+    return path, record
+
+
+def store(record: RunRecord, prep: Prepared, results: Path) -> Path:
+    """Write ``prep``'s finished ``record`` under ``results`` (its kept weights are already there); an ok run's
+    epoch checkpoint goes, and so do the weights an earlier record of the configuration kept where this one keeps
+    none. Returns the record's path."""
     path = record.save(results)
     if record.ok:
         remove_checkpoint(results, prep.hash)
     if record.weights is None:  # weights an earlier record of this configuration kept no longer belong to one
         weights_path(results, prep.stem).unlink(missing_ok=True)
-    observer.run_finished(label, record)
-    return path, record
+    return path
 
 
 def plan(

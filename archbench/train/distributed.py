@@ -32,6 +32,20 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def rank_gpu(local_rank: int, visible: int) -> int:
+    """The CUDA device index a rank trains on: its local rank where it sees every GPU of its machine (torchrun),
+    0 where its launcher shows each rank its own GPU alone (Slurm's ``--gpus-per-task=1``, a per-rank
+    ``CUDA_VISIBLE_DEVICES``); a ``UserError`` where it sees several GPUs but not one for its rank."""
+    if local_rank < visible:
+        return local_rank
+    if visible == 1:
+        return 0
+    raise UserError(
+        f"local rank {local_rank} has no GPU ({visible} visible); start at most one process per GPU "
+        "(torchrun --nproc_per_node), or show each rank its own GPU alone"
+    )
+
+
 @dataclass(frozen=True)
 class DistContext:
     """This process's place in the run: ``rank`` of ``world_size``, ``local_rank`` on its machine."""
@@ -40,6 +54,8 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None
+    #: the CUDA device index this rank trains on (:func:`rank_gpu`); 0 on the CPU
+    gpu: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -58,21 +74,17 @@ class DistContext:
             return LOCAL
         cuda = torch.device(device).type == "cuda"
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        gpu = rank_gpu(local_rank, torch.cuda.device_count()) if cuda else 0
         if cuda:
-            if local_rank >= torch.cuda.device_count():
-                raise UserError(
-                    f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); start at "
-                    "most one process per GPU (torchrun --nproc_per_node)"
-                )
-            torch.cuda.set_device(local_rank)
+            torch.cuda.set_device(gpu)
         backend = "nccl" if cuda else "gloo"
         if not dist.is_initialized():
             dist.init_process_group(backend, timeout=TIMEOUT)
-        return cls(dist.get_rank(), dist.get_world_size(), local_rank, backend)
+        return cls(dist.get_rank(), dist.get_world_size(), local_rank, backend, gpu)
 
     def device(self, requested: str) -> str:
-        """The device of this rank: ``cuda:<local rank>`` for CUDA under torchrun, else ``requested``."""
-        return f"cuda:{self.local_rank}" if self.enabled and torch.device(requested).type == "cuda" else requested
+        """The device of this rank: ``cuda:<its GPU>`` for CUDA under torchrun, else ``requested``."""
+        return f"cuda:{self.gpu}" if self.enabled and torch.device(requested).type == "cuda" else requested
 
     def per_rank_batch(self, batch_size: int) -> int:
         """This rank's share of a global batch; UserError unless the world size divides it."""
@@ -102,24 +114,30 @@ class DistContext:
 
         return convert_sync_batchnorm(model)
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, *, unused_parameters: bool = False) -> nn.Module:
         """``model`` in ``DistributedDataParallel`` (the training forward), or itself when not distributed.
 
         Under CUDA DDP its BatchNorms become SyncBatchNorms first (:meth:`convert_norms`, in place).
+        ``unused_parameters``: some parameters get no gradient (a spec's dead nodes); DDP then looks for them
+        after each forward instead of waiting for their gradients for ever.
         """
         if not self.enabled:
             return model
         model = self.convert_norms(model)
-        device_ids = [self.local_rank] if self.backend == "nccl" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        device_ids = [self.gpu] if self.backend == "nccl" else None
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=device_ids, find_unused_parameters=unused_parameters
+        )
 
-    def mean(self, value: torch.Tensor) -> float:
-        """The mean of a scalar tensor over the ranks (the same float on every rank)."""
+    def ranks_sum(self, value: torch.Tensor) -> torch.Tensor:
+        """A scalar tensor summed over the ranks (itself, detached, when not distributed), left on its device:
+        reading it on the host is the caller's synchronisation; divided by ``world_size`` it is the mean over the
+        ranks (the same float on every rank)."""
         if not self.enabled:
-            return float(value.detach())
+            return value.detach()
         total = value.detach().float().reshape(1).clone()
         dist.all_reduce(total)
-        return float(total) / self.world_size
+        return total
 
     def normaliser(self, count: torch.Tensor) -> torch.Tensor:
         """The divisor of a per-rank loss sum: max(1, ``count`` summed over the ranks) / world_size.

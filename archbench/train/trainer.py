@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from archbench.errors import UserError
 from archbench.files import atomic_write
+from archbench.neck.compiler import GraphNeck
 from archbench.train.allocator import tune_malloc
 from archbench.train.distributed import LOCAL, DistContext
 from archbench.train.schedule import TrainingDiverged, warmup_cosine
@@ -187,14 +188,52 @@ def resolve_optimizer_impl(cfg: TrainConfig, device: torch.device) -> str:
     return next(impl for impl in after if impl == "loop" or optimizer_impl_runs(cfg.optimizer, impl, device))
 
 
-def set_deterministic(device: torch.device) -> None:
-    """Ask torch for deterministic kernels in this process (an error where an op has none) and cuDNN for
-    deterministic, non-benchmarked convolutions; on CUDA cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG``."""
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+def configure_kernels(device: torch.device, deterministic: bool) -> None:
+    """This process's kernel choices for a run on ``device`` (torch's settings are per process).
+
+    ``deterministic``: deterministic kernels wherever torch has one, and cuDNN's deterministic, non-benchmarked
+    convolutions; on CUDA cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG``. An op without a deterministic CUDA kernel
+    (the backward of bilinear upsampling, 4-D cross-entropy: every seg run, and specs that resample bilinearly)
+    warns instead of failing the run (``warn_only``): the run is as deterministic as torch can make it, and torch's
+    warning names the op. Otherwise, on CUDA, cuDNN's autotuner picks each convolution's fastest algorithm for its
+    shape (``cudnn.benchmark``: a proxy run has few shapes, timed once each).
+    """
+    if deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def check_amp(amp: str, device: torch.device) -> None:
+    """A ``UserError`` for bf16 autocast on a CUDA GPU that only emulates bfloat16 (before Ampere: torch runs it,
+    slower than float32, and the run would be timed and compared as a bf16 run)."""
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise UserError(
+            f"--amp bf16 on {torch.cuda.get_device_name(device)}: this GPU has no native bfloat16 (it needs compute "
+            "capability 8.0 or later; torch would emulate it, slower than float32). Use --amp-dtype fp16 (with a "
+            "gradient scaler) or train in float32"
+        )
+
+
+#: Optimizer steps between two reads of the training loss on the host when training on CUDA: each read waits
+#: for the GPU to finish the queued work, so reading every step would stall it. On the CPU every step is read (it
+#: costs nothing), before the step's update, so a NaN stops the run before it reaches the weights.
+CUDA_LOSS_READ_EVERY = 25
+
+
+@dataclass(frozen=True)
+class _UnreadLoss:
+    """A training step's loss not yet read on the host: its 0-based ``step``, the loss summed over the ranks (on
+    the device), the images seen once the step is done, and when (``time.perf_counter``) it was computed."""
+
+    step: int
+    loss: torch.Tensor
+    images_seen: int
+    at: float
 
 
 @dataclass
@@ -232,8 +271,8 @@ class Trainer:
         device: torch.device,
         dist: DistContext = LOCAL,
     ) -> None:
-        if cfg.deterministic:
-            set_deterministic(device)
+        check_amp(cfg.amp, device)
+        configure_kernels(device, cfg.deterministic)
         if cfg.tune_malloc:
             tune_malloc()
         if cfg.channels_last:
@@ -241,7 +280,8 @@ class Trainer:
         self.model, self.train_ds, self.cfg, self.seed = model.to(device), train_ds, cfg, seed
         self.device, self.dist = device, dist
         self.rank_batch = dist.per_rank_batch(cfg.batch_size)
-        self.net = dist.wrap(self.model)  # the training forward (DDP-wrapped under torchrun)
+        dead = [n for m in self.model.modules() if isinstance(m, GraphNeck) for n in m.dead_nodes]
+        self.net = dist.wrap(self.model, unused_parameters=bool(dead))  # the training forward (DDP under torchrun)
         self.steps_per_epoch = len(train_ds) // cfg.batch_size if train_ds is not None else 0
         if train_ds is not None and self.steps_per_epoch == 0:
             raise ValueError(f"{len(train_ds)} training images are fewer than one batch of {cfg.batch_size}")
@@ -254,6 +294,8 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None
+        #: steps whose losses are read on the host together (:data:`CUDA_LOSS_READ_EVERY`; 1 on the CPU)
+        self.loss_read_every = CUDA_LOSS_READ_EVERY if device.type == "cuda" else 1
         self.step = 0
         self.epoch = 0  # epochs completed
         self.train_seconds = 0.0
@@ -334,32 +376,48 @@ class Trainer:
         if self.train_ds is None:
             raise ValueError("this trainer was built without a training split (train_ds=None): it only evaluates")
         self.model.train()
-        start, total, n = time.perf_counter(), 0.0, 0
+        start = time.perf_counter()
+        values: list[float] = []
+        unread: list[_UnreadLoss] = []
         for batch in self._loader(self.epoch):
             images = self._prepare(batch[0])
             out = self._loss(images, self._to_device(batch[1]))
-            value = self.dist.mean(out["loss"])
-            if not math.isfinite(value):
-                raise TrainingDiverged(self.step, value)
+            seen = self.images_seen + images.shape[0] * self.dist.world_size
+            unread.append(_UnreadLoss(self.step, self.dist.ranks_sum(out["loss"]), seen, time.perf_counter()))
+            if len(unread) >= self.loss_read_every:  # every step on the CPU: before this step's update, as ever
+                values += self._read_losses(unread, start, on_step)
+                unread.clear()
             self._backward(out["loss"])
             self._optimizer_step()
             self.step += 1
-            self.images_seen += images.shape[0] * self.dist.world_size
-            total, n = total + value, n + 1
-            if on_step:
-                elapsed = self.train_seconds + time.perf_counter() - start
-                on_step(
-                    StepInfo(
-                        self.epoch,
-                        self.step,
-                        self.total_steps,
-                        value,
-                        self.images_seen / elapsed if elapsed > 0 else 0.0,
-                    )
-                )
+            self.images_seen = seen
+        values += self._read_losses(unread, start, on_step)
         self.train_seconds += time.perf_counter() - start
         self.epoch += 1
-        return total / max(n, 1)
+        total = 0.0
+        for value in values:  # in step order, in float64, as the mean of each step's loss has always been summed
+            total += value
+        return total / max(len(values), 1)
+
+    def _read_losses(
+        self, unread: Sequence[_UnreadLoss], start: float, on_step: Callable[[StepInfo], None] | None
+    ) -> list[float]:
+        """The losses of ``unread`` steps (mean over ranks) read on the host at once; each step reported to
+        ``on_step``. ``TrainingDiverged`` at the first that is NaN or infinite."""
+        if not unread:
+            return []
+        read = torch.stack([u.loss.reshape(()) for u in unread]).tolist()  # one wait for the device
+        out = []
+        for u, summed in zip(unread, read):
+            value = summed / self.dist.world_size
+            if not math.isfinite(value):
+                raise TrainingDiverged(u.step, value)
+            out.append(value)
+            if on_step:
+                elapsed = self.train_seconds + u.at - start
+                rate = u.images_seen / elapsed if elapsed > 0 else 0.0
+                on_step(StepInfo(self.epoch, u.step + 1, self.total_steps, value, rate))
+        return out
 
     # --- evaluation ----------------------------------------------------------------------------
     def eval_model(self) -> nn.Module:
