@@ -144,7 +144,7 @@ def test_ddp_loss_normalisation_gives_the_single_process_gradient(tmp_path):
 
 
 DEAD_NODE_SPEC = """\
-neck: fpn_with_a_dead_node
+name: fpn_with_a_dead_node
 levels: [3, 4, 5]
 fuse: sum
 op: {type: conv, kernel: 3, norm: bn, act: relu}

@@ -312,6 +312,8 @@ def test_setup_table_says_how_the_runs_were_made_and_shows_mixtures(parts):
         "preset": "proxy",
         "terms": "native",
         "epochs": 2,
+        "device": "cpu",
+        "amp": "off",
         "runs": 19,
         "training": "8 epochs, batch 16, adamw lr 0.006",
         "data": "2048 train / 512 val images, fingerprint abc123",

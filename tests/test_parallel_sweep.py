@@ -168,6 +168,7 @@ def notes_its_device(index: int, req: RunRequest, config_hash: str, results: Pat
     """A child that notes the device it was given and when it held it, and ends without a record."""
     start = time.time()
     time.sleep(1.5)
+    Path(results).mkdir(parents=True, exist_ok=True)
     (Path(results) / f"device-{index}.txt").write_text(f"{req.device} {start} {time.time()}")
 
 

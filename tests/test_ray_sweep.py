@@ -216,7 +216,7 @@ def test_the_resource_check_reads_live_nodes_only():
         {"Alive": True, "NodeManagerAddress": "10.0.0.2", "Resources": {"CPU": 4.0}},
     ]
     check_resources(nodes, RunResources(cpus=4))
-    with pytest.raises(UserError, match=r"1 GPU.*10\.0\.0\.2: 4 CPU, 0 GPU$"):
+    with pytest.raises(UserError, match=r"1 GPU .*10\.0\.0\.2: 4 CPU, 0 GPU\. Ask for less"):
         check_resources(nodes, RunResources(cpus=1, gpus=1))
     assert address_host_port("ray://head:10001") == ("head", 10001) and address_host_port("auto") is None
 

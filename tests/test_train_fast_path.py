@@ -182,18 +182,18 @@ def test_amp_flags_keep_amp_working_and_refuse_bad_dtypes() -> None:
         parse_amp(True, "off")
 
 
-class _NanAtStep:
+def nan_from_call(bad: int) -> Any:
     """``DetectionTrainer._loss`` whose loss turns NaN from the ``bad``-th call (0-based) on."""
+    real, calls = DetectionTrainer._loss, [0]
 
-    def __init__(self, bad: int) -> None:
-        self.bad, self.calls, self.real = bad, 0, DetectionTrainer._loss
-
-    def __call__(self, trainer: Any, images: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
-        out = self.real(trainer, images, targets)
-        self.calls += 1
-        if self.calls > self.bad:
+    def loss(self: DetectionTrainer, images: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
+        out = real(self, images, targets)
+        calls[0] += 1
+        if calls[0] > bad:
             out["loss"] = out["loss"] * float("nan")
         return out
+
+    return loss
 
 
 def test_losses_read_in_batches_are_the_losses_read_every_step(det_data, monkeypatch):
@@ -211,7 +211,7 @@ def test_losses_read_in_batches_are_the_losses_read_every_step(det_data, monkeyp
     for every in (1, 3):
         trainer = _det_trainer(det_data, dataclasses.replace(cfg, epochs=1))
         trainer.loss_read_every = every
-        monkeypatch.setattr(DetectionTrainer, "_loss", _NanAtStep(bad=1))
+        monkeypatch.setattr(DetectionTrainer, "_loss", nan_from_call(1))
         with pytest.raises(TrainingDiverged) as err:
             trainer.train_epoch()
         assert err.value.step == 1  # the first bad step, however many steps were read together

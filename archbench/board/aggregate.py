@@ -43,6 +43,8 @@ COST_COLUMNS = ["params_total", "gflops", "latency_ms", "images_per_s"]
 #: runs, are different experiments and never pool.
 GROUP_KEYS = ["task", "dataset", "preset", "terms", "epochs", "device", "amp"]
 ROW_KEYS = GROUP_KEYS + ["neck", "phi"]
+#: A comparison group's keys without its schedule: what the schedules of one learning curve share.
+UNSCHEDULED_KEYS = [k for k in GROUP_KEYS if k != "epochs"]
 FAILED_COLUMNS = ["task", "neck", "phi", "seed", "reason"]
 
 
@@ -108,7 +110,9 @@ def amp_of(record: Mapping[str, Any]) -> str:
     """The run's autocast mode (off / bf16 / fp16) from its config; configs from before modes store True for bf16
     and False (or nothing) for off."""
     amp = ((record.get("config") or {}).get("train") or {}).get("amp", False)
-    return {False: "off", True: "bf16"}.get(amp, amp) if isinstance(amp, bool) else str(amp)
+    if isinstance(amp, bool):
+        return "bf16" if amp else "off"
+    return str(amp)
 
 
 def group_of(record: Mapping[str, Any]) -> dict[str, Any]:

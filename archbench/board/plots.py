@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-from archbench.board.aggregate import GROUP_KEYS, SIZE_METRICS, pareto_mask
+from archbench.board.aggregate import GROUP_KEYS, SIZE_METRICS, UNSCHEDULED_KEYS, pareto_mask
 from archbench.board.cells import group_title
 from archbench.board.neck_styles import Style, styles
 from archbench.models.scaling import EFFICIENTDET
@@ -47,8 +47,6 @@ X_AXES: dict[str, tuple[str, float, str]] = {
     "params_total": ("Parameters (M)", 1e-6, "params"),
     "latency_ms": ("CPU latency at batch 1 (ms)", 1.0, "latency"),
 }
-#: The keys of a learning curve: a comparison group without its schedule.
-CURVE_KEYS = [k for k in GROUP_KEYS if k != "epochs"]
 #: Columns of the Pareto-front frame ``accuracy_vs`` takes (``equal_cost.pareto_frequency``'s): per group,
 #: cost axis (a column of ``X_AXES``), neck and phi, ``FRONT_FREQ``: the fraction of seed resamples in which
 #: that (neck, phi) is on the group's (main metric, cost) front.
@@ -169,10 +167,11 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", fronts: pd.DataFrame | N
 
 
 def learning_panels(table: pd.DataFrame) -> list[tuple[tuple, int, pd.DataFrame]]:
-    """(``CURVE_KEYS`` values, phi, rows) for each learning-curve panel the table has: groups that differ only in
+    """(``UNSCHEDULED_KEYS`` values, phi, rows) for each learning-curve panel the table has: groups that differ only in
     ``epochs``, at one phi, with the necks that ran there at two or more schedules; a panel needs two schedules."""
     panels = []
-    for key, family in table.dropna(subset=["epochs", "score"]).groupby(CURVE_KEYS + ["phi"], sort=True, dropna=False):
+    curves = table.dropna(subset=["epochs", "score"])
+    for key, family in curves.groupby(UNSCHEDULED_KEYS + ["phi"], sort=True, dropna=False):
         schedules = family.groupby("neck")["epochs"].transform("nunique")
         rows = family[schedules >= 2]
         if rows["epochs"].nunique() >= 2:
@@ -182,7 +181,7 @@ def learning_panels(table: pd.DataFrame) -> list[tuple[tuple, int, pd.DataFrame]
 
 def learning_curves(table: pd.DataFrame) -> plt.Figure:
     """Main metric against the training schedule (epochs, log2 x): a line per neck, one panel per
-    (``CURVE_KEYS``, phi) of :func:`learning_panels`; ``ValueError`` when there is none."""
+    (``UNSCHEDULED_KEYS``, phi) of :func:`learning_panels`; ``ValueError`` when there is none."""
     panels = learning_panels(table)
     if not panels:
         raise ValueError("learning_curves needs groups that differ only in epochs, with a neck at 2+ schedules")
@@ -200,7 +199,7 @@ def learning_curves(table: pd.DataFrame) -> plt.Figure:
         metric = rows["metric"].iloc[0]
         ax.set_xlabel("training schedule (epochs, log2 scale)")
         ax.set_ylabel(_interval_label(metric))
-        ax.set_title(_title(f"{metric} vs schedule, {_phi_prefix(key[2])}{phi}", key, CURVE_KEYS), fontsize=10)
+        ax.set_title(_title(f"{metric} vs schedule, {_phi_prefix(key[2])}{phi}", key, UNSCHEDULED_KEYS), fontsize=10)
         ax.grid(True, alpha=0.3)
         _legend(ax)
     return fig

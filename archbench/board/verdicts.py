@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from archbench.board import REFERENCE, pairs, power, stats
-from archbench.board.aggregate import GROUP_KEYS, ROW_KEYS
+from archbench.board.aggregate import GROUP_KEYS, ROW_KEYS, UNSCHEDULED_KEYS
 from archbench.errors import UserError
 from archbench.train.task_names import main_metric
 
@@ -211,10 +211,7 @@ def with_verdicts(table: pd.DataFrame, necks: pd.DataFrame) -> pd.DataFrame:
 
 #: What ``schedule_agreement`` holds per (group without its schedule, phi, shorter schedule, longer schedule).
 SCHEDULE_COLUMNS = [
-    "task",
-    "dataset",
-    "preset",
-    "terms",
+    *UNSCHEDULED_KEYS,
     "phi",
     "metric",
     "short",
@@ -245,10 +242,9 @@ def schedule_agreement(rows: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     """
     if rows.empty:
         return pd.DataFrame(columns=SCHEDULE_COLUMNS)
-    fixed = [k for k in GROUP_KEYS if k != "epochs"]
     out = []
-    for key, sub in rows.groupby([*fixed, "phi"], sort=True, dropna=False):
-        keys = dict(zip([*fixed, "phi"], key))
+    for key, sub in rows.groupby([*UNSCHEDULED_KEYS, "phi"], sort=True, dropna=False):
+        keys = dict(zip([*UNSCHEDULED_KEYS, "phi"], key))
         metric = main_metric(str(keys["task"]))
         schedules = sorted(e for e in sub["epochs"].dropna().unique())
         for short, long in itertools.combinations(schedules, 2):
@@ -286,7 +282,7 @@ def settled_schedule(schedules: pd.DataFrame) -> pd.DataFrame:
     agreement with every longer schedule trained is within that schedule's seed noise (``within_noise`` of every
     row of :func:`schedule_agreement` from it). ``settled`` is None where no schedule but the longest qualifies
     (the longest has nothing to be checked against); ``longest`` is the longest schedule trained."""
-    keys = [k for k in GROUP_KEYS if k != "epochs"] + ["phi"]
+    keys = [*UNSCHEDULED_KEYS, "phi"]
     out = []
     for key, sub in schedules.groupby(keys, sort=True, dropna=False):
         settled = next(

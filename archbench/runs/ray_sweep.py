@@ -30,6 +30,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,8 @@ def check_executor(
             f"--device {device} with --executor ray: Ray gives each run its GPU(s) (CUDA_VISIBLE_DEVICES); "
             "say --device cuda and --gpus-per-run"
         )
+    if address is not None:
+        address_host_port(address)  # its form, before any data is prepared; whether it answers, once it is
     gpus = gpus_per_run if gpus_per_run is not None else (1.0 if device == "cuda" else 0.0)
     if device == "cuda" and gpus == 0:
         raise UserError("--device cuda with --gpus-per-run 0: a CUDA run needs a GPU share (e.g. 1, or 0.5)")
@@ -140,7 +143,7 @@ def address_host_port(address: str) -> tuple[str, int] | None:
 
 def check_reachable(address: str) -> None:
     """A ``UserError`` unless something accepts a TCP connection at ``address`` within :data:`CONNECT_TIMEOUT_S`
-    (Ray's own connect waits much longer before it gives up, and then says less)."""
+    (Ray's own connect keeps retrying for much longer)."""
     found = address_host_port(address)
     if found is None:
         return
@@ -236,6 +239,10 @@ def run_task(index: int, req: RunRequest, config_hash: str, resume: bool, sweep_
     return out
 
 
+def _write_bytes(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
+
+
 def write_kept(results: Path, files: dict[str, bytes]) -> None:
     """Write a run's kept files under ``results`` atomically; a costs file already there (another seed of the same
     model measured it) is left as it is."""
@@ -243,7 +250,7 @@ def write_kept(results: Path, files: dict[str, bytes]) -> None:
         target = results / relative
         if Path(relative).parts[0] == COSTS_DIR and target.exists():
             continue
-        atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        atomic_write(target, partial(_write_bytes, data=data))
 
 
 def sweep_ray(
