@@ -49,6 +49,16 @@ AP: dict[tuple[str, int], tuple[float, ...]] = {
 GFLOPS = {("fpn", 0): 1.0, ("bifpn", 0): 1.5, ("panet", 0): 2.0, ("fpn", 1): 2.0, ("bifpn", 1): 3.0, ("panet", 1): 4.0}
 T975 = {1: 12.706, 2: 4.303}  # Student t quantiles from the printed table
 
+#: One comparison group's keys, without its schedule (the schedule tests vary it)
+ONE_GROUP = {
+    "task": "det",
+    "dataset": "synthetic",
+    "preset": "proxy",
+    "terms": "efficientdet",
+    "device": "cpu",
+    "amp": "off",
+}
+
 
 def record(neck: str, phi: int, seed: int, ap: float, preset: str = "proxy") -> dict[str, Any]:
     """A run record with the fields the board reads."""
@@ -232,7 +242,7 @@ def test_schedule_agreement_compares_two_schedules_of_the_same_necks():
     # keep their order, (b, c) reverses -> tau-b (2 - 1) / 3 = 1/3; one pair reversed
     values = {8: {"a": (0.30, 0.30), "b": (0.25, 0.25), "c": (0.20, 0.20)}}
     values[16] = {"a": (0.50, 0.50), "b": (0.40, 0.40), "c": (0.45, 0.45)}
-    keys = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "phi": 0}
+    keys = {**ONE_GROUP, "phi": 0}
     rows = pd.DataFrame(
         [
             {**keys, "epochs": e, "neck": n, "seed": s, "AP": v}
@@ -251,7 +261,7 @@ def test_a_schedule_settles_when_it_agrees_with_every_longer_one_within_that_one
     # seeds agree at every schedule (seed-split tau +1). 8 epochs: a > b > c; 16 and 32: a > c > b. 8 -> 16 and
     # 8 -> 32 reverse (b, c): tau 1/3 < 1, not within noise; 16 -> 32 keep every pair: 16 settles, 8 does not
     order = {8: ("a", "b", "c"), 16: ("a", "c", "b"), 32: ("a", "c", "b")}
-    keys = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "phi": 0}
+    keys = {**ONE_GROUP, "phi": 0}
     rows = pd.DataFrame(
         [
             {**keys, "epochs": e, "neck": n, "seed": s, "AP": 0.01 * e * (3 - rank) + 0.001 * s}

@@ -145,14 +145,14 @@ def test_ddp_loss_normalisation_gives_the_single_process_gradient(tmp_path):
 
 DEAD_NODE_SPEC = """\
 name: fpn_with_a_dead_node
-levels: [3, 4, 5]
+levels: [3, 4, 5, 6, 7]
 fuse: sum
 op: {type: conv, kernel: 3, norm: bn, act: relu}
 nodes:
   - {id: td4, level: 4, inputs: [in4, in5]}
   - {id: td3, level: 3, inputs: [in3, td4]}
   - {id: unused, level: 5, inputs: [in5, td4]}
-outputs: {3: td3, 4: td4, 5: in5}
+outputs: {3: td3, 4: td4, 5: in5, 6: in6, 7: in7}
 """
 
 
