@@ -239,11 +239,21 @@ def analyse(args: argparse.Namespace, results: Path, board: Path) -> None:
 
     from archbench.board.aggregate import as_dict
     from archbench.runs.records import load_records
+    from archbench.spec.terms import terms_of
 
     necks = set(args.necks.split(","))
     mine = [r for r in map(as_dict, load_records(results)) if r.get("neck") in necks]
     on_board = [r for r in map(as_dict, load_records(board)) if r.get("neck") in necks]
     records = mine + [r for r in on_board if (source_of(r) or ("",))[0] == "seed"]  # the seed source's runs
+    # the design's runs only: the board also holds other schedules and terms of the same necks and seeds
+    records = [
+        r
+        for r in records
+        if r.get("status") == "ok"
+        and r.get("phi") == 0
+        and int(r.get("epochs", -1)) == args.epochs
+        and terms_of(r.get("config")) == args.terms
+    ]
     runs = per_source(records, args.epochs)
     with holding(args.lock):
         val = bootstrap_values(board, records, args.resamples, seed=0)
