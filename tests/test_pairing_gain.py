@@ -18,7 +18,8 @@ from scriptkit import load_script
 
 def rows() -> pd.DataFrame:
     values = {"fpn": (0.30, 0.34, 0.32), "a": (0.33, 0.36, 0.36), "b": (0.35, 0.33, 0.37)}
-    keys = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "epochs": 8, "phi": 0}
+    keys = {"task": "det", "dataset": "synthetic", "preset": "proxy", "terms": "efficientdet", "epochs": 8}
+    keys |= {"device": "cpu", "amp": "off", "phi": 0}
     return pd.DataFrame([{**keys, "neck": n, "seed": s, "AP": v} for n, vs in values.items() for s, v in enumerate(vs)])
 
 

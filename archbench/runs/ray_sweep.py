@@ -211,6 +211,24 @@ def kept_files(scratch: Path) -> dict[str, bytes]:
     }
 
 
+class _QueueForwarding(ForwardingObserver):
+    """A task's progress on the driver's Ray queue, without per-step messages; a queue whose node died is given
+    up (the run goes on, unreported) rather than failing the run."""
+
+    def __init__(self, events: Any, index: int) -> None:
+        super().__init__(events, index, steps=False)
+
+    def _send(self, kind: str, payload: Any) -> None:
+        from ray import exceptions
+
+        if self.events is None:
+            return
+        try:
+            super()._send(kind, payload)
+        except exceptions.RayActorError:
+            self.events = None
+
+
 def run_task(index: int, req: RunRequest, config_hash: str, resume: bool, sweep_id: str, events: Any) -> dict:
     """A task's work on a worker: run ``req`` in its scratch folder and return ``{"record": JSON text, "files":
     {relative path: bytes}}``.
@@ -232,7 +250,7 @@ def run_task(index: int, req: RunRequest, config_hash: str, resume: bool, sweep_
         raise RuntimeError(f"config hash {prep.hash} on the worker, {config_hash} on the driver")
     context = ray.get_runtime_context()
     executor = {"name": "ray", "node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address()}
-    observer = ForwardingObserver(events, index, steps=False)
+    observer = _QueueForwarding(events, index)
     _, record = run_one(prep, scratch, resume=True, observer=observer, extra={"executor": executor})
     out = {"record": record.to_json(), "files": kept_files(scratch)}
     shutil.rmtree(scratch, ignore_errors=True)
@@ -294,10 +312,14 @@ class _RaySweep:
         on_record: Callable[[Path, RunRecord], None] | None,
     ) -> None:
         from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.ray, self.todo, self.results, self.resume = ray, list(todo), Path(results), resume
         self.observer, self.on_record = observer, on_record
-        self.events = Queue(actor_options={"num_cpus": 0})
+        # the progress queue lives on the driver's own node (where it can), so that a worker node's death does not
+        # take it along; if it dies anyway, the sweep goes on without progress lines
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        self.events: Any = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         self.task = ray.remote(run_task).options(
             num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=RETRIES, retry_exceptions=False
         )
@@ -321,10 +343,21 @@ class _RaySweep:
                 self.ray.cancel(ref, force=True)
             raise
         finally:
-            self.events.shutdown()
+            if self.events is not None:
+                self.events.shutdown()
         return [self.written[i] for i in sorted(self.written)]
 
     def _relay_progress(self) -> None:
+        from ray import exceptions
+
+        if self.events is None:
+            return
+        try:
+            self._relay_queued()
+        except exceptions.RayActorError:  # the queue's node died: the runs go on, their progress is not shown
+            self.events = None
+
+    def _relay_queued(self) -> None:
         while not self.events.empty():
             index, kind, payload = self.events.get_nowait()
             label = run_label(self.todo[index].req)
