@@ -68,7 +68,9 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, s
 
 
 def record_files(results: Path) -> list[str]:
-    return sorted(p.name for p in (results / "runs").glob("*.json"))
+    return sorted(
+        p.name for p in (results / "runs").glob("*.json") if not p.name.startswith(".tmp-")
+    )  # not a write in flight
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
