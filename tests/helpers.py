@@ -108,3 +108,15 @@ def make_segfolder(
         if layout == "lists":
             (root / f"{split}.txt").write_text("\n".join(names) + "\n")
     return root
+
+
+#: One comparison group's keys (``aggregate.GROUP_KEYS``) as the board's tests build their rows by hand.
+ONE_GROUP = {
+    "task": "det",
+    "dataset": "synthetic",
+    "preset": "proxy",
+    "terms": "efficientdet",
+    "epochs": 8,
+    "device": "cpu",
+    "amp": "off",
+}

@@ -34,15 +34,9 @@ from archbench.board.equal_cost import COST_AXES, fit_check, pareto_frequency
 from archbench.board.grids import Grid, Heading, Text
 from archbench.board.pairs import paired_letters
 
-KEYS = {
-    "task": "det",
-    "dataset": "synthetic",
-    "preset": "proxy",
-    "terms": "efficientdet",
-    "epochs": 8,
-    "device": "cpu",
-    "amp": "off",
-}
+from helpers import ONE_GROUP
+
+KEYS = ONE_GROUP
 GFLOPS = {"a": (1.0, 4.0, 16.0), "b": (2.0, 8.0), "c": (1.0, 3.0, 9.0)}
 AP = {
     ("a", 0): (0.300, 0.420, 0.500),

@@ -28,15 +28,9 @@ from archbench.board.equal_cost import (
     pareto_frequency,
 )
 
-KEYS = {
-    "task": "det",
-    "dataset": "synthetic",
-    "preset": "proxy",
-    "terms": "efficientdet",
-    "epochs": 8,
-    "device": "cpu",
-    "amp": "off",
-}
+from helpers import ONE_GROUP
+
+KEYS = ONE_GROUP
 GFLOPS = {"a": (1.0, 2.0, 4.0), "b": (2.0, 4.0, 8.0), "c": (3.0, 6.0, 12.0)}
 AP = {
     ("a", 0): (0.30, 0.40, 0.50),
