@@ -1,5 +1,6 @@
 """focal_loss_sum is torchvision's sigmoid focal loss on the one-hot target, masked and summed, bit for bit:
-the same float32 value and the same gradient bits (the run of a seed must reproduce)."""
+the same float32 value and the same gradient bits (the run of a seed must reproduce), with the positives found by
+index (the CPU's form) or by mask (CUDA's)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     return t.detach().reshape(-1).view(torch.int32)
 
 
+@pytest.mark.parametrize("dense", [False, True], ids=["indexed", "dense"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 1.5), (0.25, 2.0), (0.3, 1.0)])
 @pytest.mark.parametrize(("b", "n", "k"), [(2, 1227, 90), (16, 300, 6), (3, 77, 7)])
 def test_focal_loss_sum_is_torchvisions_bit_for_bit(
-    b: int, n: int, k: int, alpha: float, gamma: float, threads: int
+    b: int, n: int, k: int, alpha: float, gamma: float, threads: int, dense: bool
 ) -> None:
     logits, labels = _problem(b * n + k, b, n, k)
     norm = (labels >= 0).sum().clamp(min=1).float()
@@ -51,7 +53,8 @@ def test_focal_loss_sum_is_torchvisions_bit_for_bit(
     torch.set_num_threads(threads)
     try:
         x, ref_x = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
-        got, want = focal_loss_sum(x, labels, alpha, gamma) / norm, _reference(ref_x, labels, alpha, gamma) / norm
+        got = focal_loss_sum(x, labels, alpha, gamma, dense=dense) / norm
+        want = _reference(ref_x, labels, alpha, gamma) / norm
         (got * 3.7).backward()  # the upstream gradient of DetectionLoss: a scalar reaching the sum through / norm
         (want * 3.7).backward()
     finally:

@@ -150,39 +150,73 @@ def assign_batch(
     pos_iou: float = 0.5,
     neg_iou: float = 0.4,
     min_best_iou: float = 0.01,
+    dense: bool = False,
 ) -> Assignment:
     """:func:`assign` for a whole batch at once: the same labels and matches, without a loop over images.
 
     anchors [N, 4] and padded GT ``gt_boxes`` [B, M, 4] (xyxy px), ``gt_labels`` [B, M], ``valid`` [B, M]
     (see :func:`pad_targets`). Returns an :class:`Assignment` of [B, N] tensors (``matched`` indexes the
     image's own GT rows). Holds a few [B, N, M] float tensors: callers with large ``B * N * M`` split the batch.
+    dense: apply the best-anchor rule with [B, N, M] masks instead of listing the ties (no host
+    synchronisation, what CUDA wants; the same result).
     """
     if not 0.0 <= neg_iou <= pos_iou:
         raise ValueError(f"need 0 <= neg_iou <= pos_iou, got {neg_iou}, {pos_iou}")
-    b, m = valid.shape
+    b = valid.shape[0]
     n = anchors.shape[0]
     iou = _batched_iou(anchors, gt_boxes.to(anchors.dtype)).masked_fill(~valid[:, None, :], -1.0)  # [B, N, M]
     best_iou, best_gt = iou.max(dim=2)  # per anchor, [B, N]
     labels = torch.full((b, n), BACKGROUND, dtype=torch.int64, device=anchors.device)
-    labels[best_iou >= neg_iou] = IGNORE
+    labels.masked_fill_(best_iou >= neg_iou, IGNORE)
     positive = best_iou >= pos_iou
 
     gt_best_iou = iou.max(dim=1).values  # [B, M]
     ok = (gt_best_iou >= max(min_best_iou, 1e-12)) & valid
     ties = (iou >= gt_best_iou[:, None, :] * (1 - 1e-5)) & ok[:, None, :]  # [B, N, M], few True
-    tie_img, tie_anchor, tie_gt = torch.nonzero(ties, as_tuple=True)
-    if tie_gt.numel():
-        dist = (_centre(anchors[tie_anchor]) - _centre(gt_boxes[tie_img, tie_gt].to(anchors.dtype))).square().sum(1)
-        rows = torch.arange(tie_gt.numel(), device=anchors.device)
-        first, _ = _first_per_group(tie_img * m + tie_gt, dist, rows)  # one anchor per (image, GT)
-        f_img, f_anchor, f_gt = tie_img[first], tie_anchor[first], tie_gt[first]
-        # an anchor forced by several GTs of its image goes to the one of larger IoU with it
-        keep, _ = _first_per_group(
-            f_img * n + f_anchor, -iou[f_img, f_anchor, f_gt], torch.arange(first.numel(), device=anchors.device)
-        )
-        best_gt[f_img[keep], f_anchor[keep]] = f_gt[keep]
-        positive[f_img[keep], f_anchor[keep]] = True
+    force = _force_dense if dense else _force_listed
+    forced, forced_gt = force(anchors, gt_boxes.to(anchors.dtype), iou, ties)
+    best_gt = torch.where(forced, forced_gt, best_gt)
+    positive |= forced
 
     labels = torch.where(positive, gt_labels.gather(1, best_gt), labels)
     matched = torch.where(positive, best_gt, torch.full_like(best_gt, -1))
     return Assignment(labels, matched)
+
+
+def _force_listed(
+    anchors: torch.Tensor, gt_boxes: torch.Tensor, iou: torch.Tensor, ties: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best-anchor rule of :func:`assign_batch` on the listed ties (``nonzero``: few elements, a host sync).
+
+    anchors [N, 4], gt_boxes [B, M, 4] (xyxy px), iou [B, N, M], ties [B, N, M] bool: the anchors within rounding
+    of each GT's best IoU. Per GT the tie of the nearest centre (then the lowest anchor index) is forced; an
+    anchor forced by several GTs of its image takes the one of larger IoU (then the lower GT index).
+    Returns ``forced`` [B, N] bool and ``forced_gt`` [B, N] int64 (meaningful where forced).
+    """
+    b, n, m = iou.shape
+    forced = torch.zeros(b, n, dtype=torch.bool, device=iou.device)
+    forced_gt = torch.zeros(b, n, dtype=torch.int64, device=iou.device)
+    tie_img, tie_anchor, tie_gt = torch.nonzero(ties, as_tuple=True)
+    if tie_gt.numel():
+        dist = (_centre(anchors[tie_anchor]) - _centre(gt_boxes[tie_img, tie_gt])).square().sum(1)
+        rows = torch.arange(tie_gt.numel(), device=iou.device)
+        first, _ = _first_per_group(tie_img * m + tie_gt, dist, rows)  # one anchor per (image, GT)
+        f_img, f_anchor, f_gt = tie_img[first], tie_anchor[first], tie_gt[first]
+        keep, _ = _first_per_group(
+            f_img * n + f_anchor, -iou[f_img, f_anchor, f_gt], torch.arange(first.numel(), device=iou.device)
+        )
+        forced_gt[f_img[keep], f_anchor[keep]] = f_gt[keep]
+        forced[f_img[keep], f_anchor[keep]] = True
+    return forced, forced_gt
+
+
+def _force_dense(
+    anchors: torch.Tensor, gt_boxes: torch.Tensor, iou: torch.Tensor, ties: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_force_listed` with [B, N, M] masks and ``argmin`` / ``argmax`` (first index on ties, as the
+    listed form's stable sorts): no host synchronisation."""
+    dist = (_centre(anchors)[None, :, None, :] - _centre(gt_boxes)[:, None, :, :]).square().sum(-1)  # [B, N, M]
+    nearest = dist.masked_fill(~ties, float("inf")).argmin(dim=1, keepdim=True)  # [B, 1, M] anchor per GT
+    chosen = torch.zeros_like(ties).scatter_(1, nearest, ties.any(dim=1, keepdim=True))  # [B, N, M]
+    forced_gt = iou.masked_fill(~chosen, -2.0).argmax(dim=2)  # IoU >= -1 everywhere; -2 marks "not forced"
+    return chosen.any(dim=2), forced_gt

@@ -19,6 +19,13 @@ once (:func:`~archbench.detection.assign.assign_batch` on GT padded to the batch
 in chunks of images whose ``[B, N, M]`` IoU stays under :data:`ASSIGN_CHUNK_ELEMENTS`);
 ``batched=False`` keeps the loop over images, which gives the same targets. The losses are
 computed on the whole batch at once.
+
+Finding the positives (``nonzero``, boolean-mask indexing) makes the host wait for the device several times a
+step. ``dense=True`` (what the trainer picks on CUDA) computes targets and losses over every anchor with masks
+instead: no host synchronisation (but one inside torchvision's GIoU loss, with ``box_loss="giou"``), the same
+targets and the same classification loss and gradient bit for bit; only the box-loss sum rounds differently (it
+adds the non-positive anchors' zeros in between). The default, indexed form touches only the positives and is
+the faster one on the CPU.
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ class DetectionLoss(nn.Module):
     to the float divisor of the summed losses; the default is max(1, count), and DDP training
     passes :meth:`archbench.train.distributed.DistContext.normaliser` (the count over all ranks).
     batched: assign targets for the whole batch at once (default) rather than image by image;
-    both give the same targets.
+    both give the same targets. dense: masks instead of indexing the positives (see the module docstring;
+    needs ``batched``).
     """
 
     def __init__(
@@ -73,9 +81,12 @@ class DetectionLoss(nn.Module):
         min_best_iou: float = 0.01,
         normaliser: Callable[[torch.Tensor], torch.Tensor] = _at_least_one,
         batched: bool = True,
+        dense: bool = False,
     ) -> None:
         super().__init__()
-        self.normaliser, self.batched = normaliser, batched
+        if dense and not batched:
+            raise ValueError("dense=True needs batched=True (the per-image assignment lists each image's positives)")
+        self.normaliser, self.batched, self.dense = normaliser, batched, dense
         if box_loss not in ("huber", "giou"):
             raise ValueError(f"box_loss must be 'huber' or 'giou', not {box_loss!r}")
         self.num_classes, self.alpha, self.gamma = num_classes, alpha, gamma
@@ -107,30 +118,40 @@ class DetectionLoss(nn.Module):
         cls, box = cls.float(), box.float()  # loss in fp32 even under autocast
 
         targets_of = self._targets_batched if self.batched else self._targets_per_image
-        labels_b, gt = targets_of(anchors, targets)  # [B, N] labels, [P, 4] GT box of each positive
+        labels_b, gt = targets_of(anchors, targets)  # [B, N] labels; GT box of each positive [P, 4] (dense [B, N, 4])
         positive = labels_b >= 0
         num_pos = positive.sum()
         norm = self.normaliser(num_pos)
 
         # classification: target 1 in a positive's class, 0 elsewhere, ignored anchors left out
-        cls_loss = focal_loss_sum(cls, labels_b, alpha=self.alpha, gamma=self.gamma) / norm
-        pn = torch.nonzero(positive, as_tuple=True)[1]
+        cls_loss = focal_loss_sum(cls, labels_b, alpha=self.alpha, gamma=self.gamma, dense=self.dense) / norm
 
-        # box regression on positives; boolean-mask order (b-major, n ascending) is the order of gt
-        pred = box[positive]  # [P, 4]
-        pos_anchors = anchors[pn]
-        if self.box_loss == "huber":
-            target = encode_boxes(pos_anchors, gt)
-            box_loss = F.huber_loss(pred, target, reduction="sum", delta=self.huber_delta) / (4.0 * norm)
+        # box regression on positives: indexed, boolean-mask order (b-major, n ascending) is the order of gt;
+        # dense, every anchor (a non-positive one regresses onto itself, finite) with its term zeroed in the sum
+        if self.dense:
+            pred, box_anchors = box, anchors.expand(b, n, 4)
+            gt = torch.where(positive.unsqueeze(-1), gt, box_anchors)
         else:
-            decoded = decode_boxes(pos_anchors, pred)
-            box_loss = generalized_box_iou_loss(decoded, gt, reduction="sum") / norm
+            pred, box_anchors = box[positive], anchors[torch.nonzero(positive, as_tuple=True)[1]]  # [P, 4]
+        if self.box_loss == "huber":
+            terms = F.huber_loss(pred, encode_boxes(box_anchors, gt), reduction="none", delta=self.huber_delta)
+            box_loss = self._positives_sum(terms, positive) / (4.0 * norm)
+        else:
+            terms = generalized_box_iou_loss(decode_boxes(box_anchors, pred), gt, reduction="none")
+            box_loss = self._positives_sum(terms, positive) / norm
         return {
             "loss": cls_loss + self.box_weight * box_loss,
             "cls_loss": cls_loss.detach(),
             "box_loss": box_loss.detach(),
             "num_pos": num_pos,
         }
+
+    def _positives_sum(self, terms: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        """Sum of the positives' loss terms: ``terms`` [P, ...] (indexed) or [B, N, ...] (dense: only where
+        ``positive`` [B, N])."""
+        if self.dense:
+            terms = torch.where(positive.view(*positive.shape, *[1] * (terms.dim() - 2)), terms, 0.0)
+        return terms.sum()
 
     def _targets_per_image(
         self, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
@@ -146,17 +167,19 @@ class DetectionLoss(nn.Module):
     def _targets_batched(
         self, anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """What :meth:`_targets_per_image` returns, from padded GT assigned a chunk of images at a time."""
+        """What :meth:`_targets_per_image` returns, from padded GT assigned a chunk of images at a time; dense,
+        the GT box matched by every anchor [B, N, 4] (GT row 0 of its image where it has none)."""
         boxes, gt_labels, valid = pad_targets(targets, anchors.device)  # [B, M, 4], [B, M], [B, M]
         chunk = max(1, ASSIGN_CHUNK_ELEMENTS // (anchors.shape[0] * boxes.shape[1]))
         labels, matched = [], []
         for start in range(0, len(targets), chunk):
             part = slice(start, start + chunk)
-            a = assign_batch(
-                anchors, boxes[part], gt_labels[part], valid[part], self.pos_iou, self.neg_iou, self.min_best_iou
-            )
+            thresholds = (self.pos_iou, self.neg_iou, self.min_best_iou)
+            a = assign_batch(anchors, boxes[part], gt_labels[part], valid[part], *thresholds, dense=self.dense)
             labels.append(a.labels)
             matched.append(a.matched)
         labels_b, matched_b = torch.cat(labels), torch.cat(matched)
+        if self.dense:
+            return labels_b, boxes.gather(1, matched_b.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))
         pb, pn = torch.nonzero(labels_b >= 0, as_tuple=True)
         return labels_b, boxes[pb, matched_b[pb, pn]]

@@ -51,6 +51,14 @@ def size_thresholds(area_ranges: Any) -> tuple[float, float] | None:
     raise ValueError(f"area_ranges must be (small_max, medium_max) or 4 COCOeval ranges, got {area_ranges!r}")
 
 
+def dense_loss(device: torch.device, batched_targets: bool) -> bool:
+    """Whether the loss finds the positives by mask (``DetectionLoss(dense=True)``): on CUDA, where indexing them
+    would make the host wait for the device several times a step; not on the CPU, where the indexed form makes
+    fewer passes over memory (and is the form the board's CPU records were trained with). Needs batched targets.
+    """
+    return device.type == "cuda" and batched_targets
+
+
 def detector_anchors(config: ModelConfig, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
     """Anchors [N, 4] (xyxy px, on the outputs' device) of a detector at ``config`` for its per-level head
     ``outputs`` (one [B, C, H_l, W_l] per level): stride 2**level, side ``config.anchor_size`` * stride."""
@@ -108,7 +116,12 @@ class DetectionTrainer(Trainer):
     ) -> None:
         super().__init__(model, train_ds, cfg, seed=seed, device=device, dist=dist)
         self.num_classes, self.model_config = model.num_classes, model.config
-        self.loss_fn = DetectionLoss(model.num_classes, normaliser=self.dist.normaliser, batched=cfg.batched_targets)
+        self.loss_fn = DetectionLoss(
+            model.num_classes,
+            normaliser=self.dist.normaliser,
+            batched=cfg.batched_targets,
+            dense=dense_loss(device, cfg.batched_targets),
+        )
         self._anchor_cache: dict[tuple[tuple[int, int], ...], torch.Tensor] = {}
 
     def _anchors(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
