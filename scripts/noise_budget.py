@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from driving import ROOT, add_driver_options, archbench, batches, committing
+from scipy.stats import chi2
 
 SOURCES = ("seed", "init", "order", "val")
 #: The run sources trained by ``archbench run`` (``val`` is computed from the ``seed`` source's runs).
@@ -93,22 +94,29 @@ def spreads(values: pd.DataFrame, metric: str = "AP") -> pd.DataFrame:
 
     ``values``: columns source, neck, index and ``metric`` (e.g. :func:`per_source`, or one row per bootstrap
     draw for ``val``). One row per (source, item) with ``item`` a neck or ``a-b``, ``n`` runs (pairs: indices
-    both have) and ``sd`` (ddof 1, metric units; NaN below 2).
+    both have), ``sd`` (ddof 1, metric units; NaN below 2) and its 95 % interval ``sd_low`` .. ``sd_high`` (the
+    chi-square interval of a normal sample's sd, n - 1 degrees of freedom: with 4 runs it spans 0.57 to 3.7
+    times the sd).
     """
     out = []
     for source, sub in values.groupby("source", sort=False):
         table = sub.pivot(index="index", columns="neck", values=metric)
-        for neck in sorted(table.columns):
-            col = table[neck].dropna()
-            out.append({"source": source, "item": neck, "n": col.size, "sd": _sd(col.to_numpy())})
-        for a, b in itertools.combinations(sorted(table.columns), 2):
-            diff = (table[a] - table[b]).dropna()
-            out.append({"source": source, "item": f"{a}-{b}", "n": diff.size, "sd": _sd(diff.to_numpy())})
-    return pd.DataFrame(out, columns=["source", "item", "n", "sd"])
+        columns = {neck: table[neck] for neck in sorted(table.columns)}
+        columns.update({f"{a}-{b}": table[a] - table[b] for a, b in itertools.combinations(sorted(table.columns), 2)})
+        for item, column in columns.items():
+            x = column.dropna().to_numpy()
+            sd = float(np.std(x, ddof=1)) if x.size >= 2 else math.nan
+            low, high = _sd_interval(sd, x.size)
+            out.append({"source": source, "item": item, "n": x.size, "sd": sd, "sd_low": low, "sd_high": high})
+    return pd.DataFrame(out, columns=["source", "item", "n", "sd", "sd_low", "sd_high"])
 
 
-def _sd(x: np.ndarray) -> float:
-    return float(np.std(x, ddof=1)) if x.size >= 2 else math.nan
+def _sd_interval(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` interval of a standard deviation ``sd`` estimated from ``n`` normal values (NaN below 2)."""
+    if n < 2 or math.isnan(sd):
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    return sd * math.sqrt((n - 1) / chi2.ppf(1 - tail, n - 1)), sd * math.sqrt((n - 1) / chi2.ppf(tail, n - 1))
 
 
 def shares(table: pd.DataFrame, whole: str = "seed") -> pd.DataFrame:
@@ -155,22 +163,29 @@ def bootstrap_values(board: Path, records: Sequence[Mapping[str, Any]], resample
 
 
 def markdown(table: pd.DataFrame, ema: pd.DataFrame, header: str) -> str:
-    """BUDGET.md: the sd per source and item, with its share of the seed source's variance."""
-    wide = table.pivot(index="item", columns="source", values="sd").reindex(columns=list(SOURCES))
-    share = table.pivot(index="item", columns="source", values="share").reindex(columns=list(SOURCES))
-    lines = [header, "", "| item | " + " | ".join(f"sd {s} (share)" for s in SOURCES) + " |"]
+    """BUDGET.md: the sd per source and item, with its 95 % interval (trained sources: the bootstrap's ``val`` sd
+    rests on 1000 draws and its interval would only show their Monte Carlo error) and its share of the seed
+    source's variance."""
+    cell = table.set_index(["item", "source"])
+    lines = [header, "", "| item | " + " | ".join(f"sd {s} [95 % CI] (share)" for s in SOURCES) + " |"]
     lines.append("|---" * (len(SOURCES) + 1) + "|")
-    for item in wide.index:
-        cells = [
-            "-" if math.isnan(wide.at[item, s]) else f"{wide.at[item, s]:.4f} ({share.at[item, s]:.2f})"
-            for s in SOURCES
-        ]
+    for item in sorted(table["item"].unique()):
+        cells = []
+        for s in SOURCES:
+            if (item, s) not in cell.index or math.isnan(cell.at[(item, s), "sd"]):
+                cells.append("-")
+                continue
+            row = cell.loc[(item, s)]
+            interval = "" if s == "val" else f" [{row['sd_low']:.4f}, {row['sd_high']:.4f}]"
+            cells.append(f"{row['sd']:.4f}{interval} ({row['share']:.2f})")
         lines.append(f"| {item} | " + " | ".join(cells) + " |")
     if not ema.empty:
         lines += ["", "EMA of the weights against the plain weights, the same seeds (sd in AP):", ""]
-        lines += ["| item | sd plain | sd EMA | EMA / plain variance |", "|---|---|---|---|"]
+        lines += ["| item | sd plain [95 % CI] | sd EMA [95 % CI] | EMA / plain variance |", "|---|---|---|---|"]
         for rec in ema.itertuples(index=False):
-            lines.append(f"| {rec.item} | {rec.sd_plain:.4f} | {rec.sd_ema:.4f} | {rec.ratio:.2f} |")
+            plain = f"{rec.sd_plain:.4f} [{rec.sd_plain_low:.4f}, {rec.sd_plain_high:.4f}]"
+            averaged = f"{rec.sd_ema:.4f} [{rec.sd_ema_low:.4f}, {rec.sd_ema_high:.4f}]"
+            lines.append(f"| {rec.item} | {plain} | {averaged} | {rec.ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -178,17 +193,15 @@ def ema_effect(runs: pd.DataFrame) -> pd.DataFrame:
     """Per neck and pair: the sd over seeds without and with EMA (the ``seed`` and ``ema`` sources, seeds both
     have) and the ratio of the variances (< 1: EMA makes the comparison less noisy)."""
     both = spreads(runs[runs["source"].isin(["seed", "ema"])])
-    plain = both[both["source"] == "seed"].set_index("item")["sd"]
-    ema = both[both["source"] == "ema"].set_index("item")["sd"]
+    plain = both[both["source"] == "seed"].set_index("item")
+    ema = both[both["source"] == "ema"].set_index("item")
     items = [i for i in plain.index if i in ema.index]
-    return pd.DataFrame(
-        {
-            "item": items,
-            "sd_plain": [plain[i] for i in items],
-            "sd_ema": [ema[i] for i in items],
-            "ratio": [ema[i] ** 2 / plain[i] ** 2 for i in items],
-        }
-    )
+    columns: dict[str, list[Any]] = {"item": items}
+    for name, frame in (("plain", plain), ("ema", ema)):
+        for column in ("sd", "sd_low", "sd_high"):
+            columns[column.replace("sd", f"sd_{name}", 1)] = [frame.at[i, column] for i in items]
+    columns["ratio"] = [ema.at[i, "sd"] ** 2 / plain.at[i, "sd"] ** 2 for i in items]
+    return pd.DataFrame(columns)
 
 
 def train(args: argparse.Namespace, results: Path, board: Path) -> None:

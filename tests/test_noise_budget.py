@@ -52,6 +52,12 @@ def test_sources_spreads_and_shares():
     assert table.loc[("init", "a-b"), "share"] == pytest.approx(0.5)  # .00005 / .0001
     assert table.loc[("seed", "a"), "share"] == pytest.approx(1.0)
     assert table.loc[("init", "a"), "n"] == 2
+    # 95 % chi-square interval of an sd from 3 runs (2 df): sd * sqrt(2 / 7.377759), sd * sqrt(2 / 0.050636)
+    assert table.loc[("seed", "a"), "sd_low"] == pytest.approx(0.0104132, rel=1e-4)
+    assert table.loc[("seed", "a"), "sd_high"] == pytest.approx(0.125695, rel=1e-4)
+    assert all(math.isnan(v) for v in script._sd_interval(0.01, 1))  # one run: no spread, no interval
+    text = script.markdown(table.reset_index(), script.ema_effect(runs), "# budget")
+    assert "| a | 0.0200 [0.0104, 0.1257] (1.00) | 0.0071 [" in text
 
 
 def test_ema_effect_compares_the_same_seeds():
@@ -60,3 +66,5 @@ def test_ema_effect_compares_the_same_seeds():
     assert effect.loc["a", "sd_ema"] == pytest.approx(0.01) and effect.loc["a", "ratio"] == pytest.approx(0.25)
     assert effect.loc["a-b", "sd_ema"] == pytest.approx(0.0, abs=1e-12) and effect.loc["a-b", "ratio"] < 1e-20
     assert not math.isnan(effect.loc["b", "ratio"])
+    assert effect.loc["a", "sd_ema_low"] == pytest.approx(0.01 * 0.520658, rel=1e-4)
+    assert effect.loc["a", "sd_plain_high"] == pytest.approx(0.125695, rel=1e-4)
