@@ -30,10 +30,36 @@ flight. The Markdown table and the figures are then derived from the records alo
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from driving import ROOT, add_driver_options, archbench, batches, committing
 
 from archbench.spec import builtin_names
+
+
+def pending_first(necks: list[str], results: Path, phi: str, seed: str, epochs: int | None, terms: str) -> list[str]:
+    """``necks`` with those that seem to have an ok board record of this phi, seed, schedule and terms moved to
+    the end, so that batches of ``--jobs`` pair necks that need training instead of leaving a slot idle beside a
+    skipped run. Only the order changes: every neck is still passed to ``archbench run``, which decides by config
+    hash what is recorded, so a wrong guess here costs time, never a run. ``epochs`` None: any schedule."""
+    done = set()
+    for path in (results / "runs").glob("*.json"):
+        if path.name.startswith(".tmp-"):
+            continue
+        record = json.loads(path.read_text())
+        config = record.get("config") or {}
+        if (
+            record.get("status") == "ok"
+            and str(record.get("phi")) == phi
+            and str(record.get("seed")) == seed
+            and (epochs is None or record.get("epochs") == epochs)
+            and config.get("terms") == terms
+            and config.get("data_seed") is None
+            and not (config.get("train") or {}).get("ema")
+        ):
+            done.add(record.get("neck"))
+    return [n for n in necks if n not in done] + [n for n in necks if n in done]
 
 
 def main() -> None:
@@ -67,11 +93,16 @@ def main() -> None:
         blocks = [(args.seeds, necks)]
     else:
         runner = ["--jobs", str(args.jobs)]
-        blocks = [(seed, batch) for seed in args.seeds.split(",") for batch in batches(necks, args.jobs)]
     if not args.from_records:
         with committing(results / "runs", args.commit):
             for schedule in schedules:
                 for phi in args.phi.split(","):
+                    if args.executor == "local":  # batches of --jobs necks that still need training fill every slot
+                        epochs = int(schedule[1]) if schedule else None
+                        blocks = []
+                        for seed in args.seeds.split(","):
+                            todo_first = pending_first(necks, results, phi, seed, epochs, args.terms)
+                            blocks += [(seed, batch) for batch in batches(todo_first, args.jobs)]
                     for seeds, batch in blocks:
                         archbench(
                             "run", "--neck", ",".join(batch), "--phi", phi, "--seeds", seeds, *schedule,
