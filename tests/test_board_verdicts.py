@@ -164,6 +164,15 @@ def test_group_verdicts_resolved_pairs_power_and_stability(board):
     assert phi0["n_seeds"] == 3 and phi1["n_seeds"] == 2 and phi0["n_necks"] == 3
 
 
+def test_an_extra_seed_of_one_neck_does_not_raise_the_seeds_the_power_statement_uses():
+    # fpn gets a fourth seed at phi 0; the other two necks, and so two of the three pairs, keep three
+    board = compose([*records(), record("fpn", 0, 3, 0.33)], setup=False)
+    phi0 = at(board.groups, phi=0)
+    assert phi0["n_seeds"] == 4 and phi0["pair_seeds"] == 3
+    assert phi0["mdd"] == pytest.approx(power.min_detectable_difference(phi0["diff_sd"], 3, 0.05, 3))
+    assert "with 3 seeds shared (a typical pair's)" in render(board, "md")
+
+
 def test_pooled_letters_are_kept_beside_the_per_pair_ones(board):
     assert at(board.table, neck="bifpn", phi=0)["pooled_letters"] == "a"
     assert at(board.table, neck="fpn", phi=0)["pooled_letters"] == "b"

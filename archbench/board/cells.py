@@ -183,9 +183,10 @@ def verdict_text(g: pd.Series | None) -> Text:
     return Text(
         f"Resolved: {g['resolved']} of {g['tests']} pairs by their own paired tests (Holm), {g['resolved_pooled']} "
         f"by the pooled block model. The sd of one per-seed difference is {_fmt(g['diff_sd'], '{:.4f}')} "
-        f"(root mean square over the pairs; pooled {_fmt(g['pooled_sd'], '{:.4f}')}), so with "
-        f"{g['n_seeds']} seeds a pair's test detects, with 80 % power, a true difference of "
-        f"{_fmt(g['mdd'])} {metric} (each neck against the reference alone: {_fmt(g['mdd_vs_reference'])}); "
+        f"(root mean square over the pairs; pooled {_fmt(g['pooled_sd'], '{:.4f}')}), so "
+        f"with {g['pair_seeds']} seeds shared (a typical pair's) a pair's test detects, with 80 % power, a true "
+        f"difference of {_fmt(g['mdd'])} {metric} (each neck against the reference alone: "
+        f"{_fmt(g['mdd_vs_reference'])}); "
         f"detecting 0.04 would take {_seeds_text(g['seeds_for_large'])}, 0.02 {_seeds_text(g['seeds_for_small'])}. "
         f"Shown equal within ±0.02 (two one-sided tests, Holm): {equal}. Rank stability: Kendall tau {tau} "
         f"between the rankings of disjoint halves of the seeds ({split})."

@@ -46,6 +46,7 @@ GROUP_COLUMNS = [
     "metric",
     "n_necks",
     "n_seeds",
+    "pair_seeds",
     "rank_tau",
     "tests",
     "resolved",
@@ -165,6 +166,7 @@ def _one_group(keys: dict[str, Any], metric: str, sub: pd.DataFrame, reference: 
         "metric": metric,
         "n_necks": len(necks),
         "n_seeds": int(sub["seed"].nunique()),
+        "pair_seeds": n,
         "rank_tau": stats.rank_stability(sub, metric),
         "tests": m,
         "resolved": int(tests["different"].sum()),
@@ -183,6 +185,8 @@ def _one_group(keys: dict[str, Any], metric: str, sub: pd.DataFrame, reference: 
 def group_verdicts(rows: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
     """One row per comparison group: ``PHI_GROUP`` and ``GROUP_COLUMNS`` (differences and sds in metric units).
 
+    ``n_seeds``: the seeds any neck of the group has; ``pair_seeds``: the seeds a typical pair shares (the median
+    over the tested pairs), which the detectable difference is computed at.
     ``rank_tau``: Kendall tau-b between the neck rankings of disjoint halves of the seeds
     (:func:`stats.rank_stability`; 1 = the halves agree). ``tests``: the pairs tested (every pair with two or
     more shared seeds); ``resolved``: those the per-pair paired t-tests tell apart after Holm over all of them
