@@ -48,14 +48,28 @@ def archbench(*args: str, lock: Path | None = None, code: Path = ROOT) -> None:
     Exit 1 means some run failed (NaN loss, crash): it is recorded and the board lists it apart,
     so the regeneration goes on. Anything else non-zero (2: bad input) stops it.
     """
-    command = [sys.executable, "-m", "archbench", *args]
+    archbench_together([list(args)], lock=lock, code=code)
+
+
+def archbench_together(commands: list[list[str]], lock: Path | None = None, code: Path = ROOT) -> None:
+    """Run several archbench commands side by side (e.g. search workers on one study), as :func:`archbench`
+    runs one: the lock held until all have ended, the driver stopped by any exit status but 0 and 1; on Ctrl-C
+    the rest are killed (their runs resume or are retried from their checkpoints)."""
+    full = [[sys.executable, "-m", "archbench", *args] for args in commands]
     with holding(lock):
-        print("+", " ".join(command[1:]), flush=True)
-        status = subprocess.call(command, cwd=code)
+        for command in full:
+            print("+", " ".join(command[1:]), flush=True)
+        processes = [subprocess.Popen(command, cwd=code) for command in full]
+        try:
+            statuses = [process.wait() for process in processes]
+        finally:
+            for process in processes:
+                process.kill()
     if lock is not None:
         time.sleep(YIELD_S)
-    if status not in (0, 1):
-        sys.exit(status)
+    stop = max((s for s in statuses if s not in (0, 1)), default=0)
+    if stop:
+        sys.exit(stop)
 
 
 def batches(names: list[str], size: int) -> list[list[str]]:

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from driving import ROOT, YIELD_S, add_driver_options, holding
+from driving import ROOT, add_driver_options, archbench_together
 
 #: Sampler seeds of the workers of one search lie this far apart.
 WORKER_SEED_STRIDE = 1000
@@ -50,24 +48,13 @@ def worker_seeds(sampler_seed: int, workers: int) -> list[int]:
 
 
 def search_step(args: argparse.Namespace, study: str, total: int, results: Path) -> None:
-    """One call: ``--workers`` `archbench search` workers on ``study`` until it has ``total`` trials, holding
-    the lock until all have finished. A worker's exit status other than 0 stops the driver."""
-    base = [sys.executable, "-m", "archbench", "search", "--space", args.space, "--study", study]
-    base += ["--objective", "multi", "--trials", str(total), "--epochs", str(args.epochs), "--terms", args.terms]
-    base += ["--threads", str(args.threads), "--results", str(results)]
+    """One call: ``--workers`` `archbench search` workers on ``study`` until it has ``total`` trials, side by
+    side under the lock (:func:`driving.archbench_together`)."""
+    base = ["search", "--space", args.space, "--study", study, "--objective", "multi", "--trials", str(total)]
+    base += ["--epochs", str(args.epochs), "--terms", args.terms, "--threads", str(args.threads)]
+    base += ["--results", str(results)]
     commands = [[*base, "--sampler-seed", str(seed)] for seed in worker_seeds(args.sampler_seed, args.workers)]
-    with holding(args.lock):
-        print("+", " ".join(commands[0][1:]), f"(x{args.workers} workers)", flush=True)
-        workers = [subprocess.Popen(command, cwd=args.code.resolve()) for command in commands]
-        try:
-            statuses = [worker.wait() for worker in workers]
-        finally:
-            for worker in workers:  # on Ctrl-C: their trials are retried from their checkpoints by the next call
-                worker.kill()
-    if args.lock is not None:
-        time.sleep(YIELD_S)
-    if any(statuses):
-        sys.exit(max(statuses))
+    archbench_together(commands, lock=args.lock, code=args.code.resolve())
 
 
 def commit(results: Path, study: str, total: int) -> None:
