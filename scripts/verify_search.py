@@ -10,7 +10,7 @@ the built-ins, and measure how well the search's proxy predicts the board.
    runs side by side, into RESULTS (default results/verify), batch by batch as scripts/make_leaderboard.py does.
 3. Trains the built-ins (``--builtins``) under the search's own protocol (its phis, seed, schedule, terms and
    threads: one run at a time with all threads, as a search worker trains) into SEARCH/builtins, so that they
-   have a search AP too.
+   have a search AP too, with the code that ran the search (``--search-code``; ``--code`` trains step 2).
 4. Derives RESULTS/LEADERBOARD.md, the board of ``--board`` and RESULTS pooled (``archbench leaderboard``
    with both folders, Delta against ``--reference``), and RESULTS/VERIFY.md: per neck its search AP, its board AP
    at the first phi, and Kendall tau between the two over every neck that has both (scipy.stats.kendalltau).
@@ -76,7 +76,8 @@ def train(args: argparse.Namespace, graphs: list[Path], settings: StudySettings,
                 )  # fmt: skip
     proxy = protocol_flags(settings)  # one run at a time with every thread, as a search worker trains
     archbench(
-        "run", "--neck", args.builtins, *proxy, "--results", str(search / "builtins"), lock=args.lock, code=code
+        "run", "--neck", args.builtins, *proxy, "--results", str(search / "builtins"), lock=args.lock,
+        code=args.search_code.resolve(),
     )  # fmt: skip
 
 
@@ -144,6 +145,11 @@ def main() -> None:
         "--builtins", default="fpn,panet,bifpn,nasfpn,hda_residual,fpn_effdet", help="built-ins given a search AP"
     )
     add_driver_options(parser)
+    parser.add_argument(
+        "--search-code", type=Path, default=ROOT,
+        help="the checkout that ran the search (make_search.py's --code): the built-ins' search-protocol runs use it, "
+        "so that their search AP compares with the found graphs'",
+    )  # fmt: skip
     parser.add_argument("--analyse-only", action="store_true", help="train nothing; analyse what is recorded")
     args = parser.parse_args()
     results, search = ROOT / args.results, ROOT / args.search
