@@ -111,14 +111,17 @@ def board_records(tiny_data, tmp_path):
     return [r.to_dict() for r in records]
 
 
-def test_the_board_flags_mixed_cpu_kinds_and_never_averages_their_timings_silently(tiny_data, tmp_path):
+def test_the_board_flags_mixed_cpu_kinds_and_models_and_never_averages_their_timings_silently(tiny_data, tmp_path):
     records = board_records(tiny_data, tmp_path)
     (row,) = setup_table(records).to_dict("records")
     assert row["mixed"] == "none" and row["settings"].startswith("batched_targets=True")
     assert not build_table(records)["timing_mixed"].any()
+    records[1]["environment"] = {**records[1]["environment"], "cpu_model": "Another CPU"}  # one kind, two models
+    (row,) = setup_table(records).to_dict("records")
+    assert row["mixed"] == "CPU models" and "Another CPU" in row["environment"]
     records[1]["environment"] = {**records[1]["environment"], "cpu_capability": "AVX2"}
     (row,) = setup_table(records).to_dict("records")
-    assert row["mixed"] == "CPU kinds"
+    assert row["mixed"] == "CPU kinds, CPU models"
     assert build_table(records)["timing_mixed"].all()
     text = render(compose(records), "md")
     assert MIXED_MARK in text and "average seeds that ran under different conditions" in text

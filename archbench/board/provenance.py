@@ -55,6 +55,7 @@ def _run_setup(record: Mapping[str, Any]) -> dict[str, Any]:
             else None
         ),
         "cpu": env.get("cpu_capability"),
+        "cpu_model": env.get("cpu_model"),
         "settings": ", ".join(f"{k}={v}" for k, v in sorted((env.get("settings") or {}).items())) or None,
         "threads": f"{env.get('torch_threads')} x {env.get('jobs', 1)}" if env else None,
         "code": _code(env),
@@ -76,7 +77,9 @@ def _gpu(env: Mapping[str, Any]) -> str:
 
 
 #: What may vary inside one group and must then be said: label -> setup column (code versions: see :func:`_mixed`).
-MIXABLE = {"CPU kinds": "cpu", "speed settings": "settings", "threads x jobs": "threads"}
+#: CPU models count apart from kinds: an Intel Xeon and an AMD EPYC, both AVX-512, train the same configuration to
+#: different AP (docs/board.md, How the runs were made).
+MIXABLE = {"CPU kinds": "cpu", "CPU models": "cpu_model", "speed settings": "settings", "threads x jobs": "threads"}
 #: The checkout whose history the records' commits are looked up in.
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,8 +101,8 @@ def _code_mixed(codes: Iterable[str | None], commits: Sequence[str]) -> str | No
 
 
 def _mixed(group: pd.DataFrame, commits: Sequence[str]) -> str:
-    """Which of CPU kinds, code versions, speed settings and threads x jobs take more than one known value in
-    ``group``; 'none' when all agree."""
+    """Which of CPU kinds, CPU models, code versions, speed settings and threads x jobs take more than one known
+    value in ``group``; 'none' when all agree."""
     labels = [label for label, column in MIXABLE.items() if len({v for v in group[column] if v is not None}) > 1]
     code = _code_mixed(group["code"], commits)
     return ", ".join([*labels, *([code] if code else [])]) or "none"
@@ -158,8 +161,8 @@ def _distinct(values: Iterable[Any]) -> str:
 def setup_table(records: Iterable[Record], task: str | None = None) -> pd.DataFrame:
     """Per group (GROUP_KEYS): how many runs, and every distinct training schedule, data set, environment, speed
     settings and code version among them (several clean commits as a count and the first and last), the dates
-    they were written (first .. last), and ``mixed``: which of CPU kinds, code versions, speed settings and
-    threads x jobs differ between the group's runs (:data:`MIXABLE`; 'none')."""
+    they were written (first .. last), and ``mixed``: which of CPU kinds, CPU models, code versions, speed settings
+    and threads x jobs differ between the group's runs (:data:`MIXABLE`; 'none')."""
     chosen = [r for r in map(as_dict, records) if task is None or r.get("task") == task]
     columns = [c for c in SETUP_COLUMNS if c not in ("runs", "mixed")] + list(MIXABLE.values())
     rows = pd.DataFrame([_run_setup(r) for r in chosen], columns=list(dict.fromkeys(columns)))

@@ -1,7 +1,8 @@
 """Where and how a run was made: the machine, the software, and the settings that stay out of the config hash.
 
 A result depends on more than its configuration: AP differs between CPU kinds for the same seed and commit
-(AVX-512 against AVX2 kernels round differently), and timings depend on the machine, the torch threads, the
+(AVX-512 against AVX2 kernels round differently), and between CPU models of one kind (an Intel Xeon against an AMD
+EPYC, both AVX-512: docs/board.md), and timings depend on the machine, the torch threads, the
 runs trained beside it and the speed settings (:data:`archbench.train.trainer.SPEED_FIELDS`). Every record
 stores all of them under ``environment`` (:func:`environment`), so
 
