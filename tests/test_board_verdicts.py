@@ -208,6 +208,20 @@ def test_transfer_against_the_published_rankings(board):
     assert {"bifpn", "panet", "fpn"} <= set(board.published["board_necks"].str.split(" or ").explode())
 
 
+def test_transfer_counts_the_pairs_the_letters_resolve():
+    """The transfer's "resolved" are the board's per-pair verdicts, not the pooled model's. A noisy panet
+    (.20 .50 .35) inflates the pooled residual (SS .029045 on 4 df: bifpn - fpn t = 1.49, unresolved), while
+    bifpn - fpn = [.10 .11 .10] is steady on its own (t = 31.0 on 2 df, p .00104, Holm x3 .0031: resolved)."""
+    aps = {"fpn": (0.30, 0.30, 0.30), "bifpn": (0.40, 0.41, 0.40), "panet": (0.20, 0.50, 0.35)}
+    rows = [record(neck, 0, seed, ap) for neck, values in aps.items() for seed, ap in enumerate(values)]
+    noisy = compose(rows, setup=False)
+    assert at(noisy.groups, phi=0)[["resolved", "resolved_pooled"]].tolist() == [1, 0]
+    table5 = at(noisy.transfer, phi=0, comparison="EfficientDet Table 5")
+    assert table5["board_order"] == "bifpn > panet > fpn"
+    assert (table5["resolved"], table5["resolved_agree"]) == (1, 1)
+    assert at(noisy.transfer, phi=0, comparison="PANet vs FPN")["resolved"] == 0
+
+
 def test_every_format_carries_the_statistics(board, tmp_path):
     md = render(board, "md")
     assert "| 1 | bifpn | a | a | 3 | 0.420 ± 0.050 | +0.100 ± 0.025 |" in md

@@ -4,9 +4,9 @@ For each comparison group (``verdicts.PHI_GROUP``) and each published comparison
 (``archbench.board.published.PUBLISHED``), the board's necks standing for the paper's networks are ranked by
 their mean main metric and set against the paper's order with :func:`archbench.board.stats.ranking_agreement`:
 Kendall tau-b (1 = same order, -1 = reversed) and the fraction of pairs ordered the same way. Means alone
-order every pair, however close; ``resolved`` counts the pairs the board's own tie test tells apart
-(``stats.pairwise_tests``: the block model's t-tests, Holm over the whole group) and ``resolved_agree``
-how many of those go the paper's way.
+order every pair, however close; ``resolved`` counts the pairs the board's letters tell apart
+(``pairs.paired_tests``: each pair's own paired t-test, Holm over every pair of the group and phi) and
+``resolved_agree`` how many of those go the paper's way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from archbench.board import stats
+from archbench.board import pairs, stats
 from archbench.board.published import PUBLISHED, Comparison
 from archbench.board.verdicts import PHI_GROUP, comparison_groups
 
@@ -62,7 +62,7 @@ def _one(keys: dict[str, Any], metric: str, sub: pd.DataFrame, comparison: Compa
     means = stats.neck_means(sub[sub["neck"].isin(published)], metric).dropna()
     board = [str(n) for n in means.index]
     agreement = stats.ranking_agreement(board, published)
-    resolved, agree = _resolved(stats.pairwise_tests(sub, metric), board, published)
+    resolved, agree = _resolved(pairs.paired_tests(sub, metric), board, published)
     return {
         **keys,
         "comparison": comparison.name,
