@@ -6,11 +6,13 @@ the built-ins, and measure how well the search's proxy predicts the board.
 
 1. Picks ``--graphs K`` graphs of the study's front (its Pareto set, reference graphs left out), spread over its
    cost range (cheapest, most expensive, and evenly between), and writes them to RESULTS/graphs/.
-2. Trains them with the headline protocol: ``--phi`` x ``--seeds`` at ``--epochs`` under the board's terms, two
-   runs side by side, into RESULTS (default results/verify), batch by batch as scripts/make_leaderboard.py does.
-3. Trains the built-ins (``--builtins``) under the search's own protocol (its phis, seed, schedule, terms and
-   threads: one run at a time with all threads, as a search worker trains) into SEARCH/builtins, so that they
-   have a search AP too, with the code that ran the search (``--search-code``; ``--code`` trains step 2).
+2. Trains the built-ins (``--builtins``) under the search's own protocol (its phis, seed, schedule and terms,
+   ``--search-threads`` threads a run as its workers trained, as many runs side by side as the cores allow) into
+   SEARCH/builtins, so that they have a search AP too, with the code that ran the search (``--search-code``).
+   Minutes: it goes first, so that the proxy's column is complete early.
+3. Trains the chosen graphs with the headline protocol and the board's code (``--code``): ``--phi`` x ``--seeds``
+   at ``--epochs`` under the board's terms, two runs side by side, into RESULTS (default results/verify/STUDY),
+   batch by batch as scripts/make_leaderboard.py does.
 4. Derives RESULTS/LEADERBOARD.md, the board of ``--board`` and RESULTS pooled (``archbench leaderboard``
    with both folders, Delta against ``--reference``), and RESULTS/VERIFY.md: per neck its search AP, its board AP
    at the first phi, and Kendall tau between the two over every neck that has both (scipy.stats.kendalltau).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -65,19 +68,26 @@ def write_graphs(study: Study, chosen: pd.DataFrame, folder: Path) -> list[Path]
     return paths
 
 
-def train(args: argparse.Namespace, graphs: list[Path], settings: StudySettings, results: Path, search: Path) -> None:
-    code = args.code.resolve()
+def train_graphs(args: argparse.Namespace, graphs: list[Path], results: Path) -> None:
+    """Step 3: the chosen graphs at the headline tier's phis and seeds, two runs side by side."""
     for phi in args.phi.split(","):
         for seed in args.seeds.split(","):
             for batch in batches([str(p) for p in graphs], 2):
                 archbench(
                     "run", "--neck", ",".join(batch), "--phi", phi, "--seeds", seed, "--epochs", str(args.epochs),
-                    "--terms", args.terms, "--jobs", "2", "--results", str(results), lock=args.lock, code=code,
+                    "--terms", args.terms, "--jobs", "2", "--results", str(results), lock=args.lock,
+                    code=args.code.resolve(),
                 )  # fmt: skip
-    proxy = protocol_flags(settings)  # one run at a time with every thread, as a search worker trains
+
+
+def train_builtins(args: argparse.Namespace, settings: StudySettings, search: Path) -> None:
+    """Step 2: the built-ins under the search's protocol, into SEARCH/builtins."""
+    # The thread count is not part of a study's settings, but it can move the last digits of a run's numerics,
+    # so the built-ins train with the threads the search's workers had.
+    jobs = max(1, (os.cpu_count() or 1) // args.search_threads)
     archbench(
-        "run", "--neck", args.builtins, *proxy, "--results", str(search / "builtins"), lock=args.lock,
-        code=args.search_code.resolve(),
+        "run", "--neck", args.builtins, *protocol_flags(settings), "--threads", str(args.search_threads),
+        "--jobs", str(jobs), "--results", str(search / "builtins"), lock=args.lock, code=args.search_code.resolve(),
     )  # fmt: skip
 
 
@@ -134,7 +144,7 @@ def main() -> None:
     parser.add_argument("--search", default="results/topology", help="the search's results folder (search.db)")
     parser.add_argument("--storage", help="the study's storage URL (default: SEARCH/search.db)")
     parser.add_argument("--graphs", type=int, default=3, help="graphs of the front to re-train")
-    parser.add_argument("--results", default="results/verify", help="folder of the verification runs")
+    parser.add_argument("--results", help="folder of the verification runs (default results/verify/STUDY)")
     parser.add_argument("--board", default="results/board", help="the board the graphs are judged beside")
     parser.add_argument("--phi", default="0,1", help="comma list of phi values (the headline tier's)")
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds (the headline tier's)")
@@ -150,16 +160,22 @@ def main() -> None:
         help="the checkout that ran the search (make_search.py's --code): the built-ins' search-protocol runs use it, "
         "so that their search AP compares with the found graphs'",
     )  # fmt: skip
+    parser.add_argument(
+        "--search-threads", type=int, default=1, help="torch threads of a search run (make_search.py --threads)"
+    )
     parser.add_argument("--analyse-only", action="store_true", help="train nothing; analyse what is recorded")
     args = parser.parse_args()
+    args.results = args.results or f"results/verify/{args.study}"
     results, search = ROOT / args.results, ROOT / args.search
     table, settings, study = study_front(args.study, search, args.storage)
     front = table[table.on_front & (table.reference == "")].sort_values(COSTS[settings.cost])
     chosen = pick_graphs(front.drop_duplicates("graph"), args.graphs)
     graphs = write_graphs(study, chosen, results / "graphs")
     if not args.analyse_only:
+        with committing(search / "builtins" / "runs", args.commit):
+            train_builtins(args, settings, search)
         with committing(results / "runs", args.commit):
-            train(args, graphs, settings, results, search)
+            train_graphs(args, graphs, results)
     analyse(args, chosen, settings)
 
 
