@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from driving import ROOT, add_driver_options, archbench, batches, committing
 from optuna import Study
 
 from archbench.files import atomic_write_text
+from archbench.runs.records import RunRecord, load_records
 from archbench.search.front import protocol_flags, trials_table
 from archbench.search.report import stored_study
 from archbench.search.study import COSTS, StudySettings, settings_of
@@ -68,15 +70,40 @@ def write_graphs(study: Study, chosen: pd.DataFrame, folder: Path) -> list[Path]
     return paths
 
 
+def rivals_to_retrain(
+    board_records: Iterable[RunRecord], rivals: Iterable[str], phi: int, epochs: int, here: str | None
+) -> dict[int, list[str]]:
+    """Seed -> the ``rivals`` to train again at ``phi`` beside the graphs: those with a board run at ``phi`` and
+    ``epochs`` that names another CPU model than ``here``, with every seed the board holds of them there.
+
+    Two CPU models train one configuration to different numbers (docs/board.md), so a found graph trained here
+    is compared with rivals trained here; a rival is re-trained whole, so that none mixes machines in its seeds."""
+    wanted = set(rivals)
+    runs = [r for r in board_records if r.ok and r.neck in wanted and r.phi == phi and r.epochs == epochs]
+    foreign = {r.neck for r in runs if (r.environment or {}).get("cpu_model") != here}
+    by_seed: dict[int, list[str]] = {}
+    for r in sorted(runs, key=lambda r: (r.seed, r.neck)):
+        if r.neck in foreign and r.neck not in by_seed.get(r.seed, []):
+            by_seed.setdefault(r.seed, []).append(r.neck)
+    return by_seed
+
+
 def train_graphs(args: argparse.Namespace, graphs: list[Path], results: Path) -> None:
-    """Step 3: the chosen graphs at the headline tier's phis and seeds, two runs side by side."""
-    for phi in args.phi.split(","):
-        for seed in args.seeds.split(","):
-            for batch in batches([str(p) for p in graphs], 2):
+    """Step 3: the chosen graphs at the headline tier's phis and seeds, two runs side by side, with the rivals
+    that :func:`rivals_to_retrain` names at each phi."""
+    from archbench.runs.environment import cpu_model
+
+    board_records = load_records(ROOT / args.board)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for phi in [int(p) for p in args.phi.split(",")]:
+        rivals = rivals_to_retrain(board_records, args.rivals.split(","), phi, args.epochs, cpu_model())
+        for seed in sorted(set(seeds) | set(rivals)):
+            necks = [str(p) for p in graphs] if seed in seeds else []
+            for batch in batches(necks + rivals.get(seed, []), 2):
                 archbench(
-                    "run", "--neck", ",".join(batch), "--phi", phi, "--seeds", seed, "--epochs", str(args.epochs),
-                    "--terms", args.terms, "--jobs", "2", "--results", str(results), lock=args.lock,
-                    code=args.code.resolve(),
+                    "run", "--neck", ",".join(batch), "--phi", str(phi), "--seeds", str(seed), "--epochs",
+                    str(args.epochs), "--terms", args.terms, "--jobs", "2", "--results", str(results),
+                    lock=args.lock, code=args.code.resolve(),
                 )  # fmt: skip
 
 
@@ -91,48 +118,100 @@ def train_builtins(args: argparse.Namespace, settings: StudySettings, search: Pa
     )  # fmt: skip
 
 
+def rival_tests(rows: pd.DataFrame, graphs: list[str], rivals: list[str], metric: str) -> pd.DataFrame:
+    """Each found graph against each rival at one phi (``rows``: one group's seed rows): the board's per-pair
+    paired tests (``pairs.paired_tests``, Holm over the graphs x rivals family) and each pair's minimum detectable
+    difference at its seeds (80 % power at Holm's first level, ``power.min_detectable_difference``), metric units.
+    Pairs where either side has no runs are left out."""
+    from archbench.board.pairs import paired_tests
+    from archbench.board.power import min_detectable_difference
+    from archbench.board.stats import ALPHA
+
+    present = set(rows["neck"])
+    family = [(g, r) for g in graphs for r in rivals if g in present and r in present]
+    if not family:
+        return pd.DataFrame()
+    tests = paired_tests(rows, metric, family)
+    tests["mdd"] = [
+        min_detectable_difference(sd, int(n), ALPHA, len(family)) for sd, n in zip(tests.diff_sd, tests.n_pairs)
+    ]
+    return tests
+
+
 def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySettings) -> None:
     from scipy import stats
 
     from archbench.board.aggregate import pooled_records, seed_rows
-    from archbench.runs.records import load_records
 
     results, search, board = ROOT / args.results, ROOT / args.search, ROOT / args.board
     metric = settings.metric
-    first_phi = int(args.phi.split(",")[0])
+    phis = [int(p) for p in args.phi.split(",")]
+    graphs = list(chosen.graph)
     proxy_ap = {r.neck: (r.metrics or {})[metric] for r in load_records(search / "builtins") if r.ok}
     proxy_ap.update({row.graph: row[metric] for _, row in chosen.iterrows()})
-    rows = seed_rows(pooled_records([board, results], settings.task), settings.task)
-    rows = rows[(rows["epochs"] == args.epochs) & (rows["phi"] == first_phi) & (rows["terms"] == args.terms)]
-    board_ap = rows.groupby("neck")[metric].agg(["mean", "count"])
-    necks = sorted(n for n in proxy_ap if n in board_ap.index)
-    tau = stats.kendalltau([proxy_ap[n] for n in necks], [board_ap.at[n, "mean"] for n in necks])
+    rows = seed_rows(pooled_records([results, board], settings.task), settings.task)
+    rows = rows[(rows["epochs"] == args.epochs) & (rows["terms"] == args.terms)]
+    board_ap = {phi: rows[rows["phi"] == phi].groupby("neck")[metric].agg(["mean", "count"]) for phi in phis}
     lines = [
         f"# Verification of search study {args.study}",
         "",
         f"Derived by scripts/verify_search.py from the study ({args.search}), the search-protocol runs of the "
-        f"built-ins ({args.search}/builtins) and the board ({args.board} and {args.results}): regenerate it, do "
-        f"not edit it. Search AP: phi {list(settings.phis)}, {settings.train['epochs']} epochs, seed "
-        f"{settings.seed}; board AP: phi {first_phi}, {args.epochs} epochs, mean over the seeds trained. The "
-        f"pooled board with its tests is [LEADERBOARD.md](LEADERBOARD.md) (Delta against {args.reference}).",
+        f"built-ins ({args.search}/builtins) and the board ({args.results} pooled with {args.board}, the former's "
+        f"runs first): regenerate it, do not edit it. Search AP: phi {list(settings.phis)}, "
+        f"{settings.train['epochs']} epochs, seed {settings.seed}, the search's own protocol; board AP: "
+        f"{args.epochs} epochs, mean over the seeds trained. The pooled board with its tests and equal-cost tables is "
+        f"[LEADERBOARD.md](LEADERBOARD.md) (Delta against {args.reference}).",
         "",
-        f"Kendall tau between search AP and board AP over {len(necks)} necks: {tau.statistic:+.2f} "
-        f"(p = {tau.pvalue:.3f}).",
+        "## Does the search's proxy predict the board?",
         "",
-        "| neck | found by the search | search AP | board AP | board seeds |",
-        "|---|---|---|---|---|",
     ]
-    found = set(chosen.graph)
-    for n in sorted(necks, key=lambda n: -board_ap.at[n, "mean"]):
+    taus: dict[str, dict[str, object]] = {}
+    for phi in phis:
+        necks = sorted(n for n in proxy_ap if n in board_ap[phi].index)
+        if len(necks) < 2:
+            continue
+        tau = stats.kendalltau([proxy_ap[n] for n in necks], [board_ap[phi].at[n, "mean"] for n in necks])
         lines.append(
-            f"| {n} | {'yes' if n in found else ''} | {proxy_ap[n]:.4f} | {board_ap.at[n, 'mean']:.4f} "
-            f"| {int(board_ap.at[n, 'count'])} |"
+            f"- Board phi {phi}: Kendall tau {tau.statistic:+.2f} over {len(necks)} necks (p = {tau.pvalue:.3f})."
         )
+        taus[str(phi)] = {"necks": necks, "tau": tau.statistic, "p": tau.pvalue}
+    head = " | ".join(f"board AP phi {phi} (seeds)" for phi in phis)
+    lines += ["", f"| neck | found by the search | search AP | {head} |", "|---|---|---|" + "---|" * len(phis)]
+
+    def board_cell(phi: int, neck: str) -> str:
+        table = board_ap[phi]
+        return f"{table.at[neck, 'mean']:.4f} ({int(table.at[neck, 'count'])})" if neck in table.index else "-"
+
+    listed = sorted(proxy_ap, key=lambda n: -proxy_ap[n])
+    for n in listed:
+        cells = " | ".join(board_cell(phi, n) for phi in phis)
+        lines.append(f"| {n} | {'yes' if n in graphs else ''} | {proxy_ap[n]:.4f} | {cells} |")
+    rivals = args.rivals.split(",")
+    lines += [
+        "",
+        "## The found graphs against the rivals at equal phi",
+        "",
+        f"Per-pair paired t-tests over the seeds both ran (Holm over the {len(graphs)} x {len(rivals)} pairs of a "
+        f"phi, 5 %); the interval is the pair's 95 % Student-t interval of the mean difference, the MDD the "
+        "difference its test detects with 80 % power at Holm's first level. Equal cost: LEADERBOARD.md.",
+        "",
+        "| phi | graph | rival | seeds | graph - rival | p (Holm) | resolved | MDD |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    versus: dict[str, list[dict[str, object]]] = {}
+    for phi in phis:
+        tests = rival_tests(rows[rows["phi"] == phi], graphs, rivals, metric)
+        for t in tests.itertuples():
+            lines.append(
+                f"| {phi} | {t.a} | {t.b} | {t.n_pairs} | {t.diff_mean:+.4f} ± {t.diff_ci:.4f} | {t.p_adj:.3f} "
+                f"| {'yes' if t.different else 'no'} | {t.mdd:.4f} |"
+            )
+        versus[str(phi)] = tests.to_dict("records")
     atomic_write_text(results / "VERIFY.md", "\n".join(lines) + "\n")
-    summary = {"necks": necks, "tau": tau.statistic, "p": tau.pvalue, "chosen": chosen.to_dict("records")}
+    summary = {"chosen": chosen.to_dict("records"), "tau": taus, "rivals": versus}
     atomic_write_text(results / "verify.json", json.dumps(summary, indent=2, default=float) + "\n")
     archbench(
-        "leaderboard", "--results", str(board), "--results", str(results), "--task", settings.task,
+        "leaderboard", "--results", str(results), "--results", str(board), "--task", settings.task,
         "--reference", args.reference, "--format", "md", "-o", str(results / "LEADERBOARD.md"), lock=args.lock,
     )  # fmt: skip
     print((results / "VERIFY.md").read_text())
@@ -150,6 +229,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds (the headline tier's)")
     parser.add_argument("--epochs", type=int, required=True, help="the headline tier's schedule")
     parser.add_argument("--terms", default="efficientdet", help="the board's equal terms")
+    parser.add_argument(
+        "--rivals", default="fpn,panet,bifpn",
+        help="built-ins trained again beside the graphs at a phi whose board runs of them name another CPU model",
+    )  # fmt: skip
     parser.add_argument("--reference", default="bifpn", help="the neck the pooled board's Delta is taken from")
     parser.add_argument(
         "--builtins", default="fpn,panet,bifpn,nasfpn,hda_residual,fpn_effdet", help="built-ins given a search AP"

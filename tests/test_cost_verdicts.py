@@ -220,3 +220,11 @@ def test_a_group_of_one_phi_says_it_has_no_budgets_and_still_shows_the_fronts():
     assert blocks[0].text == "AP at equal cost" and "one phi" in blocks[1].text
     grid = blocks[-1]
     assert isinstance(grid, Grid) and {r[1] for r in grid.rows} == {"0"}
+
+
+def test_budget_labels_add_digits_until_no_two_budgets_look_alike():
+    from archbench.board.cost_cells import budget_labels
+
+    assert budget_labels([0.0665, 0.0769]) == ["0.0665", "0.0769"]
+    assert budget_labels([0.7347, 0.753171, 0.753209, 0.7539]) == ["0.7347", "0.75317", "0.75321", "0.7539"]
+    assert budget_labels([10.12, 10.14]) == ["10.12", "10.14"]

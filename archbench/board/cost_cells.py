@@ -5,11 +5,13 @@ Per cost axis: a heading, a sentence saying how the values are made (with the fi
 costs come from) and a grid with budgets as rows and necks as columns, each cell ``value ± 95 % CI letters``;
 then one grid of how often each (neck, phi) is on the accuracy-cost front of each axis when the seeds are
 resampled. A group of one phi has no budgets: one sentence says so, and the fronts are still shown. Budgets are
-shown in the axis' display units (``equal_cost.CostAxis``: parameters in millions) with 3 significant digits.
+shown in the axis' display units (``equal_cost.CostAxis``: parameters in millions) with 3 significant digits, more
+where two budgets would otherwise look alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -18,8 +20,8 @@ from archbench.board.equal_cost import COST_AXES, CostAxis, cost_axis
 from archbench.board.grids import Block, Grid, Heading, Text, interval
 from archbench.board.latency import FROM_RECORDS
 
-#: How budgets are shown (display units).
-BUDGET_SPEC = "{:.3g}"
+#: Budgets are shown with at least this many significant digits (display units), more where two would look alike.
+BUDGET_DIGITS = 3
 
 
 def _of_group(frame: pd.DataFrame, keys: dict[str, Any], metric: str) -> pd.DataFrame:
@@ -91,11 +93,24 @@ def budget_grid(costs: pd.DataFrame, axis: CostAxis) -> Grid:
     """One group's values on one axis: budgets (display units) as rows, necks (by name) as columns, cells
     ``value ± 95 % CI letters`` (``-`` where a neck has no value at a budget)."""
     necks = sorted(costs["neck"].unique())
+    groups = list(costs.groupby("budget", sort=True))
+    labels = budget_labels([budget * axis.scale for budget, _ in groups])
     rows = []
-    for budget, at in costs.groupby("budget", sort=True):
+    for label, (_, at) in zip(labels, groups):
         cells = {r["neck"]: f"{interval(r['value'], r['ci95'])} {r['letters']}".rstrip() for _, r in at.iterrows()}
-        rows.append([interval(budget * axis.scale, None, BUDGET_SPEC), *[cells.get(n, "-") for n in necks]])
+        rows.append([label, *[cells.get(n, "-") for n in necks]])
     return Grid([_axis_header(axis), *necks], rows)
+
+
+def budget_labels(budgets: Sequence[float], digits: int = BUDGET_DIGITS) -> list[str]:
+    """``budgets`` (display units, distinct) written with the fewest significant digits, ``digits`` at least, at
+    which no two look alike. Where the necks' cost ranges share nothing, every neck's cost is a budget, and two
+    necks of one phi can differ in the fifth digit (0.753171 and 0.753209 M parameters)."""
+    for d in range(digits, 16):
+        labels = [f"{b:.{d}g}" for b in budgets]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
 
 
 def _freq_cell(r: pd.Series | None) -> str:
