@@ -118,6 +118,15 @@ class RecordCommitter(threading.Thread):
         self.commit_new()
 
 
+def commit_paths(paths: list[Path], message: str) -> None:
+    """Commit ``paths`` (files or folders; what git ignores in them stays out) to the repository that holds
+    this checkout, only those paths; nothing when none exists."""
+    names = [str(p.resolve().relative_to(ROOT)) for p in paths if p.exists()]
+    if names:
+        subprocess.call(["git", "add", "--", *names], cwd=ROOT)
+        subprocess.call(["git", "commit", "-q", "-m", message, "--", *names], cwd=ROOT)
+
+
 def add_driver_options(parser: argparse.ArgumentParser) -> None:
     """The options every training script shares: ``--lock``, ``--code`` and ``--commit``."""
     parser.add_argument("--lock", type=Path, help="hold an exclusive flock on this file during each archbench run")

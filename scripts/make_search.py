@@ -22,10 +22,9 @@ timing as well as on S: a repeat search is another draw of the same procedure, n
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
-from driving import ROOT, add_driver_options, archbench_together
+from driving import ROOT, add_driver_options, archbench_together, commit_paths
 
 #: Sampler seeds of the workers of one search lie this far apart.
 WORKER_SEED_STRIDE = 1000
@@ -57,15 +56,6 @@ def search_step(args: argparse.Namespace, study: str, total: int, results: Path)
     archbench_together(commands, lock=args.lock, code=args.code.resolve())
 
 
-def commit(results: Path, study: str, total: int) -> None:
-    """Commit the study's storage and its results folder (ignored paths, such as checkpoints, stay out)."""
-    paths = [str(p.relative_to(ROOT)) for p in (results / "search.db", results / "search" / study) if p.exists()]
-    if not paths:
-        return
-    subprocess.call(["git", "add", "--", *paths], cwd=ROOT)
-    subprocess.call(["git", "commit", "-q", "-m", f"search: {study}, {total} trials asked", "--", *paths], cwd=ROOT)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", required=True, help="a shipped topology space's name, or a space file")
@@ -83,8 +73,8 @@ def main() -> None:
     study = study_name(Path(args.space).stem, args.terms, args.sampler_seed)
     for total in totals(args.trials, args.step):
         search_step(args, study, total, results)
-        if args.commit:
-            commit(results, study, total)
+        if args.commit:  # the study's storage and its results folder
+            commit_paths([results / "search.db", results / "search" / study], f"search: {study}, {total} trials asked")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,15 @@ the built-ins, and measure how well the search's proxy predicts the board.
    Minutes: it goes first, so that the proxy's column is complete early.
 3. Trains the chosen graphs with the headline protocol and the board's code (``--code``): ``--phi`` x ``--seeds``
    at ``--epochs`` under the board's terms, two runs side by side, into RESULTS (default results/verify/STUDY),
-   batch by batch as scripts/make_leaderboard.py does.
-4. Derives RESULTS/LEADERBOARD.md, the board of ``--board`` and RESULTS pooled (``archbench leaderboard``
-   with both folders, Delta against ``--reference``), and RESULTS/VERIFY.md: per neck its search AP, its board AP
-   at the first phi, and Kendall tau between the two over every neck that has both (scipy.stats.kendalltau).
+   batch by batch as scripts/make_leaderboard.py does. At a phi where the board's runs of a rival (``--rivals``)
+   name another CPU model than this machine's, that rival is trained again beside them, every seed the board
+   holds of it there (:func:`rivals_to_retrain`).
+4. Derives RESULTS/VERIFY.md and verify.json: per neck its search AP and its board AP at every phi, Kendall tau
+   between the two per phi over every neck that has both (scipy.stats.kendalltau), and each graph against each
+   rival at equal phi (:func:`rival_tests`); the board is RESULTS, then ``--board`` without the (neck, phi)s
+   RESULTS trained again (:func:`verification_pool`). And RESULTS/LEADERBOARD.md, the board of both folders
+   (``archbench leaderboard``, RESULTS first, Delta against ``--reference``) with its equal-cost tables.
+   With ``--commit`` the records are committed as they are written and the derived files at the end.
 
 Every step skips what is recorded, so an interrupted verification continues where it stopped.
 """
@@ -25,12 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from driving import ROOT, add_driver_options, archbench, batches, committing
+from driving import ROOT, add_driver_options, archbench, batches, commit_paths, committing
 from optuna import Study
 
 from archbench.files import atomic_write_text
@@ -118,6 +125,38 @@ def train_builtins(args: argparse.Namespace, settings: StudySettings, search: Pa
     )  # fmt: skip
 
 
+def builtins_search_ap(builtins: Path, trials: Path, settings: StudySettings) -> dict[str, float]:
+    """Each built-in's search AP, made as a trial's is: its runs under ``builtins`` in the comparison group and
+    seed of the study's trial runs (under ``trials``), averaged over the study's phis."""
+    from archbench.board.aggregate import GROUP_KEYS, pooled_records, seed_rows
+
+    protocol = seed_rows(pooled_records([trials], settings.task), settings.task)[GROUP_KEYS].iloc[0]
+    rows = seed_rows(pooled_records([builtins], settings.task), settings.task)
+    keep = (rows[GROUP_KEYS] == protocol).all(axis=1) & (rows["seed"] == settings.seed)
+    keep &= rows["phi"].isin(settings.phis)
+    return {str(k): float(v) for k, v in rows[keep].groupby("neck")[settings.metric].mean().items()}
+
+
+def verification_pool(results: Path, board: Path, task: str) -> list[Mapping[str, Any]]:
+    """The verification's records, then the board's but those of a neck at a phi and in a comparison group that
+    it trained again (a rival re-trained on this machine replaces the board's runs there whole)."""
+    from archbench.board.aggregate import group_of, pooled_records
+
+    def where(r: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (r.get("neck"), r.get("phi"), *group_of(r).values())
+
+    own, theirs = pooled_records([results], task), pooled_records([board], task)
+    hashes = {(*where(r), r.get("seed")): r.get("config_hash") for r in own}
+    if any(hashes.get((*where(r), r.get("seed")), r.get("config_hash")) != r.get("config_hash") for r in theirs):
+        print(
+            "warning: runs trained again here differ in configuration from the board's of the same neck, phi and "
+            "seed (another --code?); VERIFY.md uses this machine's, LEADERBOARD.md pools both",
+            file=sys.stderr,
+        )
+    again = {where(r) for r in own}
+    return own + [r for r in theirs if where(r) not in again]
+
+
 def rival_tests(rows: pd.DataFrame, graphs: list[str], rivals: list[str], metric: str) -> pd.DataFrame:
     """Each found graph against each rival at one phi (``rows``: one group's seed rows): the board's per-pair
     paired tests (``pairs.paired_tests``, Holm over the graphs x rivals family) and each pair's minimum detectable
@@ -141,15 +180,15 @@ def rival_tests(rows: pd.DataFrame, graphs: list[str], rivals: list[str], metric
 def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySettings) -> None:
     from scipy import stats
 
-    from archbench.board.aggregate import pooled_records, seed_rows
+    from archbench.board.aggregate import seed_rows
 
     results, search, board = ROOT / args.results, ROOT / args.search, ROOT / args.board
     metric = settings.metric
     phis = [int(p) for p in args.phi.split(",")]
     graphs = list(chosen.graph)
-    proxy_ap = {r.neck: (r.metrics or {})[metric] for r in load_records(search / "builtins") if r.ok}
+    proxy_ap = builtins_search_ap(search / "builtins", search / "search" / args.study, settings)
     proxy_ap.update({row.graph: row[metric] for _, row in chosen.iterrows()})
-    rows = seed_rows(pooled_records([results, board], settings.task), settings.task)
+    rows = seed_rows(verification_pool(results, board, settings.task), settings.task)
     rows = rows[(rows["epochs"] == args.epochs) & (rows["terms"] == args.terms)]
     board_ap = {phi: rows[rows["phi"] == phi].groupby("neck")[metric].agg(["mean", "count"]) for phi in phis}
     lines = [
@@ -191,8 +230,8 @@ def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySetti
         "",
         "## The found graphs against the rivals at equal phi",
         "",
-        f"Per-pair paired t-tests over the seeds both ran (Holm over the {len(graphs)} x {len(rivals)} pairs of a "
-        f"phi, 5 %); the interval is the pair's 95 % Student-t interval of the mean difference, the MDD the "
+        "Per-pair paired t-tests over the seeds both ran (Holm over the graph x rival pairs of a phi where both "
+        "ran, 5 %); the interval is the pair's 95 % Student-t interval of the mean difference, the MDD the "
         "difference its test detects with 80 % power at Holm's first level. Equal cost: LEADERBOARD.md.",
         "",
         "| phi | graph | rival | seeds | graph - rival | p (Holm) | resolved | MDD |",
@@ -260,6 +299,8 @@ def main() -> None:
         with committing(results / "runs", args.commit):
             train_graphs(args, graphs, results)
     analyse(args, chosen, settings)
+    if args.commit:  # the graphs, VERIFY.md, verify.json and LEADERBOARD.md (the records went in as written)
+        commit_paths([results, search / "builtins"], f"verify: {args.study}, VERIFY.md and LEADERBOARD.md derived")
 
 
 if __name__ == "__main__":

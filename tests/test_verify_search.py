@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import pandas as pd
+import pytest
 
 from scriptkit import load_script
 
@@ -53,3 +57,51 @@ def test_rival_tests_pair_each_graph_with_each_rival_that_ran():
     assert (tests.mdd > tests.diff_mean.abs()).all()  # 3 seeds, Holm over 4 pairs: nothing this small is resolved
     assert not tests.different.any()
     assert script.rival_tests(rows, ["g3"], ["fpn"], "AP").empty
+
+
+def _write(folder, neck: str, phi: int, seed: int, ap: float, *, epochs: int = 32, preset: str = "edet",
+           config_hash: str | None = None) -> None:  # fmt: skip
+    runs = folder / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    body = {"task": "det", "neck": neck, "phi": phi, "seed": seed, "epochs": epochs, "preset": preset,
+            "status": "ok", "config_hash": config_hash or f"{neck}-{phi}-{seed}-{epochs}-{preset}",
+            "config": {"terms": "efficientdet"}, "metrics": {"AP": ap}}  # fmt: skip
+    (runs / f"det-{neck}-phi{phi}-s{seed}-{epochs}-{len(list(runs.iterdir()))}.json").write_text(json.dumps(body))
+
+
+def test_runs_trained_again_replace_the_boards_of_their_neck_phi_and_group(tmp_path, capsys):
+    script = load_script("verify_search")
+    board, results = tmp_path / "board", tmp_path / "verify"
+    for seed in range(4):
+        _write(board, "fpn", 0, seed, 0.60)  # another machine's: trained again below (seeds 0, 1 so far)
+    _write(board, "fpn", 0, 0, 0.40, epochs=8)  # another schedule: kept
+    _write(board, "fpn", 1, 0, 0.65)  # another phi: kept
+    _write(board, "nasfpn", 0, 0, 0.58)  # not trained again: kept
+    _write(results, "fpn", 0, 0, 0.61)
+    _write(results, "fpn", 0, 1, 0.62)
+    _write(results, "graph", 0, 0, 0.63)
+    pool = script.verification_pool(results, board, "det")
+    kept = sorted((r["neck"], r["phi"], r["seed"], r["epochs"], r["metrics"]["AP"]) for r in pool)
+    assert kept == [
+        ("fpn", 0, 0, 8, 0.40), ("fpn", 0, 0, 32, 0.61), ("fpn", 0, 1, 32, 0.62), ("fpn", 1, 0, 32, 0.65),
+        ("graph", 0, 0, 32, 0.63), ("nasfpn", 0, 0, 32, 0.58),
+    ]  # fmt: skip
+    assert "warning" not in capsys.readouterr().err  # same configurations as the board's
+    _write(results, "fpn", 0, 2, 0.60, config_hash="other-code")
+    script.verification_pool(results, board, "det")
+    assert "differ in configuration" in capsys.readouterr().err
+
+
+def test_a_builtins_search_ap_is_its_runs_in_the_studys_group_and_seed_averaged_over_its_phis(tmp_path):
+    script = load_script("verify_search")
+    trials, builtins = tmp_path / "trials", tmp_path / "builtins"
+    _write(trials, "space-1234", 0, 0, 0.2, epochs=4, preset="proxy")
+    _write(builtins, "fpn", 0, 0, 0.17, epochs=4, preset="proxy")
+    _write(builtins, "fpn", 1, 0, 0.19, epochs=4, preset="proxy")
+    _write(builtins, "fpn", 0, 1, 0.30, epochs=4, preset="proxy")  # another seed
+    _write(builtins, "panet", 0, 0, 0.30, epochs=8, preset="proxy")  # another study's schedule
+    _write(builtins, "bifpn", 0, 0, 0.30, epochs=4, preset="edet")  # another preset
+    one_phi = SimpleNamespace(task="det", seed=0, phis=(0,), metric="AP")
+    assert script.builtins_search_ap(builtins, trials, one_phi) == {"fpn": 0.17}
+    two_phis = SimpleNamespace(task="det", seed=0, phis=(0, 1), metric="AP")
+    assert script.builtins_search_ap(builtins, trials, two_phis) == {"fpn": pytest.approx(0.18)}
