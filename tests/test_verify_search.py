@@ -63,8 +63,8 @@ def _write(folder, neck: str, phi: int, seed: int, ap: float, *, epochs: int = 3
            config_hash: str | None = None) -> None:  # fmt: skip
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    body = {"task": "det", "neck": neck, "phi": phi, "seed": seed, "epochs": epochs, "preset": preset,
-            "status": "ok", "config_hash": config_hash or f"{neck}-{phi}-{seed}-{epochs}-{preset}",
+    body = {"schema_version": 1, "task": "det", "neck": neck, "phi": phi, "seed": seed, "epochs": epochs,
+            "preset": preset, "status": "ok", "config_hash": config_hash or f"{neck}-{phi}-{seed}-{epochs}-{preset}",
             "config": {"terms": "efficientdet"}, "metrics": {"AP": ap}}  # fmt: skip
     (runs / f"det-{neck}-phi{phi}-s{seed}-{epochs}-{len(list(runs.iterdir()))}.json").write_text(json.dumps(body))
 
