@@ -7,7 +7,8 @@ trials are left out of everything below: both studies queue the same ones and tr
 would make any two searches look alike. Per study it states the complete trials, the graphs on the front and the
 best graph by AP; between the two:
 
-- the front graphs they share (same spec hash) and the Jaccard index of the two fronts;
+- the front networks they share (same ``spec.graph.network_key``, whatever the node names) and the Jaccard index
+  of the two fronts;
 - the best graphs' choices: how many parameters differ, against the number two independent uniform draws from the
   space differ in on average (sum over parameters of 1 - 1/choices);
 - per parameter, the modal choice among each study's top ``--top`` graphs by AP (default the top tenth, at least
@@ -48,8 +49,10 @@ class Search:
         return self.settings.metric
 
     def top(self, k: int) -> pd.DataFrame:
-        """The ``k`` distinct graphs of highest AP (a graph reached by several points counts once)."""
-        return self.table.sort_values(self.metric, ascending=False).drop_duplicates("graph").head(k)
+        """The ``k`` distinct networks of highest AP (one reached by several points or names counts once)."""
+        return (
+            self.table.sort_values([self.metric, "trial"], ascending=[False, True]).drop_duplicates("network").head(k)
+        )
 
     @property
     def best(self) -> pd.Series:
@@ -73,8 +76,8 @@ def load_search(name: str, storage: str | None, results: Path) -> Search:
 
 
 def default_top(a: Search, b: Search) -> int:
-    """A tenth of the smaller study's graphs, at least 5."""
-    return max(5, min(a.table.graph.nunique(), b.table.graph.nunique()) // 10)
+    """A tenth of the smaller study's networks, at least 5."""
+    return max(5, min(a.table.network.nunique(), b.table.network.nunique()) // 10)
 
 
 def modal_choices(search: Search, params: list[str], k: int) -> pd.DataFrame:
@@ -92,7 +95,7 @@ def compare(a: Search, b: Search, k: int) -> dict:
     if a.settings != b.settings:
         raise SystemExit(f"{a.name} and {b.name} are not one search's settings: compare repeats of one search")
     params = sorted(set(a.choices) & set(b.choices))  # a choice no trial of a study drew is not compared
-    front_a, front_b = set(a.table.spec_hash[a.table.on_front]), set(b.table.spec_hash[b.table.on_front])
+    front_a, front_b = set(a.table.network[a.table.on_front]), set(b.table.network[b.table.on_front])
     modes = modal_choices(a, params, k).merge(
         modal_choices(b, params, k), left_index=True, right_index=True, suffixes=("_a", "_b")
     )
@@ -126,11 +129,11 @@ def describe(a: Search, b: Search, k: int) -> str:
         f"| | {a.name} | {b.name} |",
         "|---|---|---|",
         per_study("complete trials", lambda s: len(s.table)),
-        per_study("distinct graphs", lambda s: s.table.graph.nunique()),
-        per_study("graphs on the front", lambda s: s.table[s.table.on_front].graph.nunique()),
+        per_study("distinct networks", lambda s: s.table.network.nunique()),
+        per_study("networks on the front", lambda s: s.table[s.table.on_front].network.nunique()),
         per_study("best graph by " + m, lambda s: f"{s.best.graph} ({m} {s.best[m]:.4f}, {s.best.gflops:.4f} GFLOPs)"),
         "",
-        f"Front graphs in both: {c['front_shared']} (Jaccard {c['front_jaccard']:.2f}). The best graphs differ in "
+        f"Front networks in both: {c['front_shared']} (Jaccard {c['front_jaccard']:.2f}). The best graphs differ in "
         f"{c['best_differ']} of {len(c['params'])} choices; two independent uniform draws from the space differ in "
         f"{c['random_differ']:.1f} on average.",
         "",

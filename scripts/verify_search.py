@@ -4,8 +4,9 @@ the built-ins, and measure how well the search's proxy predicts the board.
     python scripts/verify_search.py --study opanas_paths-efficientdet --epochs 32 --commit --lock /tmp/cpu.lock
     python scripts/verify_search.py --study opanas_paths-efficientdet --epochs 32 --analyse-only
 
-1. Picks ``--graphs K`` graphs of the study's front (its Pareto set, reference graphs left out), spread over its
-   cost range (cheapest, most expensive, and evenly between), and writes them to RESULTS/graphs/.
+1. Picks ``--graphs K`` graphs of the study's front (its Pareto set, reference graphs left out, one per network:
+   ``spec.graph.network_key``), spread over its cost range (cheapest, most expensive, and evenly between), and
+   writes them to RESULTS/graphs/.
 2. Trains the built-ins (``--builtins``) under the search's own protocol (its phis, seed, schedule and terms,
    ``--search-threads`` threads a run as its workers trained, as many runs side by side as the cores allow) into
    SEARCH/builtins, so that they have a search AP too, with the code that ran the search (``--search-code``).
@@ -42,7 +43,7 @@ from optuna import Study
 
 from archbench.files import atomic_write_text
 from archbench.runs.records import RunRecord, load_records
-from archbench.search.front import protocol_flags, trials_table
+from archbench.search.front import protocol_flags, trial_spec, trials_table
 from archbench.search.report import stored_study
 from archbench.search.study import COSTS, StudySettings, settings_of
 
@@ -64,12 +65,11 @@ def study_front(study_name: str, search: Path, storage: str | None) -> tuple[pd.
 def write_graphs(study: Study, chosen: pd.DataFrame, folder: Path) -> list[Path]:
     """The chosen trials' graphs as spec files under ``folder`` (their specs as the study stored them)."""
     from archbench.spec import dump_yaml
-    from archbench.spec.loader import parse_spec, require_valid
 
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     paths = []
     for number in chosen.trial:
-        spec = require_valid(*parse_spec(by_number[int(number)].user_attrs["spec"], f"#{number}"), f"#{number}")
+        spec = trial_spec(by_number[int(number)])
         path = folder / f"{spec.name}.yaml"
         if not path.is_file():
             atomic_write_text(path, dump_yaml(spec))
@@ -290,8 +290,8 @@ def main() -> None:
     args.results = args.results or f"results/verify/{args.study}"
     results, search = ROOT / args.results, ROOT / args.search
     table, settings, study = study_front(args.study, search, args.storage)
-    front = table[table.on_front & (table.reference == "")].sort_values(COSTS[settings.cost])
-    chosen = pick_graphs(front.drop_duplicates("graph"), args.graphs)
+    front = table[table.on_front & (table.reference == "")].sort_values([COSTS[settings.cost], "trial"])
+    chosen = pick_graphs(front.drop_duplicates("network"), args.graphs)
     graphs = write_graphs(study, chosen, results / "graphs")
     if not args.analyse_only:
         with committing(search / "builtins" / "runs", args.commit):

@@ -14,10 +14,12 @@ SETTINGS = SimpleNamespace(metric="AP")  # all the comparison reads of a study's
 CHOICES = {"F1-F2": 3, "F2-F3": 3}  # two parameters of three choices each
 
 
-def search(name: str, rows: list[tuple[str, float, str, str, bool]]) -> object:
-    """A study of (graph, AP, F1-F2, F2-F3, on_front) trials; the spec hash is the graph's name."""
+def search(name: str, rows: list[tuple[str, float, str, str, bool]], networks: dict | None = None) -> object:
+    """A study of (graph, AP, F1-F2, F2-F3, on_front) trials, numbered in order; the spec hash is the graph's name,
+    and so is its network unless ``networks`` maps the graph to another."""
     table = pd.DataFrame(rows, columns=["graph", "AP", "F1-F2", "F2-F3", "on_front"])
-    table["spec_hash"], table["gflops"] = table.graph, 0.1
+    table["trial"], table["spec_hash"], table["gflops"] = range(len(table)), table.graph, 0.1
+    table["network"] = [(networks or {}).get(g, g) for g in table.graph]
     return script.Search(name, table, SETTINGS, CHOICES)
 
 
@@ -46,6 +48,13 @@ def test_a_graph_reached_twice_counts_once_among_the_top():
     assert c["best_differ"] == 2 and c["modes_agree"] == 0 and c["front_shared"] == 0
 
 
+def test_one_network_under_two_names_counts_once_and_is_shared():
+    b = search("b", [("g2b", 0.40, "td", "skip", True), ("g2", 0.40, "td", "skip", False)], networks={"g2b": "g2"})
+    assert script.default_top(A, b) == 5 and len(b.top(5)) == 1  # g2 and g2b: one network
+    c = script.compare(A, b, k=2)
+    assert c["front_shared"] == 1 and c["front_jaccard"] == pytest.approx(1 / 2)  # g2 of {g1, g2}
+
+
 def test_studies_of_other_settings_are_refused():
     other = script.Search("b", A.table, SimpleNamespace(metric="mIoU"), CHOICES)
     with pytest.raises(SystemExit, match="not one search's settings"):
@@ -58,6 +67,7 @@ def test_a_stored_study_loads_without_its_reference_trials(tmp_path):
 
     from archbench.search.storage import open_storage
     from archbench.search.study import SETTINGS_ATTR, StudySettings
+    from archbench.spec import builtin_spec
 
     settings = StudySettings(
         neck=None, spec_hash=None, space={"name": "tiny", "graph": "pyramid_paths"}, space_digest="d", phis=(0,),
@@ -68,8 +78,9 @@ def test_a_stored_study_loads_without_its_reference_trials(tmp_path):
     )
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     paths = CategoricalDistribution(["td", "bu", "skip"])
-    for graph, ap, gflops, path, reference in [("r", 0.3, 0.1, "td", "fpn"), ("g1", 0.4, 0.2, "bu", None)]:
-        attrs = {"graph": graph, "spec_hash": graph, "gflops": gflops, "params": 1.0}
+    for graph, ap, gflops, path, reference in [("fpn", 0.3, 0.1, "td", "fpn"), ("panet", 0.4, 0.2, "bu", None)]:
+        spec = builtin_spec(graph)
+        attrs = {"graph": graph, "spec_hash": spec.spec_hash(), "spec": spec.to_dict(), "gflops": gflops, "params": 1.0}
         study.add_trial(
             optuna.trial.create_trial(
                 values=[ap, gflops], params={"F1-F2": path}, distributions={"F1-F2": paths},
@@ -77,5 +88,5 @@ def test_a_stored_study_loads_without_its_reference_trials(tmp_path):
             )
         )  # fmt: skip
     loaded = script.load_search("s", None, tmp_path)
-    assert list(loaded.table.graph) == ["g1"] and loaded.table.at[0, "F1-F2"] == "bu"
+    assert list(loaded.table.graph) == ["panet"] and loaded.table.at[0, "F1-F2"] == "bu"
     assert loaded.choices == {"F1-F2": 3} and loaded.metric == "AP" and bool(loaded.best.on_front)

@@ -244,3 +244,54 @@ def test_rule_missing_field_and_no_inputs():
     no_level = edit("{id: out5, level: 5, inputs: [in5, out4]}", "{id: out5, inputs: [in5, out4]}")
     assert "missing-field" in rules(no_level)
     assert "no-inputs" in rules(edit("inputs: [in5, out4]", "inputs: []"))
+
+
+def _renamed(spec, **renames):
+    """``spec`` with node ids renamed (inputs and outputs follow) and its nodes listed in reverse file order."""
+    from dataclasses import replace
+
+    def ref(r: str) -> str:
+        return renames.get(r, r)
+
+    nodes = tuple(replace(n, id=ref(n.id), inputs=tuple(ref(i) for i in n.inputs)) for n in reversed(spec.nodes))
+    return replace(spec, nodes=nodes, outputs={lvl: ref(r) for lvl, r in spec.outputs.items()})
+
+
+def test_network_key_ignores_node_ids_node_order_and_the_order_of_summed_inputs_only():
+    from dataclasses import replace
+
+    from archbench.spec.graph import network_key
+
+    spec, _ = parse_yaml(textwrap.dedent(GOOD), "t.yaml")
+    assert spec is not None
+    renamed = _renamed(spec, td4="a", out3="b")
+    assert renamed.spec_hash() != spec.spec_hash() and network_key(renamed) == network_key(spec)
+    out4 = spec.node("out4")
+    swapped = replace(spec, nodes=tuple(replace(n, inputs=n.inputs[::-1]) if n is out4 else n for n in spec.nodes))
+    assert network_key(swapped) == network_key(spec)  # weighted: each input its own weight, all started alike
+    for fuse in ("concat", "attention"):  # the order is part of the network
+        fixed = replace(spec, fuse=fuse)
+        assert network_key(replace(swapped, fuse=fuse)) != network_key(fixed)
+    residual = replace(spec, nodes=tuple(replace(n, residual=True) if n is out4 else n for n in spec.nodes))
+    swapped_residual = replace(residual, nodes=tuple(
+        replace(n, inputs=n.inputs[::-1]) if n.id == "out4" else n for n in residual.nodes))  # fmt: skip
+    assert network_key(swapped_residual) != network_key(residual)  # the residual adds the first input
+    assert network_key(replace(spec, fuse="sum")) != network_key(spec)  # spec-wide settings count
+
+
+def test_network_key_tells_a_shared_node_from_two_alike_ones():
+    """OPANAS's space: F3 a copy of F2 (F2 -> F3 skip) makes points that differ in which copy a path reads one
+    network; two top-down paths out of F1 are two networks' worth of layers, not one read twice."""
+    from archbench.search.spaces import load_space, resolve_space
+    from archbench.spec.graph import network_key
+
+    space = load_space(resolve_space("opanas_paths"))
+    none = {f"F{i}-F{j}": "none" for i in range(1, 4) for j in range(i + 1, 5)}
+    copy = {**none, "F1-F2": "top_down", "F2-F3": "skip"}
+    a = space.spec({**copy, "F2-F4": "bottom_up", "F3-F4": "scale_equalizing"})
+    b = space.spec({**copy, "F2-F4": "scale_equalizing", "F3-F4": "bottom_up"})
+    assert a.spec_hash() != b.spec_hash() and network_key(a) == network_key(b)
+    two = space.spec(
+        {**none, "F1-F2": "top_down", "F1-F3": "top_down", "F2-F4": "bottom_up", "F3-F4": "scale_equalizing"}
+    )
+    assert network_key(two) != network_key(a)  # F3 its own top-down path: more layers

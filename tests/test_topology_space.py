@@ -174,3 +174,26 @@ def test_a_base_spec_file_is_found_beside_the_space_and_its_levels_must_match_th
     with pytest.raises(SpaceError) as info:
         load_space(path)
     assert "[bad-phis]" in info.value.message and "levels [3, 4, 5, 6]" in info.value.message
+
+
+def test_a_point_that_is_an_earlier_trials_network_trains_that_trials_graph():
+    from types import SimpleNamespace
+
+    from archbench.search.objective import SearchObjective
+
+    space = shipped("opanas_paths")
+    none = {f"F{i}-F{j}": "none" for i in range(1, 4) for j in range(i + 1, 5)}
+    copy = {**none, "F1-F2": "top_down", "F2-F3": "skip"}
+    first = space.spec({**copy, "F2-F4": "bottom_up", "F3-F4": "scale_equalizing"})
+    again = space.spec({**copy, "F2-F4": "scale_equalizing", "F3-F4": "bottom_up"})  # the same network
+    other = space.spec({**copy, "F2-F4": "bottom_up", "F3-F4": "top_down"})
+
+    def trial(number, spec):
+        return SimpleNamespace(number=number, user_attrs={"spec_hash": spec.spec_hash(), "spec": spec.to_dict()})
+
+    trials = [trial(0, other), trial(1, first), SimpleNamespace(number=2, user_attrs={})]  # the last one running
+    study = SimpleNamespace(get_trials=lambda deepcopy: trials)
+    worker = SimpleNamespace(networks={})
+    assert SearchObjective.same_network(worker, study, again).spec_hash() == first.spec_hash()
+    assert SearchObjective.same_network(worker, study, other) is other  # its own graph
+    assert set(worker.networks) == {other.spec_hash(), first.spec_hash()}  # each stored graph keyed once

@@ -22,8 +22,9 @@ from optuna.trial import TrialState
 from archbench.files import atomic_write, atomic_write_text
 from archbench.search.report import best_trials, is_topology
 from archbench.search.study import COSTS, REFERENCE_ATTR, StudySettings, settings_of
-from archbench.spec import dump_yaml
+from archbench.spec import NeckSpec, dump_yaml
 from archbench.spec.draw import draw_spec
+from archbench.spec.graph import network_key
 from archbench.spec.loader import parse_spec, require_valid
 from archbench.spec.terms import Terms
 from archbench.train.trainer import TrainConfig
@@ -41,13 +42,23 @@ class FrontFiles:
     drawings: list[Path]
 
 
+def trial_spec(trial: optuna.trial.FrozenTrial) -> NeckSpec:
+    """The graph a topology trial trained, from its user attributes."""
+    return require_valid(*parse_spec(trial.user_attrs["spec"], f"trial #{trial.number}"), f"#{trial.number}")
+
+
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per complete trial: its number, metric, cost, GFLOPs, parameters, graph, spec hash, reference name
-    and whether it is on the front (the Pareto set; single objective: the best trial)."""
+    """One row per complete trial: its number, metric, cost, GFLOPs, parameters, graph, spec hash, network
+    (``spec.graph.network_key`` of its graph: one per network, whatever the node names), reference name and whether
+    it is on the front (the Pareto set; single objective: the best trial)."""
     s = settings_of(study)
     front = {t.number for t in best_trials(study)[: None if s.objective == "multi" else 1]}
+    networks: dict[str, str] = {}  # spec hash -> network key: each graph is parsed once
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        spec_hash = t.user_attrs["spec_hash"]
+        if spec_hash not in networks:
+            networks[spec_hash] = network_key(trial_spec(t))
         rows.append(
             {
                 "trial": t.number,
@@ -56,12 +67,15 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "gflops": t.user_attrs["gflops"],
                 "params": t.user_attrs["params"],
                 "graph": t.user_attrs["graph"],
-                "spec_hash": t.user_attrs["spec_hash"],
+                "spec_hash": spec_hash,
+                "network": networks[spec_hash],
                 "reference": t.user_attrs.get(REFERENCE_ATTR, ""),
                 "on_front": t.number in front,
             }
         )
-    columns = ["trial", s.metric, COSTS[s.cost], "gflops", "params", "graph", "spec_hash", "reference", "on_front"]
+    columns = [
+        "trial", s.metric, COSTS[s.cost], "gflops", "params", "graph", "spec_hash", "network", "reference", "on_front"
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).astype({"on_front": bool})  # a mask even when empty
 
 
@@ -113,7 +127,8 @@ def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
 def export_front(study: optuna.Study, study_folder: Path) -> FrontFiles:
     """Write the front of a topology study under ``study_folder/front/``: ``trials.csv`` (every complete trial),
     ``front.png``, and per graph on the front ``<graph>.yaml`` (with its re-run command as a comment) and
-    ``<graph>.png``. Files of graphs no longer on the front are left in place."""
+    ``<graph>.png``, one per network (the first trial's graph where several names reach one). Files of graphs no
+    longer on the front are left in place."""
     s = settings_of(study)
     if not is_topology(s):
         raise ValueError(f"study {study.study_name!r} searches scaling coefficients, not graphs")
@@ -124,8 +139,8 @@ def export_front(study: optuna.Study, study_folder: Path) -> FrontFiles:
     plot = _plot(table, s, title, folder / "front.png")
     by_number = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     specs, drawings = [], []
-    for number in table[table.on_front].trial:
-        spec = require_valid(*parse_spec(by_number[number].user_attrs["spec"], f"trial #{number}"), f"#{number}")
+    for number in table[table.on_front].sort_values("trial").drop_duplicates("network").trial:
+        spec = trial_spec(by_number[number])
         path = folder / f"{spec.name}.yaml"
         header = f"# re-train as trial #{number} of study {study.study_name} trained it:\n# {rerun_command(s, path)}\n"
         specs.append(atomic_write_text(path, header + dump_yaml(spec)))

@@ -17,7 +17,8 @@ model, costed on meta tensors before training) or latency (the runs' records: me
 - A diverged or crashed run fails the trial (``fail_reason``), and the study goes on.
 - A run whose configuration already has an ``ok`` record is reused: a retried trial's finished phis, and every
   run of a graph an earlier trial trained (graphs that compile to the same spec hash have the same configuration),
-  and a retried trial resumes its interrupted run from the last epoch checkpoint.
+  and a retried trial resumes its interrupted run from the last epoch checkpoint. A point whose graph is the same
+  network as an earlier trial's under other node names (``spec.graph.network_key``) trains that trial's graph.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from archbench.models.scaling import ParametricRule, rule_to_dict
 from archbench.runs.layout import study_graphs
 from archbench.runs.records import RunRecord, completed_records
 from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, RunStopped, SweepObserver, run_one
+from archbench.search.front import trial_spec
 from archbench.search.space import ScalingSpace
 from archbench.search.space_rules import Infeasible
 from archbench.search.spaces import Space
 from archbench.search.study import SURPLUS_ATTR, StudySettings, is_retry, is_surplus, original
 from archbench.spec import NeckSpec, dump_yaml
+from archbench.spec.graph import network_key
 from archbench.spec.terms import Terms
 from archbench.train.trainer import StepInfo, TrainConfig
 
@@ -130,6 +133,8 @@ class SearchObjective:
     threads: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     data_cache: dict[tuple, tuple] = field(default_factory=dict)
+    #: spec hash -> network key of the graphs the study's trials hold (each parsed once per worker)
+    networks: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
@@ -172,10 +177,24 @@ class SearchObjective:
             coefficients = self.space.sample(trial)
             rule = self.space.rule(coefficients, rule_name(self.study, slot))
             return TrialPlan(self.neck, rule.name, rule, {"coefficients": coefficients, "rule": rule_to_dict(rule)})
-        spec = self.space.spec(self.space.sample(trial))
+        spec = self.same_network(trial.study, self.space.spec(self.space.sample(trial)))
         path = write_graph(study_graphs(self.results), spec)
         attrs = {"graph": spec.name, "spec_hash": spec.spec_hash(), "spec": spec.to_dict()}
         return TrialPlan(str(path), self.space.preset, None, attrs)
+
+    def same_network(self, study: optuna.Study, spec: NeckSpec) -> NeckSpec:
+        """``spec``, or the graph of an earlier trial of ``study`` that is the same network under other node names or
+        orders (``spec.graph.network_key``), so that a network trains once per study and goes by one name in it."""
+        key = network_key(spec)
+        for t in study.get_trials(deepcopy=False):
+            known = t.user_attrs.get("spec_hash")
+            if known is None or known == spec.spec_hash():
+                continue
+            if known not in self.networks:
+                self.networks[known] = network_key(trial_spec(t))
+            if self.networks[known] == key:
+                return trial_spec(t)
+        return spec
 
     def preflight(self) -> None:
         """Resolve the neck and open the data for a first point at every phi (the space's first corner, or its
