@@ -19,6 +19,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from archbench.board.plots import log_x_axis
 from archbench.files import atomic_write, atomic_write_text
 from archbench.search.report import best_trials, is_topology
 from archbench.search.study import COSTS, REFERENCE_ATTR, StudySettings, settings_of
@@ -114,7 +115,7 @@ def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
     log = s.cost != "latency" and not table.empty  # a log axis needs data (a study may have no complete trial)
     ax.set_xlabel(cost + (" (log)" if log else ""))
     if log:
-        ax.set_xscale("log")
+        log_x_axis(ax, table[cost])
     ax.set_ylabel(s.metric)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
