@@ -60,16 +60,6 @@ MIN_FREQ = 0.05
 RING_AREA = 700.0
 
 
-def log_x_axis(ax: plt.Axes, values: pd.Series) -> None:
-    """A log x axis labelled with plain numbers (0.057, not 5.7x10^-2); within a decade the minor ticks are
-    labelled too, sparsely (:func:`_sparse_label`)."""
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(_PLAIN)
-    positive = values[values > 0]
-    if positive.max() / positive.min() < 10:
-        ax.xaxis.set_minor_formatter(FuncFormatter(_sparse_label))
-
-
 def _phi_prefix(preset: str) -> str:
     """How a scale is named: D0, D1 .. for the EfficientDet preset, φ0, φ1 .. otherwise."""
     return "D" if preset == EFFICIENTDET.name else "φ"
@@ -162,7 +152,11 @@ def accuracy_vs(table: pd.DataFrame, x: str = "gflops", fronts: pd.DataFrame | N
         if fronts is not None:
             _front(ax, group, x, scale, _front_frequencies(fronts, group, x))
         if (group[x] > 0).any():
-            log_x_axis(ax, group[x])
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(_PLAIN)
+            positive = group.loc[group[x] > 0, x]
+            if positive.max() / positive.min() < 10:  # within a decade: label the minor ticks too
+                ax.xaxis.set_minor_formatter(FuncFormatter(_sparse_label))
         metric = group["metric"].iloc[0]
         ax.set_xlabel(label)
         ax.set_ylabel(_interval_label(metric))

@@ -17,9 +17,9 @@ matplotlib.use("Agg")  # before pyplot is imported: figures are files, never win
 import matplotlib.pyplot as plt
 import optuna
 import pandas as pd
+from matplotlib.ticker import FormatStrFormatter
 from optuna.trial import TrialState
 
-from archbench.board.plots import log_x_axis
 from archbench.files import atomic_write, atomic_write_text
 from archbench.search.report import best_trials, is_topology
 from archbench.search.study import COSTS, REFERENCE_ATTR, StudySettings, settings_of
@@ -115,7 +115,11 @@ def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
     log = s.cost != "latency" and not table.empty  # a log axis needs data (a study may have no complete trial)
     ax.set_xlabel(cost + (" (log)" if log else ""))
     if log:
-        log_x_axis(ax, table[cost])
+        ax.set_xscale("log")
+        plain = FormatStrFormatter("%g")  # 0.057, not 5.7x10^-2
+        ax.xaxis.set_major_formatter(plain)
+        if table[cost].max() < 10 * table[cost].min():  # within a decade: label the minor ticks too
+            ax.xaxis.set_minor_formatter(plain)
     ax.set_ylabel(s.metric)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
