@@ -197,3 +197,42 @@ def test_a_point_that_is_an_earlier_trials_network_trains_that_trials_graph():
     assert SearchObjective.same_network(worker, study, again).spec_hash() == first.spec_hash()
     assert SearchObjective.same_network(worker, study, other) is other  # its own graph
     assert set(worker.networks) == {other.spec_hash(), first.spec_hash()}  # each stored graph keyed once
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # fail_stale_trials
+def test_a_trial_that_reaches_a_run_a_lower_numbered_running_trial_trains_waits_for_its_record(tmp_path):
+    import threading
+    from types import SimpleNamespace
+
+    import optuna
+
+    from archbench.runs.records import RunRecord
+    from archbench.runs.sweep import RunRequest
+    from archbench.search.objective import TRAINING_ATTR, SearchObjective
+
+    study = optuna.create_study()
+    first, second, third = study.ask(), study.ask(), study.ask()
+    prep = SimpleNamespace(hash="h1", req=RunRequest(neck="bifpn", phi=0, seed=0))
+    told: list[str] = []
+    worker = SimpleNamespace(
+        results=tmp_path, poll_s=0.01, _peer_training=SearchObjective._peer_training,
+        observer=SimpleNamespace(skipped=lambda label, reason: told.append(reason)),
+    )  # fmt: skip
+
+    assert SearchObjective.await_peer(worker, first, prep) is None  # nobody before it: it trains the run
+    assert first.user_attrs[TRAINING_ATTR] == "h1"
+
+    def finish_first() -> None:
+        RunRecord(task="det", neck="bifpn", phi=0, seed=0, config_hash="h1", status="ok").save(tmp_path)
+        study.tell(first, 0.5)
+
+    threading.Timer(0.2, finish_first).start()
+    record = SearchObjective.await_peer(worker, third, prep)  # waits for #0, then takes its record
+    assert record is not None and record.config_hash == "h1"
+    assert told == [f"trial #{first.number} is training this run; waiting for its record"]
+    # the lower number trains when two trials name the same run at once; one whose peer made no record trains too
+    second.set_user_attr(TRAINING_ATTR, "h2")
+    assert SearchObjective._peer_training(third, "h2") == second.number
+    assert SearchObjective._peer_training(second, "h2") is None
+    study.tell(second, state=optuna.trial.TrialState.FAIL)
+    assert SearchObjective.await_peer(worker, third, SimpleNamespace(hash="h2", req=prep.req)) is None

@@ -19,24 +19,29 @@ model, costed on meta tensors before training) or latency (the runs' records: me
   run of a graph an earlier trial trained (graphs that compile to the same spec hash have the same configuration),
   and a retried trial resumes its interrupted run from the last epoch checkpoint. A point whose graph is the same
   network as an earlier trial's under other node names (``spec.graph.network_key``) trains that trial's graph.
+  Two workers can reach the same run at once (both enqueued the references, or sampled the same graph): each trial
+  names the run it is about to train (``TRAINING_ATTR``), and one that finds a lower-numbered running trial naming
+  the same run waits for that trial and takes its record instead of training a second copy.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
+from optuna.trial import TrialState
 
 from archbench.costs.profile import profile_model
 from archbench.files import atomic_write_text
 from archbench.models.scaling import ParametricRule, rule_to_dict
 from archbench.runs.layout import study_graphs
 from archbench.runs.records import RunRecord, completed_records
-from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, RunStopped, SweepObserver, run_one
+from archbench.runs.sweep import EpochInfo, Prepared, RunRequest, RunStopped, SweepObserver, run_label, run_one
 from archbench.search.front import trial_spec
 from archbench.search.space import ScalingSpace
 from archbench.search.space_rules import Infeasible
@@ -46,6 +51,9 @@ from archbench.spec import NeckSpec, dump_yaml
 from archbench.spec.graph import network_key
 from archbench.spec.terms import Terms
 from archbench.train.trainer import StepInfo, TrainConfig
+
+#: user attribute of a trial: the config hash of the run it is training now (see :meth:`SearchObjective.await_peer`)
+TRAINING_ATTR = "training"
 
 
 class TrialFailed(Exception):
@@ -132,6 +140,8 @@ class SearchObjective:
     device: str = "cpu"
     threads: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    #: seconds between looks at a peer trial that trains the run this one needs
+    poll_s: float = 2.0
     data_cache: dict[tuple, tuple] = field(default_factory=dict)
     #: spec hash -> network key of the graphs the study's trials hold (each parsed once per worker)
     networks: dict[str, str] = field(default_factory=dict)
@@ -241,7 +251,7 @@ class SearchObjective:
         records: list[RunRecord] = []
         try:
             for i, prep in enumerate(preps):
-                record = done.get(prep.hash)
+                record = done.get(prep.hash) or self.await_peer(trial, prep)
                 if record is None:
                     observer = TrialObserver(self.observer, trial, i * epochs, prune, self.settings.metric)
                     tags = {"search": {**self.tags, "study": self.study, "trial": trial.number}}
@@ -257,6 +267,31 @@ class SearchObjective:
         except RunStopped as exc:
             reject(trial, str(exc))
         return records
+
+    def await_peer(self, trial: optuna.Trial, prep: Prepared) -> RunRecord | None:
+        """Name ``prep``'s run as the one ``trial`` trains; while a running trial with a lower number names it too,
+        wait for that trial to end. Returns the run's ok record if that trial made one, else None (train it here).
+
+        The lower number trains and the higher waits, so two trials that name the same run at the same moment
+        still train it once; a peer whose worker died is failed by its heartbeat (``fail_stale_trials``)."""
+        trial.set_user_attr(TRAINING_ATTR, prep.hash)
+        told = False
+        while (peer := self._peer_training(trial, prep.hash)) is not None:
+            if not told:
+                reason = f"trial #{peer} is training this run; waiting for its record"
+                self.observer.skipped(run_label(prep.req), reason)
+                told = True
+            time.sleep(self.poll_s)
+            optuna.storages.fail_stale_trials(trial.study)
+        return completed_records(self.results).get(prep.hash) if told else None
+
+    @staticmethod
+    def _peer_training(trial: optuna.Trial, run_hash: str) -> int | None:
+        """The number of a running trial of ``trial``'s study, numbered below it, that trains ``run_hash``."""
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number < trial.number and t.user_attrs.get(TRAINING_ATTR) == run_hash:
+                return t.number
+        return None
 
     def _cost(self, trial: optuna.Trial, records: list[RunRecord]) -> float:
         """The study's cost of the trial: the largest over its phis, in the unit :data:`COSTS` names."""

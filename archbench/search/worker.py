@@ -176,6 +176,7 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
         opts.device,
         opts.threads,
         tags={"space": space.name, "storage": redact(url)},
+        poll_s=min(POLL_S, opts.heartbeat),
     )
     objective.preflight()
     storage = open_storage(url, opts.heartbeat)
@@ -195,6 +196,6 @@ def run_search(opts: SearchOptions, observer: SearchObserver | None = None) -> o
             catch=(TrialFailed,),
             callbacks=[observer.trial_finished],
             on_wait=observer.waiting,
-            poll_s=min(POLL_S, opts.heartbeat),
+            poll_s=objective.poll_s,
         )
     return study
