@@ -191,7 +191,8 @@ def test_a_point_that_is_an_earlier_trials_network_trains_that_trials_graph():
     def trial(number, spec):
         return SimpleNamespace(number=number, user_attrs={"spec_hash": spec.spec_hash(), "spec": spec.to_dict()})
 
-    trials = [trial(0, other), trial(1, first), SimpleNamespace(number=2, user_attrs={})]  # the last one running
+    writing = SimpleNamespace(number=3, user_attrs={"spec_hash": "0123456789abcdef"})  # its spec not written yet
+    trials = [trial(0, other), trial(1, first), SimpleNamespace(number=2, user_attrs={}), writing]  # 2, 3 running
     study = SimpleNamespace(get_trials=lambda deepcopy: trials)
     worker = SimpleNamespace(networks={})
     assert SearchObjective.same_network(worker, study, again).spec_hash() == first.spec_hash()

@@ -198,8 +198,8 @@ class SearchObjective:
         key = network_key(spec)
         for t in study.get_trials(deepcopy=False):
             known = t.user_attrs.get("spec_hash")
-            if known is None or known == spec.spec_hash():
-                continue
+            if known is None or known == spec.spec_hash() or "spec" not in t.user_attrs:
+                continue  # no graph, this graph, or another worker's trial between writing its attributes
             if known not in self.networks:
                 self.networks[known] = network_key(trial_spec(t))
             if self.networks[known] == key:
