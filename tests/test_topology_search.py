@@ -48,6 +48,11 @@ def test_references_come_first_a_graph_trains_once_and_the_exported_front_retrai
     specs = sorted(front.glob("*.yaml"))
     assert specs and {p.stem for p in specs} == set(table[table.on_front].graph)
     assert all((front / f"{p.stem}.png").is_file() for p in specs)
+    left = [front / "t-00000000.yaml", front / "t-00000000.png"]  # a graph an earlier export put on the front
+    for path in left:
+        path.write_text("# on the front once\n")
+    assert run_cli("search", "--report", "--study", "t", "--results", str(results)).returncode == 0
+    assert not any(p.exists() for p in left) and sorted(front.glob("*.yaml")) == specs
 
     spec = specs[0]
     assert run_cli("specs", "validate", str(spec)).returncode == 0

@@ -132,8 +132,9 @@ def _plot(table: pd.DataFrame, s: StudySettings, title: str, out: Path) -> Path:
 def export_front(study: optuna.Study, study_folder: Path) -> FrontFiles:
     """Write the front of a topology study under ``study_folder/front/``: ``trials.csv`` (every complete trial),
     ``front.png``, and per graph on the front ``<graph>.yaml`` (with its re-run command as a comment) and
-    ``<graph>.png``, one per network (the first trial's graph where several names reach one). Files of graphs no
-    longer on the front are left in place."""
+    ``<graph>.png``, one per network (the first trial's graph where several names reach one). The folder is the
+    export's own: a spec or drawing of a graph that has left the front since the last export is removed, so the
+    folder always holds the front as it stands."""
     s = settings_of(study)
     if not is_topology(s):
         raise ValueError(f"study {study.study_name!r} searches scaling coefficients, not graphs")
@@ -150,4 +151,8 @@ def export_front(study: optuna.Study, study_folder: Path) -> FrontFiles:
         header = f"# re-train as trial #{number} of study {study.study_name} trained it:\n# {rerun_command(s, path)}\n"
         specs.append(atomic_write_text(path, header + dump_yaml(spec)))
         drawings.append(draw_spec(spec, folder / f"{spec.name}.png"))
+    current = {p.name for p in (table_path, plot, *specs, *drawings)}
+    for old in folder.glob("*"):
+        if old.suffix in (".yaml", ".png") and old.name not in current:
+            old.unlink()
     return FrontFiles(table_path, plot, specs, drawings)
