@@ -237,3 +237,20 @@ def test_a_trial_that_reaches_a_run_a_lower_numbered_running_trial_trains_waits_
     assert SearchObjective._peer_training(second, "h2") is None
     study.tell(second, state=optuna.trial.TrialState.FAIL)
     assert SearchObjective.await_peer(worker, third, SimpleNamespace(hash="h2", req=prep.req)) is None
+
+
+def test_a_trial_that_hits_a_bug_records_it_before_its_worker_stops():
+    from types import SimpleNamespace
+
+    import optuna
+
+    from archbench.search.objective import SearchObjective
+
+    trial = optuna.create_study().ask()
+
+    def broken(t: optuna.Trial) -> float:
+        raise KeyError("spec")
+
+    with pytest.raises(KeyError):
+        SearchObjective.__call__(SimpleNamespace(_run=broken), trial)  # type: ignore[arg-type]
+    assert trial.user_attrs["fail_reason"] == "internal error, its worker stopped: KeyError: 'spec'"

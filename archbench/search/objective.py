@@ -152,6 +152,9 @@ class SearchObjective:
         except KeyboardInterrupt:  # Optuna fails the trial and re-raises; say why in the report
             trial.set_user_attr("fail_reason", "interrupted (KeyboardInterrupt)")
             raise
+        except Exception as exc:  # a bug: its worker still stops with the traceback, and the report names it
+            trial.set_user_attr("fail_reason", f"internal error, its worker stopped: {type(exc).__name__}: {exc}")
+            raise
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         trials = trial.study.get_trials(deepcopy=False)
