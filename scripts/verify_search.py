@@ -18,9 +18,10 @@ the built-ins, and measure how well the search's proxy predicts the board.
    holds of it there (:func:`rivals_to_retrain`).
 4. Derives RESULTS/VERIFY.md and verify.json: per neck its search AP and its board AP at every phi, Kendall tau
    between the two per phi over every neck that has both (scipy.stats.kendalltau), and each graph against each
-   rival at equal phi (:func:`rival_tests`); the board is RESULTS, then ``--board`` without the (neck, phi)s
-   RESULTS trained again (:func:`verification_pool`). And RESULTS/LEADERBOARD.md, the board of both folders
-   (``archbench leaderboard``, RESULTS first, Delta against ``--reference``) with its equal-cost tables.
+   rival at equal phi (:func:`rival_tests`) and at the graph's GFLOPs (:func:`rival_cost_tests`); the board is
+   RESULTS, then ``--board`` without the (neck, phi)s RESULTS trained again (:func:`verification_pool`). And
+   RESULTS/LEADERBOARD.md, the board of both folders (``archbench leaderboard``, RESULTS first, Delta against
+   ``--reference``) with its equal-cost tables.
    With ``--commit`` the records are committed as they are written and the derived files at the end.
 
 Every step skips what is recorded, so an interrupted verification continues where it stopped.
@@ -157,24 +158,65 @@ def verification_pool(results: Path, board: Path, task: str) -> list[Mapping[str
     return own + [r for r in theirs if where(r) not in again]
 
 
-def rival_tests(rows: pd.DataFrame, graphs: list[str], rivals: list[str], metric: str) -> pd.DataFrame:
-    """Each found graph against each rival at one phi (``rows``: one group's seed rows): the board's per-pair
-    paired tests (``pairs.paired_tests``, Holm over the graphs x rivals family) and each pair's minimum detectable
-    difference at its seeds (80 % power at Holm's first level, ``power.min_detectable_difference``), metric units.
-    Pairs where either side has no runs are left out."""
+def family_tests(
+    blocks: list[tuple[dict[str, Any], pd.DataFrame]], pairs: list[tuple[str, str]], metric: str
+) -> pd.DataFrame:
+    """The board's per-pair paired tests (``pairs.paired_tests``) of ``pairs`` in each block of seed rows (its
+    labels added as columns; a pair where either side has no rows in the block is left out), Holm over every pair
+    of every block together, and each pair's minimum detectable difference at its seeds (80 % power at Holm's first
+    level over the whole family, ``power.min_detectable_difference``), metric units."""
     from archbench.board.pairs import paired_tests
     from archbench.board.power import min_detectable_difference
-    from archbench.board.stats import ALPHA
+    from archbench.board.stats import ALPHA, holm
 
-    present = set(rows["neck"])
-    family = [(g, r) for g in graphs for r in rivals if g in present and r in present]
-    if not family:
+    parts = []
+    for labels, rows in blocks:
+        present = set(rows["neck"])
+        family = [(a, b) for a, b in pairs if a in present and b in present]
+        if family:
+            parts.append(paired_tests(rows, metric, family).assign(**labels))
+    if not parts:
         return pd.DataFrame()
-    tests = paired_tests(rows, metric, family)
+    tests = pd.concat(parts, ignore_index=True)
+    tests["p_adj"] = holm(tests["p"].tolist())
+    tests["different"] = (tests["p_adj"] < ALPHA).astype(bool)
     tests["mdd"] = [
-        min_detectable_difference(sd, int(n), ALPHA, len(family)) for sd, n in zip(tests.diff_sd, tests.n_pairs)
+        min_detectable_difference(sd, int(n), ALPHA, len(tests)) for sd, n in zip(tests.diff_sd, tests.n_pairs)
     ]
     return tests
+
+
+def rival_tests(rows: pd.DataFrame, graphs: list[str], rivals: list[str], metric: str) -> pd.DataFrame:
+    """Each found graph against each rival at one phi (``rows``: one group's seed rows at that phi): paired tests
+    over the seeds both ran, Holm over the graphs x rivals family (:func:`family_tests`)."""
+    return family_tests([({}, rows)], [(g, r) for g in graphs for r in rivals], metric)
+
+
+def rival_cost_tests(
+    rows: pd.DataFrame, graphs: list[str], rivals: list[str], phi: int, metric: str, axis: str = "gflops"
+) -> pd.DataFrame:
+    """Each found graph at ``phi`` against each rival at the graph's own cost there (``rows``: one group's seed
+    rows, every phi): the graph's per-seed metric as measured, the rival's read off that seed's curve over phi at
+    the graph's cost (``equal_cost.seed_curves``, piecewise linear in log cost, never extrapolated: a rival whose
+    curve does not reach the cost has no pair). Paired tests over the seeds both have, Holm over the graphs x
+    rivals family (:func:`family_tests`); column ``budget``: the graph's cost (``axis`` units)."""
+    from archbench.board.equal_cost import LOG_COST, interpolate, point_costs, seed_curves
+
+    costs = point_costs(rows, axis)
+    curves = seed_curves(rows[rows["neck"].isin(rivals)], axis, metric)
+    blocks = []
+    for graph in graphs:
+        if (graph, phi) not in costs.index:
+            continue
+        budget = float(costs[graph, phi])
+        measured = rows[(rows["neck"] == graph) & (rows["phi"] == phi)][["neck", "seed", metric]]
+        read = [
+            {"neck": neck, "seed": seed, metric: interpolate(xs, ys, budget, LOG_COST)}
+            for (neck, seed), (xs, ys) in curves.items()
+        ]
+        at_budget = pd.concat([measured, pd.DataFrame(read, columns=measured.columns)], ignore_index=True)
+        blocks.append(({"budget": budget}, at_budget.dropna(subset=[metric])))
+    return family_tests(blocks, [(g, r) for g in graphs for r in rivals], metric)
 
 
 def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySettings) -> None:
@@ -232,7 +274,8 @@ def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySetti
         "",
         "Per-pair paired t-tests over the seeds both ran (Holm over the graph x rival pairs of a phi where both "
         "ran, 5 %); the interval is the pair's 95 % Student-t interval of the mean difference, the MDD the "
-        "difference its test detects with 80 % power at Holm's first level. Equal cost: LEADERBOARD.md.",
+        "difference its test detects with 80 % power at Holm's first level. The whole board at equal cost: "
+        "LEADERBOARD.md.",
         "",
         "| phi | graph | rival | seeds | graph - rival | p (Holm) | resolved | MDD |",
         "|---|---|---|---|---|---|---|---|",
@@ -246,8 +289,29 @@ def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySetti
                 f"| {'yes' if t.different else 'no'} | {t.mdd:.4f} |"
             )
         versus[str(phi)] = tests.to_dict("records")
+    lines += [
+        "",
+        "## The found graphs against the rivals at equal GFLOPs",
+        "",
+        "Each graph at each phi against each rival at the graph's own GFLOPs there: the rival's AP read off each "
+        "seed's curve over phi (piecewise linear in log GFLOPs, never extrapolated: a rival whose curve does not "
+        "reach the graph's cost is left out), the graph's as measured; paired t-tests over the seeds both have, "
+        "Holm over the graph x rival pairs of a phi, 5 %, interval and MDD as above.",
+        "",
+        "| phi | graph | GFLOPs | rival | seeds | graph - rival | p (Holm) | resolved | MDD |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    at_cost: dict[str, list[dict[str, object]]] = {}
+    for phi in phis:
+        tests = rival_cost_tests(rows, graphs, rivals, phi, metric)
+        for t in tests.itertuples():
+            lines.append(
+                f"| {phi} | {t.a} | {t.budget:.4f} | {t.b} | {t.n_pairs} | {t.diff_mean:+.4f} ± {t.diff_ci:.4f} "
+                f"| {t.p_adj:.3f} | {'yes' if t.different else 'no'} | {t.mdd:.4f} |"
+            )
+        at_cost[str(phi)] = tests.to_dict("records")
     atomic_write_text(results / "VERIFY.md", "\n".join(lines) + "\n")
-    summary = {"chosen": chosen.to_dict("records"), "tau": taus, "rivals": versus}
+    summary = {"chosen": chosen.to_dict("records"), "tau": taus, "rivals": versus, "rivals_equal_gflops": at_cost}
     atomic_write_text(results / "verify.json", json.dumps(summary, indent=2, default=float) + "\n")
     archbench(
         "leaderboard", "--results", str(results), "--results", str(board), "--task", settings.task,

@@ -105,3 +105,27 @@ def test_a_builtins_search_ap_is_its_runs_in_the_studys_group_and_seed_averaged_
     assert script.builtins_search_ap(builtins, trials, one_phi) == {"fpn": 0.17}
     two_phis = SimpleNamespace(task="det", seed=0, phis=(0, 1), metric="AP")
     assert script.builtins_search_ap(builtins, trials, two_phis) == {"fpn": pytest.approx(0.18)}
+
+
+def test_rival_cost_tests_read_each_rivals_seed_curve_at_the_graphs_cost():
+    script = load_script("verify_search")
+    cost = {("g", 0): 0.06, ("g", 1): 0.09, ("fpn", 0): 0.05, ("fpn", 1): 0.08, ("bifpn", 0): 0.055, ("bifpn", 1): 0.07}
+    ap = {"g": ([0.60, 0.62, 0.61], [0.70, 0.71, 0.69]), "fpn": ([0.50, 0.52, 0.51], [0.60, 0.61, 0.62]),
+          "bifpn": ([0.55, 0.56, 0.54], [0.65, 0.66, 0.64])}  # fmt: skip
+    rows = pd.DataFrame([
+        {"neck": n, "phi": phi, "seed": s, "AP": v, "gflops": cost[n, phi]}
+        for n, by_phi in ap.items() for phi, vs in enumerate(by_phi) for s, v in enumerate(vs)
+    ])  # fmt: skip
+    tests = script.rival_cost_tests(rows, ["g"], ["fpn", "bifpn"], 0, "AP")
+    assert list(zip(tests.a, tests.b)) == [("g", "fpn"), ("g", "bifpn")] and (tests.budget == 0.06).all()
+    # fpn seed 0 at 0.06 GFLOPs: between 0.05 (0.50) and 0.08 (0.60), linear in log GFLOPs
+    import math
+
+    w = math.log(0.06 / 0.05) / math.log(0.08 / 0.05)
+    fpn_at = [a + w * (b - a) for a, b in zip(*ap["fpn"])]
+    bifpn_at = [a + math.log(0.06 / 0.055) / math.log(0.07 / 0.055) * (b - a) for a, b in zip(*ap["bifpn"])]
+    assert tests.diff_mean.iloc[0] == pytest.approx(sum(g - f for g, f in zip(ap["g"][0], fpn_at)) / 3)
+    assert tests.diff_mean.iloc[1] == pytest.approx(sum(g - f for g, f in zip(ap["g"][0], bifpn_at)) / 3)
+    assert (tests.n_pairs == 3).all() and tests.p_adj.notna().all()
+    # at phi 1 the graph costs 0.09: no rival's curve reaches it (never extrapolated), so nothing is compared
+    assert script.rival_cost_tests(rows, ["g"], ["fpn", "bifpn"], 1, "AP").empty
