@@ -244,7 +244,8 @@ def test_a_trial_that_hits_a_bug_records_it_before_its_worker_stops():
 
     import optuna
 
-    from archbench.search.objective import SearchObjective
+    from archbench.errors import UserError
+    from archbench.search.objective import SearchObjective, TrialFailed
 
     trial = optuna.create_study().ask()
 
@@ -254,3 +255,14 @@ def test_a_trial_that_hits_a_bug_records_it_before_its_worker_stops():
     with pytest.raises(KeyError):
         SearchObjective.__call__(SimpleNamespace(_run=broken), trial)  # type: ignore[arg-type]
     assert trial.user_attrs["fail_reason"] == "internal error, its worker stopped: KeyError: 'spec'"
+
+    # a failed run, a rejected point and bad input keep the reason they carry: none is a bug
+    for expected in (TrialFailed("diverged"), optuna.TrialPruned("[empty-output]"), UserError("bad flag")):
+        other = trial.study.ask()
+
+        def fails(t: optuna.Trial, exc: Exception = expected) -> float:
+            raise exc
+
+        with pytest.raises(type(expected)):
+            SearchObjective.__call__(SimpleNamespace(_run=fails), other)  # type: ignore[arg-type]
+        assert "fail_reason" not in other.user_attrs

@@ -37,6 +37,7 @@ import optuna
 from optuna.trial import TrialState
 
 from archbench.costs.profile import profile_model
+from archbench.errors import UserError
 from archbench.files import atomic_write_text
 from archbench.models.scaling import ParametricRule, rule_to_dict
 from archbench.runs.layout import study_graphs
@@ -151,6 +152,8 @@ class SearchObjective:
             return self._run(trial)
         except KeyboardInterrupt:  # Optuna fails the trial and re-raises; say why in the report
             trial.set_user_attr("fail_reason", "interrupted (KeyboardInterrupt)")
+            raise
+        except (TrialFailed, optuna.TrialPruned, UserError):  # a failed run, a rejected point, bad input: said already
             raise
         except Exception as exc:  # a bug: its worker still stops with the traceback, and the report names it
             trial.set_user_attr("fail_reason", f"internal error, its worker stopped: {type(exc).__name__}: {exc}")
