@@ -219,6 +219,13 @@ def rival_cost_tests(
     return family_tests(blocks, [(g, r) for g in graphs for r in rivals], metric)
 
 
+def test_cells(t: Any) -> str:
+    """One paired test's table cells (a row of :func:`family_tests`): seeds, difference ± interval, p (Holm),
+    resolved, MDD."""
+    resolved = "yes" if t.different else "no"
+    return f"{t.n_pairs} | {t.diff_mean:+.4f} ± {t.diff_ci:.4f} | {t.p_adj:.3f} | {resolved} | {t.mdd:.4f} |"
+
+
 def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySettings) -> None:
     from scipy import stats
 
@@ -284,10 +291,7 @@ def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySetti
     for phi in phis:
         tests = rival_tests(rows[rows["phi"] == phi], graphs, rivals, metric)
         for t in tests.itertuples():
-            lines.append(
-                f"| {phi} | {t.a} | {t.b} | {t.n_pairs} | {t.diff_mean:+.4f} ± {t.diff_ci:.4f} | {t.p_adj:.3f} "
-                f"| {'yes' if t.different else 'no'} | {t.mdd:.4f} |"
-            )
+            lines.append(f"| {phi} | {t.a} | {t.b} | {test_cells(t)}")
         versus[str(phi)] = tests.to_dict("records")
     lines += [
         "",
@@ -305,10 +309,7 @@ def analyse(args: argparse.Namespace, chosen: pd.DataFrame, settings: StudySetti
     for phi in phis:
         tests = rival_cost_tests(rows, graphs, rivals, phi, metric)
         for t in tests.itertuples():
-            lines.append(
-                f"| {phi} | {t.a} | {t.budget:.4f} | {t.b} | {t.n_pairs} | {t.diff_mean:+.4f} ± {t.diff_ci:.4f} "
-                f"| {t.p_adj:.3f} | {'yes' if t.different else 'no'} | {t.mdd:.4f} |"
-            )
+            lines.append(f"| {phi} | {t.a} | {t.budget:.4f} | {t.b} | {test_cells(t)}")
         at_cost[str(phi)] = tests.to_dict("records")
     atomic_write_text(results / "VERIFY.md", "\n".join(lines) + "\n")
     summary = {"chosen": chosen.to_dict("records"), "tau": taus, "rivals": versus, "rivals_equal_gflops": at_cost}
