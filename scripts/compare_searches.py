@@ -7,8 +7,11 @@ trials are left out of everything below: both studies queue the same ones and tr
 would make any two searches look alike. Per study it states the complete trials, the graphs on the front and the
 best graph by AP; between the two:
 
-- the front networks they share (same ``spec.graph.network_key``, whatever the node names) and the Jaccard index
-  of the two fronts;
+- the networks both trained and the front networks they share (same ``spec.graph.network_key``, whatever the node
+  names), with the Jaccard index of the two fronts;
+- where each study's best network stands in the other: its rank by AP among the other's networks and whether it is
+  on the other's front, or that the other never trained it (one network is often reached by several points of a
+  space, so two best graphs whose choices differ can still be one network);
 - the best graphs' choices: how many parameters differ, against the number two independent uniform draws from the
   space differ in on average (sum over parameters of 1 - 1/choices);
 - per parameter, the modal choice among each study's top ``--top`` graphs by AP (default the top tenth, at least
@@ -90,6 +93,21 @@ def modal_choices(search: Search, params: list[str], k: int) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def standing(network: str, search: Search) -> str:
+    """Where ``network`` stands in ``search``: its graph, its rank by AP among the study's networks and whether it
+    is on the front, or that the study never trained it."""
+    networks = search.top(len(search.table))
+    if network not in set(networks.network):
+        return f"never trained by {search.name}"
+    rank = list(networks.network).index(network)
+    row = networks.iloc[rank]
+    front = network in set(search.table.network[search.table.on_front])
+    return (
+        f"trained by {search.name} as {row.graph}: rank {rank + 1} of {len(networks)} networks by {search.metric}, "
+        f"{'on' if front else 'off'} its front"
+    )
+
+
 def compare(a: Search, b: Search, k: int) -> dict:
     """The numbers of the comparison (see the module docstring)."""
     if a.settings != b.settings:
@@ -102,8 +120,11 @@ def compare(a: Search, b: Search, k: int) -> dict:
     modes["same"] = modes.choice_a == modes.choice_b
     return {
         "params": params,
+        "trained_shared": len(set(a.table.network) & set(b.table.network)),
         "front_shared": len(front_a & front_b),
         "front_jaccard": len(front_a & front_b) / len(front_a | front_b) if front_a | front_b else float("nan"),
+        "best_a_in_b": standing(a.best.network, b),
+        "best_b_in_a": standing(b.best.network, a),
         "best_differ": sum(a.best[p] != b.best[p] for p in params),
         "random_differ": sum(1 - 1 / a.choices[p] for p in params),
         "modes": modes,
@@ -133,7 +154,11 @@ def describe(a: Search, b: Search, k: int) -> str:
         per_study("networks on the front", lambda s: s.table[s.table.on_front].network.nunique()),
         per_study("best graph by " + m, lambda s: f"{s.best.graph} ({m} {s.best[m]:.4f}, {s.best.gflops:.4f} GFLOPs)"),
         "",
-        f"Front networks in both: {c['front_shared']} (Jaccard {c['front_jaccard']:.2f}). The best graphs differ in "
+        f"Networks trained by both: {c['trained_shared']}. Front networks in both: {c['front_shared']} (Jaccard "
+        f"{c['front_jaccard']:.2f}). {a.name}'s best network "
+        f"({a.best.graph}): {c['best_a_in_b']}. {b.name}'s best network ({b.best.graph}): {c['best_b_in_a']}.",
+        "",
+        f"The best graphs differ in "
         f"{c['best_differ']} of {len(c['params'])} choices; two independent uniform draws from the space differ in "
         f"{c['random_differ']:.1f} on average.",
         "",

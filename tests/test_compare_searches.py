@@ -30,6 +30,7 @@ def test_a_repeat_that_found_the_same_kind_of_graph():
     b = search("b", [("g2", 0.40, "td", "skip", True), ("g4", 0.45, "td", "bu", True), ("g5", 0.2, "bu", "td", False)])
     c = script.compare(A, b, k=2)
     assert c["front_shared"] == 1 and c["front_jaccard"] == pytest.approx(1 / 3)  # g2 of {g1, g2, g4}
+    assert c["trained_shared"] == 1
     assert c["best_differ"] == 0  # g1 and g4: other graphs, the same choices
     assert c["random_differ"] == pytest.approx(2 * (1 - 1 / 3)) and c["chance_agree"] == pytest.approx(2 / 3)
     modes = c["modes"]
@@ -45,7 +46,8 @@ def test_a_graph_reached_twice_counts_once_among_the_top():
     modes = script.modal_choices(b, ["F1-F2"], 2)
     assert modes.at["F1-F2", "share"] == 0.5  # g6 once and g7, not g6 twice
     c = script.compare(A, b, k=2)
-    assert c["best_differ"] == 2 and c["modes_agree"] == 0 and c["front_shared"] == 0
+    assert c["best_differ"] == 2 and c["modes_agree"] == 0 and c["front_shared"] == c["trained_shared"] == 0
+    assert c["best_a_in_b"] == "never trained by b"
 
 
 def test_one_network_under_two_names_counts_once_and_is_shared():
@@ -53,6 +55,8 @@ def test_one_network_under_two_names_counts_once_and_is_shared():
     assert script.default_top(A, b) == 5 and len(b.top(5)) == 1  # g2 and g2b: one network
     c = script.compare(A, b, k=2)
     assert c["front_shared"] == 1 and c["front_jaccard"] == pytest.approx(1 / 2)  # g2 of {g1, g2}
+    assert c["best_b_in_a"] == "trained by a as g2: rank 2 of 3 networks by AP, on its front"  # b's best: g2b = g2
+    assert c["best_a_in_b"] == "never trained by b"
 
 
 def test_studies_of_other_settings_are_refused():
