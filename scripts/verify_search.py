@@ -15,7 +15,8 @@ the built-ins, and measure how well the search's proxy predicts the board.
    at ``--epochs`` under the board's terms, two runs side by side, into RESULTS (default results/verify/STUDY),
    batch by batch as scripts/make_leaderboard.py does. At a phi where the board's runs of a rival (``--rivals``)
    name another CPU model than this machine's, that rival is trained again beside them, every seed the board
-   holds of it there (:func:`rivals_to_retrain`).
+   holds of it there (:func:`rivals_to_retrain`); with ``--rival-runs FOLDER`` the runs of them that another
+   verification trained on this CPU model are copied from there instead (:func:`reuse_rivals`).
 4. Derives RESULTS/VERIFY.md and verify.json: per neck its search AP and its board AP at every phi, Kendall tau
    between the two per phi over every neck that has both (scipy.stats.kendalltau), and each graph against each
    rival at equal phi (:func:`rival_tests`) and at the graph's GFLOPs (:func:`rival_cost_tests`); the board is
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -96,15 +98,52 @@ def rivals_to_retrain(
     return by_seed
 
 
+def reuse_rivals(
+    source: Path, results: Path, wanted: Mapping[int, list[str]], phi: int, epochs: int, terms: str, here: str | None
+) -> list[Path]:
+    """Copy into ``results`` the ok runs that another verification (its results folder ``source``) trained of the
+    rivals ``wanted`` (seed -> necks, :func:`rivals_to_retrain`) at ``phi``, ``epochs`` and ``terms`` on this CPU
+    model ``here``: the record unchanged, its weights file beside it when present. ``archbench run`` then skips
+    them as recorded, so one machine trains a rival once for every search it verifies, and each verification
+    folder still holds all its runs. Returns the records copied (none already in ``results``)."""
+    from archbench.spec.terms import terms_of
+
+    copied = []
+    for path in sorted((source / "runs").glob("*.json")):
+        record = RunRecord.load(path)
+        target = record.path(results)
+        if (
+            target.exists()
+            or not record.ok
+            or record.neck not in wanted.get(record.seed, [])
+            or (record.phi, record.epochs, terms_of(record.config)) != (phi, epochs, terms)
+            or (record.environment or {}).get("cpu_model") != here
+        ):
+            continue
+        weights = (record.weights or {}).get("path")
+        if weights and (source / weights).is_file():
+            target_weights = results / weights
+            target_weights.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / weights, target_weights)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied.append(target)
+    return copied
+
+
 def train_graphs(args: argparse.Namespace, graphs: list[Path], results: Path) -> None:
     """Step 3: the chosen graphs at the headline tier's phis and seeds, two runs side by side, with the rivals
-    that :func:`rivals_to_retrain` names at each phi."""
+    that :func:`rivals_to_retrain` names at each phi (those another verification trained here first copied from
+    ``--rival-runs``: :func:`reuse_rivals`)."""
     from archbench.runs.environment import cpu_model
 
     board_records = load_records(ROOT / args.board)
     seeds = [int(s) for s in args.seeds.split(",")]
     for phi in [int(p) for p in args.phi.split(",")]:
         rivals = rivals_to_retrain(board_records, args.rivals.split(","), phi, args.epochs, cpu_model())
+        for source in args.rival_runs:
+            for path in reuse_rivals(ROOT / source, results, rivals, phi, args.epochs, args.terms, cpu_model()):
+                print(f"reused  {path.relative_to(ROOT)} (trained by {source} on this CPU model)", flush=True)
         for seed in sorted(set(seeds) | set(rivals)):
             necks = [str(p) for p in graphs] if seed in seeds else []
             for batch in batches(necks + rivals.get(seed, []), 2):
@@ -336,6 +375,11 @@ def main() -> None:
     parser.add_argument(
         "--rivals", default="fpn,panet,bifpn",
         help="built-ins trained again beside the graphs at a phi whose board runs of them name another CPU model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rival-runs", action="append", default=[], metavar="FOLDER",
+        help="another verification's results folder: the rival runs it trained on this CPU model at a phi, schedule "
+        "and terms of this one are copied in and not trained again (repeatable)",
     )  # fmt: skip
     parser.add_argument("--reference", default="bifpn", help="the neck the pooled board's Delta is taken from")
     parser.add_argument(

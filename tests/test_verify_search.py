@@ -129,3 +129,29 @@ def test_rival_cost_tests_read_each_rivals_seed_curve_at_the_graphs_cost():
     assert (tests.n_pairs == 3).all() and tests.p_adj.notna().all()
     # at phi 1 the graph costs 0.09: no rival's curve reaches it (never extrapolated), so nothing is compared
     assert script.rival_cost_tests(rows, ["g"], ["fpn", "bifpn"], 1, "AP").empty
+
+
+def test_rivals_another_verification_trained_here_are_copied_not_retrained(tmp_path):
+    from archbench.runs.records import RunRecord, load_records
+
+    script = load_script("verify_search")
+    other, ours = tmp_path / "other", tmp_path / "ours"
+
+    def run(neck: str, seed: int, cpu: str = "AMD", phi: int = 0, terms: str = "efficientdet", ok: bool = True):
+        weights = f"weights/{neck}-{phi}-{seed}.pt"
+        (other / weights).parent.mkdir(parents=True, exist_ok=True)
+        (other / weights).write_bytes(b"w")
+        RunRecord(task="det", neck=neck, phi=phi, seed=seed, epochs=32, config_hash=f"{neck}{phi}{seed}{cpu}{terms}",
+                  status="ok" if ok else "failed", config={"terms": terms}, environment={"cpu_model": cpu},
+                  weights={"path": weights}).save(other)  # fmt: skip
+
+    run("fpn", 0), run("fpn", 1), run("bifpn", 0)  # wanted, trained here
+    run("fpn", 2, cpu="Intel"), run("panet", 0), run("bifpn", 1, phi=1), run("bifpn", 2, terms="native")
+    run("fpn", 3, ok=False)
+    run("opanas_paths-494fa62c", 0)  # the other verification's own graph
+    wanted = {s: ["bifpn", "fpn"] for s in range(4)}  # panet: its board runs are this machine's
+    copied = script.reuse_rivals(other, ours, wanted, 0, 32, "efficientdet", "AMD")
+    assert sorted((r.neck, r.seed) for r in load_records(ours)) == [("bifpn", 0), ("fpn", 0), ("fpn", 1)]
+    assert all((ours / f"weights/{n}-0-{s}.pt").is_file() for n, s in [("bifpn", 0), ("fpn", 0), ("fpn", 1)])
+    assert len(copied) == 3 and all(p.read_bytes() == (other / p.relative_to(ours)).read_bytes() for p in copied)
+    assert script.reuse_rivals(other, ours, wanted, 0, 32, "efficientdet", "AMD") == []  # copied once
