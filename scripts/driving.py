@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 #: The checkout whose code trains: ``python -m archbench`` runs from here, so it imports this copy.
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,9 +73,12 @@ def archbench_together(commands: list[list[str]], lock: Path | None = None, code
         sys.exit(stop)
 
 
-def batches(names: list[str], size: int) -> list[list[str]]:
-    """``names`` in consecutive batches of ``size`` (the last may be shorter)."""
-    return [names[i : i + size] for i in range(0, len(names), size)]
+T = TypeVar("T")
+
+
+def batches(items: list[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive batches of ``size`` (the last may be shorter)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class RecordCommitter(threading.Thread):

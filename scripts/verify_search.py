@@ -16,7 +16,8 @@ the built-ins, and measure how well the search's proxy predicts the board.
    batch by batch as scripts/make_leaderboard.py does. At a phi where the board's runs of a rival (``--rivals``)
    name another CPU model than this machine's, that rival is trained again beside them, every seed the board
    holds of it there (:func:`rivals_to_retrain`); with ``--rival-runs FOLDER`` the runs of them that another
-   verification trained on this CPU model are copied from there instead (:func:`reuse_rivals`).
+   verification trained on this CPU model are copied from there instead (:func:`reuse_rivals`). Runs go two by
+   two, a neck left over at one seed beside its own run at another (:func:`paired_calls`).
 4. Derives RESULTS/VERIFY.md and verify.json: per neck its search AP and its board AP at every phi, Kendall tau
    between the two per phi over every neck that has both (scipy.stats.kendalltau), and each graph against each
    rival at equal phi (:func:`rival_tests`) and at the graph's GFLOPs (:func:`rival_cost_tests`); the board is
@@ -131,6 +132,33 @@ def reuse_rivals(
     return copied
 
 
+def recorded_runs(results: Path, phi: int, epochs: int, terms: str) -> set[tuple[str, int]]:
+    """(neck, seed) of the ok runs recorded under ``results`` at ``phi``, ``epochs`` and ``terms``: left out of the
+    calls, so that a pair is never one run beside a skipped one."""
+    from archbench.spec.terms import terms_of
+
+    return {
+        (r.neck, r.seed)
+        for r in load_records(results)
+        if r.ok and (r.phi, r.epochs, terms_of(r.config)) == (phi, epochs, terms)
+    }
+
+
+def paired_calls(necks_by_seed: Mapping[int, list[str]]) -> list[tuple[list[str], list[int]]]:
+    """The runs ``necks_by_seed`` names (seed -> necks) as ``archbench run`` calls of two runs each, (necks, seeds):
+    each seed's necks in pairs, then a neck left over at one seed paired with its own run at another seed, so
+    that both cores work in every call but (at most) one per neck (3 necks x 3 seeds: 5 calls, not 6)."""
+    calls: list[tuple[list[str], list[int]]] = []
+    left: dict[str, list[int]] = {}  # neck -> the seeds where it was left over
+    for seed in sorted(necks_by_seed):
+        for batch in batches(necks_by_seed[seed], 2):
+            if len(batch) == 2:
+                calls.append((batch, [seed]))
+            else:
+                left.setdefault(batch[0], []).append(seed)
+    return calls + [([neck], pair) for neck, seeds in left.items() for pair in batches(seeds, 2)]
+
+
 def train_graphs(args: argparse.Namespace, graphs: list[Path], results: Path) -> None:
     """Step 3: the chosen graphs at the headline tier's phis and seeds, two runs side by side, with the rivals
     that :func:`rivals_to_retrain` names at each phi (those another verification trained here first copied from
@@ -144,14 +172,21 @@ def train_graphs(args: argparse.Namespace, graphs: list[Path], results: Path) ->
         for source in args.rival_runs:
             for path in reuse_rivals(ROOT / source, results, rivals, phi, args.epochs, args.terms, cpu_model()):
                 print(f"reused  {path.relative_to(ROOT)} (trained by {source} on this CPU model)", flush=True)
-        for seed in sorted(set(seeds) | set(rivals)):
-            necks = [str(p) for p in graphs] if seed in seeds else []
-            for batch in batches(necks + rivals.get(seed, []), 2):
-                archbench(
-                    "run", "--neck", ",".join(batch), "--phi", str(phi), "--seeds", str(seed), "--epochs",
-                    str(args.epochs), "--terms", args.terms, "--jobs", "2", "--results", str(results),
-                    lock=args.lock, code=args.code.resolve(),
-                )  # fmt: skip
+        done = recorded_runs(results, phi, args.epochs, args.terms)
+        necks = {
+            s: [
+                n
+                for n in ([str(p) for p in graphs] if s in seeds else []) + rivals.get(s, [])
+                if (Path(n).stem, s) not in done
+            ]
+            for s in set(seeds) | set(rivals)
+        }
+        for batch, pair in paired_calls(necks):
+            archbench(
+                "run", "--neck", ",".join(batch), "--phi", str(phi), "--seeds", ",".join(map(str, pair)), "--epochs",
+                str(args.epochs), "--terms", args.terms, "--jobs", "2", "--results", str(results),
+                lock=args.lock, code=args.code.resolve(),
+            )  # fmt: skip
 
 
 def train_builtins(args: argparse.Namespace, settings: StudySettings, search: Path) -> None:

@@ -155,3 +155,26 @@ def test_rivals_another_verification_trained_here_are_copied_not_retrained(tmp_p
     assert all((ours / f"weights/{n}-0-{s}.pt").is_file() for n, s in [("bifpn", 0), ("fpn", 0), ("fpn", 1)])
     assert len(copied) == 3 and all(p.read_bytes() == (other / p.relative_to(ours)).read_bytes() for p in copied)
     assert script.reuse_rivals(other, ours, wanted, 0, 32, "efficientdet", "AMD") == []  # copied once
+
+
+def test_runs_are_paired_so_that_both_cores_work():
+    script = load_script("verify_search")
+    graphs = {s: ["g1", "g2", "g3"] for s in range(3)}
+    assert script.paired_calls(graphs) == [
+        (["g1", "g2"], [0]), (["g1", "g2"], [1]), (["g1", "g2"], [2]), (["g3"], [0, 1]), (["g3"], [2])
+    ]  # fmt: skip
+    with_rivals = {0: ["g1", "fpn"], 1: ["g1"], 3: ["fpn"]}  # seeds without graphs, rivals without seed 2
+    assert script.paired_calls(with_rivals) == [(["g1", "fpn"], [0]), (["g1"], [1]), (["fpn"], [3])]
+
+
+def test_recorded_runs_are_those_of_the_phi_schedule_and_terms(tmp_path):
+    from archbench.runs.records import RunRecord
+
+    script = load_script("verify_search")
+    for neck, phi, epochs, terms, status in [
+        ("g1", 0, 32, "efficientdet", "ok"), ("g2", 1, 32, "efficientdet", "ok"), ("g3", 0, 8, "efficientdet", "ok"),
+        ("g4", 0, 32, "native", "ok"), ("g5", 0, 32, "efficientdet", "failed"),
+    ]:  # fmt: skip
+        RunRecord(task="det", neck=neck, phi=phi, seed=0, epochs=epochs, config_hash=neck, status=status,
+                  config={"terms": terms}).save(tmp_path)  # fmt: skip
+    assert script.recorded_runs(tmp_path, 0, 32, "efficientdet") == {("g1", 0)}
