@@ -99,6 +99,13 @@ def rivals_to_retrain(
     return by_seed
 
 
+def in_tier(record: RunRecord, phi: int, epochs: int, terms: str) -> bool:
+    """Whether ``record`` is an ok run at ``phi``, ``epochs`` and ``terms``: one of the verification's runs there."""
+    from archbench.spec.terms import terms_of
+
+    return record.ok and (record.phi, record.epochs, terms_of(record.config)) == (phi, epochs, terms)
+
+
 def reuse_rivals(
     source: Path, results: Path, wanted: Mapping[int, list[str]], phi: int, epochs: int, terms: str, here: str | None
 ) -> list[Path]:
@@ -107,17 +114,14 @@ def reuse_rivals(
     model ``here``: the record unchanged, its weights file beside it when present. ``archbench run`` then skips
     them as recorded, so one machine trains a rival once for every search it verifies, and each verification
     folder still holds all its runs. Returns the records copied (none already in ``results``)."""
-    from archbench.spec.terms import terms_of
-
     copied = []
     for path in sorted((source / "runs").glob("*.json")):
         record = RunRecord.load(path)
         target = record.path(results)
         if (
             target.exists()
-            or not record.ok
+            or not in_tier(record, phi, epochs, terms)
             or record.neck not in wanted.get(record.seed, [])
-            or (record.phi, record.epochs, terms_of(record.config)) != (phi, epochs, terms)
             or (record.environment or {}).get("cpu_model") != here
         ):
             continue
@@ -135,13 +139,7 @@ def reuse_rivals(
 def recorded_runs(results: Path, phi: int, epochs: int, terms: str) -> set[tuple[str, int]]:
     """(neck, seed) of the ok runs recorded under ``results`` at ``phi``, ``epochs`` and ``terms``: left out of the
     calls, so that a pair is never one run beside a skipped one."""
-    from archbench.spec.terms import terms_of
-
-    return {
-        (r.neck, r.seed)
-        for r in load_records(results)
-        if r.ok and (r.phi, r.epochs, terms_of(r.config)) == (phi, epochs, terms)
-    }
+    return {(r.neck, r.seed) for r in load_records(results) if in_tier(r, phi, epochs, terms)}
 
 
 def paired_calls(necks_by_seed: Mapping[int, list[str]]) -> list[tuple[list[str], list[int]]]:
@@ -165,12 +163,12 @@ def train_graphs(args: argparse.Namespace, graphs: list[Path], results: Path) ->
     ``--rival-runs``: :func:`reuse_rivals`)."""
     from archbench.runs.environment import cpu_model
 
-    board_records = load_records(ROOT / args.board)
+    board_records, here = load_records(ROOT / args.board), cpu_model()
     seeds = [int(s) for s in args.seeds.split(",")]
     for phi in [int(p) for p in args.phi.split(",")]:
-        rivals = rivals_to_retrain(board_records, args.rivals.split(","), phi, args.epochs, cpu_model())
+        rivals = rivals_to_retrain(board_records, args.rivals.split(","), phi, args.epochs, here)
         for source in args.rival_runs:
-            for path in reuse_rivals(ROOT / source, results, rivals, phi, args.epochs, args.terms, cpu_model()):
+            for path in reuse_rivals(ROOT / source, results, rivals, phi, args.epochs, args.terms, here):
                 print(f"reused  {path.relative_to(ROOT)} (trained by {source} on this CPU model)", flush=True)
         done = recorded_runs(results, phi, args.epochs, args.terms)
         necks = {
